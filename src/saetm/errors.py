@@ -1,0 +1,9 @@
+"""One exception type for every mistake a user can fix.
+
+The CLI prints ``SaetmError`` messages as one line (no traceback) and exits 2.
+Messages say what was wrong and what to do about it.
+"""
+
+
+class SaetmError(ValueError):
+    """A problem with the user's input, files or settings, explained in one line."""

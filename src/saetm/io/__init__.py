@@ -1,0 +1,1 @@
+"""Data in and out: document readers, bundled corpora, atomic file writing."""

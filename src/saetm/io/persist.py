@@ -1,0 +1,110 @@
+"""Atomic, pickle-free persistence: safetensors for arrays, JSON for everything else.
+
+Every writer goes through :func:`atomic_write`, which writes to a temporary file in
+the destination folder and renames it into place, so a crash never leaves a
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+from safetensors.numpy import load_file, save_file
+
+from saetm.errors import SaetmError
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file next to ``path``; on success rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise SaetmError(f"{path} is missing; the model directory is incomplete (re-run `saetm fit`)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SaetmError(f"{path} is not valid JSON ({e}); the file is corrupt, re-run `saetm fit`") from None
+
+
+def write_tensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    """Write numpy arrays to a safetensors file atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.exists():
+        raise SaetmError(f"{path} is missing; the model directory is incomplete (re-run `saetm fit`)")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise SaetmError(f"{path} is not a readable safetensors file ({e}); the file is corrupt, re-run `saetm fit`") from None
+
+
+def csr_to_tensors(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """Flatten a CSR matrix into named arrays (safetensors stores dense arrays only)."""
+    m = sp.csr_matrix(m)
+    return {
+        f"{prefix}.data": m.data,
+        f"{prefix}.indices": m.indices.astype(np.int64),
+        f"{prefix}.indptr": m.indptr.astype(np.int64),
+        f"{prefix}.shape": np.asarray(m.shape, dtype=np.int64),
+    }
+
+
+def csr_from_tensors(prefix: str, t: dict[str, np.ndarray]) -> sp.csr_matrix:
+    try:
+        shape = tuple(int(s) for s in t[f"{prefix}.shape"])
+        return sp.csr_matrix((t[f"{prefix}.data"], t[f"{prefix}.indices"], t[f"{prefix}.indptr"]), shape=shape)
+    except KeyError as e:
+        raise SaetmError(f"saved model lacks the array {e}; the file is corrupt or from another saetm version") from None
+    except ValueError as e:
+        raise SaetmError(f"saved sparse matrix {prefix!r} is inconsistent ({e}); the file is corrupt") from None
+
+
+def write_npz(path: str | os.PathLike, m: sp.spmatrix) -> None:
+    """Write a scipy.sparse matrix as .npz atomically (readable by ``scipy.sparse.load_npz``)."""
+    with atomic_write(path, "wb") as f:
+        sp.save_npz(f, sp.csr_matrix(m), compressed=True)
