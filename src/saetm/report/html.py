@@ -1,0 +1,234 @@
+"""One self-contained HTML report: topic table, charts, notes and settings.
+
+The page opens from disk without a network: plotly.js (from the installed plotly
+package) is inlined once in ``<head>`` and every chart is drawn with
+``include_plotlyjs=False``. A tiny inline script records JavaScript errors on
+``<html data-js-errors="N">`` and shows them in a banner, so a broken chart is
+visible to the reader (and to the headless-browser test).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saetm.errors import SaetmError
+
+logger = logging.getLogger("saetm")
+
+MAX_TABLE_ROWS = 500
+MAX_FIGURE_BYTES = 3_000_000  # plot functions cap their points well below this
+
+_CSS = """
+:root { --fg:#1f2933; --muted:#616e7c; --line:#e4e7eb; --accent:#2f5f98; --bg:#fafbfc; }
+* { box-sizing:border-box; }
+body { margin:0; font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+       color:var(--fg); background:var(--bg); }
+header, main, footer { max-width:1180px; margin:0 auto; padding:0 24px; }
+header { padding-top:28px; }
+h1 { font-size:1.9rem; margin:0 0 4px; }
+h2 { font-size:1.3rem; margin:0 0 12px; border-bottom:2px solid var(--line); padding-bottom:6px; }
+.meta, .caption, footer { color:var(--muted); font-size:0.9rem; }
+nav.toc { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 20px; margin:18px 0; }
+nav.toc ol { margin:6px 0 0; padding-left:22px; columns:2; }
+nav.toc a, a { color:var(--accent); text-decoration:none; }
+nav.toc a:hover { text-decoration:underline; }
+section { background:#fff; border:1px solid var(--line); border-radius:8px; padding:18px 22px; margin:18px 0; }
+.scroll { max-height:520px; overflow:auto; border:1px solid var(--line); border-radius:6px; }
+table { border-collapse:collapse; width:100%; font-size:0.88rem; }
+th, td { padding:5px 10px; text-align:left; vertical-align:top; border-bottom:1px solid var(--line); }
+th { background:#f1f4f8; position:sticky; top:0; }
+tbody tr:nth-child(even) { background:#fafbfd; }
+td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
+table.kv th { width:30%; position:static; }
+table.kv td { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; word-break:break-word; }
+ul.notes li { margin:4px 0; }
+#js-error-banner { background:#fde8e8; color:#8a1c1c; border:1px solid #f5b5b5; padding:10px 16px;
+                   border-radius:6px; margin:12px 0; }
+footer { padding:12px 24px 32px; }
+"""
+
+# Records JavaScript errors on <html data-js-errors=...> and shows a banner.
+_ERROR_SCRIPT = """
+(function () {
+  var root = document.documentElement, errors = [];
+  root.setAttribute("data-js-errors", "0");
+  function record(message) {
+    errors.push(String(message));
+    root.setAttribute("data-js-errors", String(errors.length));
+    root.setAttribute("data-js-error-messages", errors.join(" | ").slice(0, 2000));
+    var banner = document.getElementById("js-error-banner");
+    if (banner) { banner.hidden = false; banner.textContent = "A chart could not be drawn: " + errors[0]; }
+  }
+  window.addEventListener("error", function (e) { record(e.message || e); });
+  window.addEventListener("unhandledrejection", function (e) { record((e.reason && e.reason.message) || e.reason); });
+  window.addEventListener("load", function () {
+    root.setAttribute("data-charts", String(document.querySelectorAll(".js-plotly-plot").length));
+  });
+})();
+"""
+
+
+def _slug(text: str, used: set) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "section"
+    slug, i = base, 2
+    while slug in used:
+        slug, i = f"{base}-{i}", i + 1
+    used.add(slug)
+    return slug
+
+
+def _script(js: str) -> str:
+    # a literal "</script" inside inline code would end the element early
+    return "<script>" + js.replace("</script", "<\\/script") + "</script>"
+
+
+def _cell(value) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
+def _table_html(table: pd.DataFrame, max_rows: int) -> str:
+    df = table.head(max_rows).copy()
+    numeric = [c for c in df.columns if pd.api.types.is_float_dtype(df[c].dtype)]
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].map(_cell)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for rec in df.itertuples(index=False):
+        cells = []
+        for c, v in zip(df.columns, rec):
+            if c in numeric:
+                cells.append(f'<td class="num">{"–" if pd.isna(v) else f"{v:.4g}"}</td>')
+            elif isinstance(v, (int, np.integer)):
+                cells.append(f'<td class="num">{v}</td>')
+            else:
+                cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table class="topics"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def _flatten(settings: dict, prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += _flatten(value, name + ".")
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            out.append((name, "null" if value is None else str(value)))
+        else:
+            out.append((name, json.dumps(value, default=str, ensure_ascii=False)))
+    return out
+
+
+def _settings_html(settings: dict) -> str:
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _flatten(settings))
+    return f'<table class="kv"><tbody>{rows}</tbody></table>' if rows else "<p>No settings recorded.</p>"
+
+
+def _figure_html(fig, div_id: str) -> str:
+    size = len(fig.to_json())
+    if size > MAX_FIGURE_BYTES:
+        raise SaetmError(
+            f"the chart {div_id!r} embeds {size / 1e6:.1f} MB of data (limit {MAX_FIGURE_BYTES / 1e6:.0f} MB); "
+            "draw it from fewer points (e.g. a smaller max_docs) to keep the report small"
+        )
+    height = fig.layout.height or 480
+    return fig.to_html(
+        full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%", default_height=f"{height}px",
+        config={"displaylogo": False, "responsive": True, "toImageButtonOptions": {"filename": div_id, "scale": 2}},
+    )
+
+
+def share_permissions(path) -> None:
+    """Give a written file the usual permissions (atomic_write's temporary file is 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def render_report(path, *, title: str, settings: dict, topic_table: pd.DataFrame, figures, notes=(),
+                  max_table_rows: int = MAX_TABLE_ROWS) -> None:
+    """Write one self-contained HTML report to ``path`` (atomically).
+
+    settings: (nested) dict shown as a key/value table; topic_table: one row per topic
+    (list cells are joined with ", "), the first ``max_table_rows`` rows are shown;
+    figures: ``[(heading, plotly Figure), ...]`` in page order, each figure's
+    ``layout.meta["caption"]`` printed under it; notes: sentences shown at the top.
+    plotly.js is inlined once, so the file works offline (about 5 MB of it is plotly.js).
+    """
+    from plotly.offline import get_plotlyjs
+
+    from saetm import __version__
+    from saetm.io.persist import atomic_write
+
+    figures = list(figures)
+    notes = [str(n) for n in notes]
+    if len(topic_table) > max_table_rows:
+        notes.append(f"The topic table shows the first {max_table_rows:,} of {len(topic_table):,} topics.")
+    used: set = set()
+    toc, body = [], []
+
+    def section(heading: str, inner: str, slug: str | None = None) -> None:
+        slug = slug or _slug(heading, used)
+        toc.append(f'<li><a href="#{slug}">{html.escape(heading)}</a></li>')
+        body.append(f'<section id="{slug}"><h2>{html.escape(heading)}</h2>{inner}</section>')
+
+    for slug in ("notes", "topics", "settings"):
+        used.add(slug)
+    charts = []
+    for heading, fig in figures:
+        slug = _slug(str(heading), used)
+        caption = fig.layout.meta.get("caption") if isinstance(fig.layout.meta, dict) else None
+        if caption:
+            notes.append(f"{heading}: {caption[:1].lower()}{caption[1:]}")
+        cap = f'<p class="caption">{html.escape(str(caption))}</p>' if caption else ""
+        charts.append((str(heading), f'<div class="figure">{_figure_html(fig, "chart-" + slug)}</div>{cap}', slug))
+    if notes:
+        section("Notes", '<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>", "notes")
+    section("Topics", _table_html(topic_table, max_table_rows), "topics")
+    for heading, inner, slug in charts:
+        section(heading, inner, slug)
+    section("Settings", _settings_html(settings), "settings")
+
+    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+    plotly_js = _script(get_plotlyjs()) if figures else ""
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="saetm {html.escape(__version__)}">
+<title>{html.escape(title)}</title>
+{_script(_ERROR_SCRIPT)}
+<style>{_CSS}</style>
+{plotly_js}
+</head>
+<body>
+<header>
+<h1>{html.escape(title)}</h1>
+<p class="meta">Made with saetm {html.escape(__version__)} on {html.escape(stamp)} · {len(topic_table):,} topics · {len(figures)} charts · works offline</p>
+<div id="js-error-banner" hidden></div>
+<nav class="toc"><strong>Contents</strong><ol>{"".join(toc)}</ol></nav>
+</header>
+<main>
+{"".join(body)}
+</main>
+<footer>Charts are interactive: hover for details, drag to zoom, double-click to reset.</footer>
+</body>
+</html>
+"""
+    with atomic_write(Path(path), "wb") as f:
+        f.write(page.encode("utf-8"))
+    share_permissions(path)
+    logger.info("wrote report %s (%.1f MB)", path, len(page.encode("utf-8")) / 1e6)
