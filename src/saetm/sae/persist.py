@@ -1,0 +1,103 @@
+"""Save and load a trained SAE: ``sae.safetensors`` (weights) + ``sae.json`` (everything else).
+
+The JSON holds the format version, the architecture configuration (including the
+input normalisation and scale and the encoder name) and whatever the caller passes in
+``extra_meta`` (metrics, a summary of the training data). Weights may be stored as
+float16 to ship small files; they always load back as float32.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from saetm._version import FORMAT_VERSION, __version__
+from saetm.errors import SaetmError
+from saetm.io.persist import read_json, read_tensors, write_json, write_tensors
+from saetm.sae.models import SAEConfig, SparseAutoencoder, build_sae
+
+WEIGHTS, META = "sae.safetensors", "sae.json"
+FORMAT = "saetm.sae"
+# The big matrices may be stored in half precision; thresholds and biases stay float32.
+_HALF_OK = ("W_enc", "W_dec")
+
+
+def save_sae(sae: SparseAutoencoder, directory: str | os.PathLike, extra_meta: dict | None = None,
+             dtype: str = "float32") -> Path:
+    """Write ``directory/sae.safetensors`` and ``directory/sae.json`` atomically; returns the folder."""
+    if dtype not in ("float32", "float16"):
+        raise SaetmError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    directory = Path(directory)
+    tensors = {}
+    for name, value in sae.state_dict().items():
+        array = value.detach().cpu().numpy().astype(np.float32)
+        if dtype == "float16" and name in _HALF_OK:
+            array = array.astype(np.float16)
+        tensors[name] = array
+    write_tensors(directory / WEIGHTS, tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    write_json(directory / META, {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "saetm_version": __version__,
+        "arch": sae.config.arch,
+        "config": sae.config.to_dict(),
+        "dtype": dtype,
+        "meta": _jsonable(dict(extra_meta or {})),
+    })
+    return directory
+
+
+def _jsonable(obj):
+    """numpy scalars/arrays and paths inside metadata -> plain JSON values."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return str(obj)
+    return obj
+
+
+def load_sae(directory: str | os.PathLike) -> SparseAutoencoder:
+    """Load an SAE saved by :func:`save_sae` (float32, eval mode). ``sae.meta`` holds
+    the ``extra_meta`` it was saved with."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SaetmError(f"{directory} is not a folder with a saved SAE (sae.json + sae.safetensors)")
+    info = read_json(directory / META)
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise SaetmError(f"{directory / META} is not a saetm SAE file; point to a folder written by save_sae")
+    version = info.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise SaetmError(f"{directory} was written in SAE format {version!r}, this saetm reads up to "
+                         f"{FORMAT_VERSION}; upgrade saetm")
+    config = SAEConfig.from_dict(info.get("config"))
+    sae = build_sae(config)
+    arrays = read_tensors(directory / WEIGHTS)
+    expected = sae.state_dict()
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+        raise SaetmError(f"{directory / WEIGHTS} lacks {missing}; the file is corrupt or does not match sae.json")
+    state = {}
+    for name, ref in expected.items():
+        array = arrays[name]
+        if ref.ndim == 0 and array.shape == (1,):  # safetensors stores scalars as (1,)
+            array = array.reshape(())
+        if tuple(array.shape) != tuple(ref.shape):
+            raise SaetmError(f"{directory / WEIGHTS}: {name} has shape {tuple(array.shape)}, "
+                             f"sae.json implies {tuple(ref.shape)}; the files do not belong together")
+        array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise SaetmError(f"{directory / WEIGHTS}: {name} contains NaN or infinite values; "
+                             "the model is broken, retrain it")
+        state[name] = torch.from_numpy(array)
+    sae.load_state_dict(state)
+    sae.meta = info.get("meta", {})
+    return sae.eval()
