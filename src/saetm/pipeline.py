@@ -1,0 +1,308 @@
+"""The glue between the user's model and the three stages.
+
+Each function takes plain values (plus the model's settings) and returns plain
+values; ``SAETM`` calls them in order and stores the results. Keeping this apart
+from ``model.py`` keeps the estimator thin and the stage modules model-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from saetm.errors import SaetmError
+
+log = logging.getLogger("saetm")
+
+WORD_VECTORS = ("glove", "encoder")
+RANKINGS = ("beta", "lift", "relevance")
+ARCHS = ("topk", "batchtopk", "relu", "jumprelu")
+
+
+# ---------------------------------------------------------------- validation
+def _int_in(name: str, value, lo: int, hi: float = math.inf) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise SaetmError(f"{name} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise SaetmError(f"{name} must be between {lo} and {hi}, got {value}")
+    return int(value)
+
+
+def _float_in(name: str, value, lo: float, hi: float, *, lo_open=False, hi_open=False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SaetmError(f"{name} must be a number, got {value!r}") from None
+    bad = (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi) or math.isnan(v)
+    if bad:
+        raise SaetmError(f"{name} must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {value}")
+    return v
+
+
+def check_params(m) -> None:
+    """Validate the estimator's hyper-parameters once, at the boundary (scikit-learn habit)."""
+    _int_in("n_topics", m.n_topics, 1)
+    _int_in("k", m.k, 1)
+    if m.n_atoms is not None:
+        _int_in("n_atoms", m.n_atoms, 2)
+        if m.k >= m.n_atoms:
+            raise SaetmError(f"k={m.k} must be smaller than n_atoms={m.n_atoms}")
+    if m.sae_steps is not None:
+        _int_in("sae_steps", m.sae_steps, 1)
+    if m.arch not in ARCHS:
+        raise SaetmError(f"arch must be one of {', '.join(ARCHS)}, got {m.arch!r}")
+    _int_in("min_df", m.min_df, 1)
+    _float_in("max_df", m.max_df, 0.0, 1.0, lo_open=True)
+    _int_in("max_features", m.max_features, 1)
+    _float_in("background_weight", m.background_weight, 0.0, 1.0, hi_open=True)
+    _int_in("em_max_iter", m.em_max_iter, 1)
+    _float_in("em_tol", m.em_tol, 0.0, 1.0)
+    _float_in("tau", m.tau, 0.0, 1.0, lo_open=True)
+    if m.word_vectors not in WORD_VECTORS:
+        raise SaetmError(f"word_vectors must be one of {', '.join(WORD_VECTORS)}, got {m.word_vectors!r}")
+    if m.word_ranking not in RANKINGS:
+        raise SaetmError(f"word_ranking must be one of {', '.join(RANKINGS)}, got {m.word_ranking!r}")
+    _int_in("seed", m.seed, 0, 2**32 - 1)
+
+
+def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
+    n_used = int((np.asarray(feature_prob) > 0).sum())
+    n_topics = _int_in("n_topics", n_topics, 1)
+    if n_topics > n_used:
+        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; choose at most {n_used}")
+    return n_topics
+
+
+def check_documents(documents) -> list[str]:
+    if isinstance(documents, (str, bytes)):
+        raise SaetmError("documents must be a list of strings, not a single string")
+    try:
+        docs = list(documents)
+    except TypeError:
+        raise SaetmError(f"documents must be a list of strings, got {type(documents).__name__}") from None
+    if not docs:
+        raise SaetmError("no documents given; pass a non-empty list of strings")
+    bad = [i for i, d in enumerate(docs) if not isinstance(d, str)]
+    if bad:
+        raise SaetmError(
+            f"{len(bad)} documents are not strings (first at position {bad[0]}: {type(docs[bad[0]]).__name__}); "
+            "convert or drop them first (saetm.io.readers.read_documents does this for files)"
+        )
+    empty = [i for i, d in enumerate(docs) if not d.strip()]
+    if len(empty) == len(docs):
+        raise SaetmError("all documents are empty")
+    if empty:
+        log.warning("%d of %d documents are empty; they get no topic", len(empty), len(docs))
+    return docs
+
+
+def check_metadata(n_docs: int, **columns) -> dict:
+    meta = {}
+    for name, values in columns.items():
+        if values is None:
+            meta[name.rstrip("s")] = None
+            continue
+        values = list(values)
+        if len(values) != n_docs:
+            raise SaetmError(f"{name} has {len(values)} entries but there are {n_docs} documents")
+        meta[name.rstrip("s")] = values
+    return meta
+
+
+# ---------------------------------------------------------------- embeddings
+def make_encoder(spec):
+    from saetm.encoders.text import TextEncoder
+
+    return spec if isinstance(spec, TextEncoder) else TextEncoder(spec)
+
+
+def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None):
+    """Embeddings for the documents: ``(X, rows)`` where ``X[i]`` belongs to document ``rows[i]``.
+
+    Given embeddings cover every row (an image with an empty caption still has an
+    embedding). Otherwise empty documents are not encoded: they get no atoms, hence
+    no topic, and keep their row so outputs stay aligned with the input."""
+    from saetm.encoders.text import encode_cached
+
+    if embeddings is not None:
+        X = np.asarray(embeddings)
+        n = len(docs) if docs is not None else (X.shape[0] if X.ndim else 0)
+        X = validate_embeddings(X, n_rows=n, dim=expected_dim)
+        return X, np.arange(X.shape[0])
+    rows = np.flatnonzero([bool(d.strip()) for d in docs])
+    X = encode_cached(encoder, [docs[i] for i in rows], cache=cache, show_progress=progress)
+    return validate_embeddings(X, n_rows=len(rows), dim=expected_dim), rows
+
+
+def expand_rows(m: sp.csr_matrix, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
+    """Place the rows of ``m`` at positions ``rows`` of an ``n_rows``-row matrix (others empty)."""
+    if len(rows) == n_rows:
+        return sp.csr_matrix(m)
+    pick = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.arange(len(rows)))), shape=(n_rows, len(rows)))
+    return sp.csr_matrix(pick @ m)
+
+
+def validate_embeddings(X: np.ndarray, *, n_rows: int | None, dim: int | None) -> np.ndarray:
+    if X.dtype.kind not in "fiu":
+        raise SaetmError(f"embeddings must be numeric, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise SaetmError(f"embeddings must be a 2-D array (documents × dimensions), got shape {X.shape}")
+    if n_rows is not None and X.shape[0] != n_rows:
+        raise SaetmError(f"embeddings have {X.shape[0]} rows but there are {n_rows} documents")
+    if dim is not None and X.shape[1] != dim:
+        raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {dim}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    finite = np.isfinite(X).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise SaetmError(f"embeddings contain NaN or inf in {bad.size} rows (first: row {bad[0]}); fix or drop those rows")
+    return X
+
+
+# ---------------------------------------------------------------- stage 1
+def shipped_sae_dir() -> Path | None:
+    root = Path(__file__).parent / "assets" / "sae-minilm"
+    return root if (root / "sae.json").exists() else None
+
+
+def get_sae(m, X: np.ndarray):
+    """Resolve ``m.sae`` into a fitted SAE for embeddings ``X``; returns (sae, info)."""
+    from saetm.sae.models import SparseAutoencoder
+    from saetm.sae.persist import load_sae
+
+    choice = m.sae
+    if isinstance(choice, SparseAutoencoder):
+        return _checked(choice, X, m), {"source": "given"}
+    if choice == "auto":
+        choice = "default" if (shipped_sae_dir() and _is_default_encoder(m)) else "train"
+    if choice == "default":
+        root = shipped_sae_dir()
+        if root is None:
+            raise SaetmError("no pretrained SAE ships with this saetm build; use sae='train'")
+        return _checked(load_sae(root), X, m), {"source": "default", "path": str(root)}
+    if choice == "train":
+        return train_corpus_sae(m, X)
+    path = Path(str(choice))
+    if not path.exists():
+        raise SaetmError(f"sae={choice!r} is neither 'auto', 'default', 'train' nor an existing SAE folder")
+    return _checked(load_sae(path), X, m), {"source": "folder", "path": str(path)}
+
+
+def _is_default_encoder(m) -> bool:
+    from saetm.encoders.text import DEFAULT_ENCODER
+
+    return getattr(m, "encoder_", None) is not None and m.encoder_.name == DEFAULT_ENCODER
+
+
+def _checked(sae, X, m):
+    d_in = sae.config.d_in
+    if X.shape[1] != d_in:
+        raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {d_in}")
+    name = getattr(sae.config, "encoder_name", "")
+    enc = getattr(getattr(m, "encoder_", None), "name", "")
+    if name and enc and name != enc:
+        log.warning("the SAE was trained for encoder %r but the embeddings come from %r", name, enc)
+    return sae
+
+
+def train_corpus_sae(m, X: np.ndarray):
+    from saetm.sae.models import SAEConfig
+    from saetm.sae.train import TrainConfig, train_sae
+
+    d = X.shape[1]
+    n_atoms = m.n_atoms or 16 * d
+    if m.k >= n_atoms:
+        raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms})")
+    cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.encoder_.name)
+    sae, metrics = train_sae(X, cfg, TrainConfig(steps=m.sae_steps, seed=m.seed), progress=m.verbose)
+    log.info("SAE trained: FVE %.3f, L0 %.1f, dead %.1f%%", metrics["fve"], metrics["l0"],
+             100 * metrics["dead_fraction"])
+    return sae, {"source": "train", **{k: float(v) for k, v in metrics.items() if np.isscalar(v)}}
+
+
+def activations(sae, X: np.ndarray) -> sp.csr_matrix:
+    from saetm.sae.models import encode_activations
+
+    return encode_activations(sae, X)
+
+
+def theta_of(sae, X: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
+    from saetm.words.em import normalize_theta
+
+    return normalize_theta(expand_rows(activations(sae, X), rows, n_rows))
+
+
+# ---------------------------------------------------------------- stage 2
+def vocabulary(m, docs: Sequence[str]):
+    from saetm.words.vocab import build_vocabulary
+
+    return build_vocabulary(docs, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
+                            stop_words=m.stop_words)
+
+
+def feature_words(m, theta: sp.csr_matrix, counts: sp.csr_matrix):
+    from saetm.words.em import fit_feature_words
+
+    fw = fit_feature_words(theta, counts, background_weight=m.background_weight, idf=m.idf,
+                           max_iter=m.em_max_iter, tol=m.em_tol)
+    info = {"n_iter": int(fw.n_iter), "converged": bool(fw.converged),
+            "nll_per_token": float(fw.nll_history[-1]) if len(fw.nll_history) else None,
+            "n_used_atoms": int((fw.feature_prob > 0).sum()), "vocabulary_size": int(counts.shape[1])}
+    return SimpleNamespace(theta=theta, feature_words=fw.feature_words, background=fw.background,
+                           feature_prob=fw.feature_prob, info=info)
+
+
+# ---------------------------------------------------------------- stage 3
+def word_vector_source(m):
+    from saetm.topics.wordvectors import EncoderWordVectors, GloveVectors
+
+    return GloveVectors() if m.word_vectors == "glove" else EncoderWordVectors(m.encoder_)
+
+
+def atom_embeddings(m, B: sp.csr_matrix) -> np.ndarray:
+    from saetm.topics import merge
+
+    vectors = word_vector_source(m).vectors_for(m.vocab_)
+    return merge.atom_embeddings(merge.sparsify_rows(B, m.tau), vectors)
+
+
+def atom_tree(m):
+    """Weighted Ward tree over the used atoms: every granularity at once, and the
+    starting point that makes k-means for any T fast and stable."""
+    from saetm.topics.hierarchy import build_atom_tree
+
+    return build_atom_tree(m.atom_embeddings_, m.feature_prob_)
+
+
+@dataclass
+class TopicResult:
+    atom_topic: np.ndarray
+    topics: object
+    doc_topics: sp.csr_matrix
+    coverage: np.ndarray
+
+
+def cluster(m, n_topics: int) -> TopicResult:
+    from saetm.topics import merge
+
+    n_topics = check_n_topics(n_topics, m.feature_prob_)
+    from saetm.topics.hierarchy import cut
+
+    labels = merge.cluster_atoms(m.atom_embeddings_, m.feature_prob_, n_topics, seed=m.seed,
+                                 init=cut(m.atom_tree_, n_topics))
+    topics = merge.build_topics(m.feature_words_, m.feature_prob_, labels, n_topics)
+    W = merge.doc_topics(m.theta_, topics.atom_topic, n_topics)
+    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W))
+
+
+def topic_weights(theta: sp.csr_matrix, atom_topic: np.ndarray, n_topics: int, *, normalize: bool) -> sp.csr_matrix:
+    from saetm.topics import merge
+
+    return merge.doc_topics(theta, atom_topic, n_topics, normalize=normalize)

@@ -1,0 +1,87 @@
+"""The command-line contract: files written, exit codes, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from saetm.cli import main
+
+SMALL_FLAGS = ["--n-atoms", "768", "--k", "16", "--sae-steps", "300", "--min-df", "3", "-q"]
+
+
+@pytest.fixture(scope="module")
+def corpus_files(tmp_path_factory, ng_corpus, ng_embeddings):
+    d = tmp_path_factory.mktemp("cli")
+    with open(d / "docs.jsonl", "w") as f:
+        for i, (t, lab) in enumerate(zip(ng_corpus.texts, ng_corpus.labels)):
+            f.write(json.dumps({"id": f"d{i}", "body": t, "group": lab, "year": 1990 + i % 5}) + "\n")
+    np.save(d / "emb.npy", ng_embeddings)
+    return d
+
+
+@pytest.fixture(scope="module")
+def fitted_dir(corpus_files):
+    out = corpus_files / "model"
+    rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(out), "--text-field", "body",
+               "--id-field", "id", "--label-field", "group", "--date-field", "year",
+               "--embeddings", str(corpus_files / "emb.npy"), "--topics", "6", *SMALL_FLAGS])
+    assert rc == 0
+    return out
+
+
+def test_fit_writes_the_contract(fitted_dir, ng_corpus):
+    topics = json.loads((fitted_dir / "topics.json").read_text())["topics"]
+    assert len(topics) == 6
+    for t in topics:
+        assert set(t) >= {"id", "words", "weights", "prevalence", "coverage", "n_atoms"}
+        assert len(t["words"]) == 25 and len(t["weights"]) == 25
+    W = sp.load_npz(fitted_dir / "doc_topics.npz")
+    assert W.shape == (len(ng_corpus), 6)
+    assert (fitted_dir / "model.json").exists() and (fitted_dir / "sae").is_dir()
+    assert not list(fitted_dir.glob("*.tmp")) and not (fitted_dir / ".saetm.lock").exists()
+
+
+def test_retopic_and_topics(fitted_dir, capsys):
+    assert main(["retopic", str(fitted_dir), "--topics", "4", "-q"]) == 0
+    topics = json.loads((fitted_dir / "topics.json").read_text())["topics"]
+    assert len(topics) == 4
+    assert sp.load_npz(fitted_dir / "doc_topics.npz").shape[1] == 4
+    capsys.readouterr()
+    assert main(["topics", str(fitted_dir), "--words", "5"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 + 4 and out[1].split()[0] == "0"
+    assert main(["topics", str(fitted_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_topics"] == 4
+
+
+def test_transform_writes_tables_and_npz(fitted_dir, corpus_files):
+    for name in ("w.npz", "w.csv", "w.jsonl", "w.parquet"):
+        out = corpus_files / name
+        rc = main(["transform", str(fitted_dir), str(corpus_files / "docs.jsonl"), "--text-field", "body",
+                   "--embeddings", str(corpus_files / "emb.npy"), "--out", str(out), "-q"])
+        assert rc == 0 and out.exists()
+    W = sp.load_npz(corpus_files / "w.npz")
+    assert np.allclose(W.toarray(), sp.load_npz(fitted_dir / "doc_topics.npz").toarray(), atol=1e-6)
+
+
+def test_refuses_to_overwrite_a_model(fitted_dir, corpus_files, capsys):
+    rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(fitted_dir), "--text-field", "body", "-q"])
+    assert rc == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit", "no-such-file.jsonl", "--out", "x"], "no-such-file.jsonl"),
+    (["topics", "no-such-dir"], "not a directory"),
+    (["retopic", "no-such-dir", "--topics", "0"], "at least 1"),
+])
+def test_errors_are_one_line_with_exit_code_2(argv, message, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "saetm", *argv], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x").exists()

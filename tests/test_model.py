@@ -1,0 +1,134 @@
+"""The user-facing estimator on a real slice of 20 Newsgroups."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.metrics import normalized_mutual_info_score
+
+from saetm import SaetmError
+from saetm.model import SAETM
+
+
+def test_fit_produces_topics(fitted_model, ng_corpus):
+    m = fitted_model
+    assert m.n_topics == 8
+    info = m.get_topic_info()
+    assert list(info.columns) == ["topic", "label", "prevalence", "coverage", "n_docs", "n_atoms", "top_words"]
+    assert len(info) == 8
+    assert np.all(np.diff(info.prevalence) <= 1e-7), "topics are ordered by prevalence"
+    assert info.n_atoms.sum() == (m.feature_prob_ > 0).sum(), "every used atom is in exactly one topic"
+    assert ((info.coverage > 0) & (info.coverage <= 1)).all()
+    W = m.doc_topics_
+    assert sp.issparse(W) and W.shape == (len(ng_corpus), 8)
+    sums = np.asarray(W.sum(axis=1)).ravel()
+    assert np.allclose(sums[sums > 0], 1, atol=1e-4)
+    words = m.get_topic(0)
+    assert len(words) == 25 and all(isinstance(w, str) and wt > 0 for w, wt in words)
+    assert [wt for _, wt in words] == sorted([wt for _, wt in words], reverse=True)
+
+
+def test_topics_follow_the_newsgroups(fitted_model, ng_corpus):
+    # Random topic assignment gives NMI ≈ 0.03 on these 400 documents; SAE-TM topics are
+    # about the newsgroups' themes, so their argmax must carry real label information.
+    topic = fitted_model.get_document_info().topic.to_numpy()
+    nmi = normalized_mutual_info_score(ng_corpus.labels, topic)
+    rng = np.random.default_rng(0)
+    chance = normalized_mutual_info_score(ng_corpus.labels, rng.permutation(topic))
+    assert nmi > 0.2 and nmi > 3 * chance
+
+
+def test_retopic_up_and_down_is_stage3_only(fitted_model):
+    m = fitted_model  # ends back at T=8, which re-creates the fitted topics exactly (seeded k-means)
+    before = m.get_topics()
+    B_before = m.feature_words_.copy()
+    theta_before = m.theta_.copy()
+    n_used = int((m.feature_prob_ > 0).sum())
+    for T in (3, 15, 8):
+        m.retopic(T)
+        assert m.n_topics == T and m.doc_topics_.shape[1] == T
+        assert sorted(set(m.atom_topic_[m.feature_prob_ > 0])) == list(range(T))
+        assert (m.atom_topic_[m.feature_prob_ == 0] == -1).all()
+        assert m.topics_.n_atoms.sum() == n_used
+    assert (m.feature_words_ != B_before).nnz == 0 and (m.theta_ != theta_before).nnz == 0
+    assert m.get_topics() == before
+    with pytest.raises(SaetmError, match="atoms this corpus uses"):
+        m.retopic(n_used + 1)
+    with pytest.raises(SaetmError, match="integer"):
+        m.retopic(2.5)
+
+
+def test_transform_matches_fit(fitted_model, ng_corpus, ng_embeddings):
+    W = fitted_model.transform(embeddings=ng_embeddings[:25])
+    assert np.allclose(W.toarray(), fitted_model.doc_topics_[:25].toarray(), atol=1e-6)
+    # real encoder on raw text (embeddings come from the on-disk cache or the encoder)
+    W_text = fitted_model.transform(ng_corpus.texts[:5])
+    assert np.allclose(W_text.toarray(), fitted_model.doc_topics_[:5].toarray(), atol=1e-4)
+    info = fitted_model.get_document_info(ng_corpus.texts[:5])
+    assert list(info.columns[:2]) == ["document", "topic"] and len(info) == 5
+
+
+def test_empty_documents_keep_their_rows(fitted_model, ng_corpus):
+    W = fitted_model.transform([ng_corpus.texts[0], "   ", ng_corpus.texts[1]])
+    assert W.shape == (3, fitted_model.n_topics)
+    assert W[1].nnz == 0 and W[0].nnz > 0
+
+
+def test_save_load_round_trip(fitted_model, tmp_path, ng_embeddings):
+    fitted_model.save(tmp_path / "m")
+    loaded = SAETM.load(tmp_path / "m")
+    assert loaded.get_topics() == fitted_model.get_topics()
+    assert (loaded.doc_topics_ != fitted_model.doc_topics_).nnz == 0
+    assert np.allclose(loaded.transform(embeddings=ng_embeddings[:10]).toarray(),
+                       fitted_model.transform(embeddings=ng_embeddings[:10]).toarray())
+    assert loaded.documents_["label"] == fitted_model.documents_["label"]
+    with pytest.raises(SaetmError, match="already holds a saetm model"):
+        fitted_model.save(tmp_path / "m")
+    for f in (tmp_path / "m").iterdir():
+        assert not f.name.endswith(".tmp")
+
+
+def test_same_seed_same_topics(ng_corpus, ng_embeddings, small_params, fitted_model):
+    again = SAETM(n_topics=8, **small_params).fit(ng_corpus.texts, ng_embeddings)
+    assert again.get_topics() == fitted_model.get_topics()
+    assert np.array_equal(again.atom_topic_, fitted_model.atom_topic_)
+
+
+def test_bad_parameters_and_inputs(ng_corpus, ng_embeddings, fitted_model):
+    with pytest.raises(SaetmError, match="n_topics"):
+        SAETM(n_topics=0).fit(ng_corpus.texts)
+    with pytest.raises(SaetmError, match="k=32 must be smaller"):
+        SAETM(n_atoms=16).fit(ng_corpus.texts)
+    with pytest.raises(SaetmError, match="word_ranking"):
+        SAETM(word_ranking="tfidf").fit(ng_corpus.texts)
+    with pytest.raises(SaetmError, match="rows but there are"):
+        SAETM().fit(ng_corpus.texts, ng_embeddings[:10])
+    bad = ng_embeddings[:50].copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(SaetmError, match="NaN"):
+        SAETM().fit(ng_corpus.texts[:50], bad)
+    with pytest.raises(SaetmError, match="single string"):
+        SAETM().fit("one document")
+    with pytest.raises(SaetmError, match="all documents are empty"):
+        SAETM().fit(["", "  "])
+    with pytest.raises(SaetmError, match="not fitted"):
+        SAETM().get_topic_info()
+    with pytest.raises(SaetmError, match="columns but the SAE expects 384"):
+        fitted_model.transform(embeddings=np.zeros((2, 512), np.float32))
+
+
+def test_params_follow_sklearn_contract():
+    m = SAETM(n_topics=7, seed=3)
+    assert m.get_params()["n_topics"] == 7 and m.get_params()["seed"] == 3
+    m.set_params(n_topics=9)
+    assert m.n_topics == 9
+    with pytest.raises(SaetmError, match="unknown parameter"):
+        m.set_params(topics=3)
+
+
+def test_topic_labels(fitted_model):
+    labels = fitted_model.topic_labels()
+    assert len(labels) == fitted_model.n_topics and labels[0].startswith("0: ")
+    fitted_model.set_topic_labels({0: "my topic"})
+    assert fitted_model.topic_labels()[0] == "my topic"
+    fitted_model.set_topic_labels(None)
+    assert fitted_model.topic_labels()[0].startswith("0: ")
