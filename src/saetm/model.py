@@ -118,6 +118,7 @@ class SAETM:
         self._check_params()
         docs = pipeline.check_documents(documents)
         meta = pipeline.check_metadata(len(docs), dates=dates, labels=labels, ids=ids)
+        meta["text"] = docs  # kept (saved truncated) for representative documents and reports
         report = FitReport(n_documents=len(docs))
         t = time.perf_counter()
 
@@ -251,10 +252,11 @@ class SAETM:
         self._check_fitted()
         if documents is None and embeddings is None:
             out = self.describe_weights(self.doc_topics_)
-            for col in ("id", "date", "label"):
+            names = {"text": "document", "id": "id", "date": "date", "label": "doc_label"}
+            for col, name in names.items():
                 values = (self.documents_ or {}).get(col)
                 if values is not None:
-                    out["doc_label" if col == "label" else col] = list(values)
+                    out[name] = list(values)
             return out
         out = self.describe_weights(self.transform(documents, embeddings))
         if documents is not None:

@@ -162,8 +162,13 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
+TEXT_CHARS = 1000  # saved per document: enough for representative documents and reports
+
+
 def _write_documents(path: Path, meta: dict) -> None:
     cols = {k: v for k, v in (meta or {}).items() if v is not None}
+    if "text" in cols:
+        cols["text"] = [t[:TEXT_CHARS] for t in cols["text"]]
     if not cols:
         path.unlink(missing_ok=True)
         return
@@ -175,7 +180,7 @@ def _write_documents(path: Path, meta: dict) -> None:
 
 
 def _read_documents(path: Path, n_docs: int) -> dict:
-    meta = {"id": None, "date": None, "label": None}
+    meta = {"id": None, "date": None, "label": None, "text": None}
     if not path.exists():
         return meta
     try:
