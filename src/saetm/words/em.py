@@ -1,0 +1,415 @@
+"""Stage 2: every atom's word distribution B_k and a background p0, by exact EM.
+
+With the normalised activations θ fixed, the word model of SPEC §3,
+
+    L(B, p0) = Σ_d Σ_w c̃_dw · log( (1 − π) Σ_k θ_dk B_kw + π p0_w ),
+
+is a mixture with known weights, so EM maximises it exactly and never leaves the
+support of θᵀc̃ (atom k can only put mass on words of documents in which it is active).
+Both the support and θ are fixed, so the E- and M-steps reduce to two sparse
+matrix-vector products with one *pair matrix* built once:
+
+    A[(k, w), (d, w)] = θ_dk   for every non-zero count c_dw and active atom k of d.
+
+Its rows are the support of B (in CSR order), its columns the non-zeros of the counts.
+One iteration is
+
+    mix   = Aᵀ · B                    (Σ_k θ_dk B_kw at every non-zero count)
+    q     = (1 − π) mix + π p0_w
+    G     = A · (c̃ / q)               (Σ_d θ_dk c̃_dw / q_dw on the support of B)
+    B_kw ∝ B_kw G_kw,   p0_w ∝ p0_w Σ_d c̃_dw / q_dw.
+
+A costs 8 bytes per (count non-zero, active atom) pair, B and its statistics 4 bytes
+each per support entry; nothing is ever atoms x vocabulary dense, and A is built in
+blocks of atoms to bound the temporary memory. The statistics are sums over documents
+(:func:`accumulate_statistics`), so a distributed version can build a plan for each
+rank's own documents over a shared support and all-reduce :class:`SufficientStatistics` before :func:`maximize`.
+Nothing is random: B starts at the row-normalised θᵀc̃ and p0 at the corpus word
+frequencies.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from saetm.errors import SaetmError
+
+logger = logging.getLogger(__name__)
+
+#: Pairs (count non-zero x active atom) per block of the pair matrix; bounds the
+#: temporary memory of building it (about 40 bytes per pair).
+BLOCK_PAIRS = 1 << 20
+#: (atom, word) keys per block: bounds the counting sort's bucket array.
+BLOCK_KEYS = 1 << 22
+
+
+@dataclass
+class FeatureWords:
+    """Result of :func:`fit_feature_words`.
+
+    ``feature_words``: B, ``(n_atoms, V)`` float32 CSR; rows of used atoms sum to 1,
+    rows of atoms that are never active (or only in documents without vocabulary
+    words) are all zero. ``background``: p0, ``(V,)`` float32, sums to 1.
+    ``feature_prob``: θ̄_k = mean_d θ_dk, ``(n_atoms,)`` float32 (0 = unused atom).
+    ``nll_history``: negative log-likelihood per (weighted) token of the initial
+    parameters and after every EM iteration (non-increasing).
+    """
+
+    feature_words: sp.csr_matrix
+    background: np.ndarray
+    feature_prob: np.ndarray
+    nll_history: list[float] = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+    background_weight: float = 0.3
+    idf: bool = False
+
+    @property
+    def nll(self) -> float:
+        """NLL per token of the returned parameters."""
+        return self.nll_history[-1]
+
+
+# ---------------------------------------------------------------- θ and counts
+
+
+def normalize_theta(activations) -> sp.csr_matrix:
+    """θ_d = a_d / Σ_k a_dk: ``(n_docs, n_atoms)`` non-negative activations -> float32 CSR.
+
+    Rows with no active atom stay all zero.
+    """
+    a = sp.csr_matrix(activations, dtype=np.float32, copy=True)
+    if a.nnz and not np.all(np.isfinite(a.data)):
+        raise SaetmError("activations contain NaN or infinite values; check the SAE and its input embeddings")
+    if a.nnz and a.data.min() < 0:
+        raise SaetmError("activations must be non-negative (SAE codes after ReLU / top-k); got negative values")
+    a.eliminate_zeros()
+    a.sort_indices()
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    totals = np.bincount(rows, weights=a.data, minlength=a.shape[0])
+    a.data = (a.data / totals[rows]).astype(np.float32)
+    return a
+
+
+def idf_weights(counts) -> np.ndarray:
+    """idf_w = log(N / df_w) / max_v log(N / df_v), ``(V,)`` float64; 0 for unseen words.
+
+    ``counts``: ``(n_docs, V)`` sparse or dense word counts.
+    """
+    c = sp.csr_matrix(counts)
+    n_docs, n_words = c.shape
+    df = np.bincount(c.indices[c.data > 0], minlength=n_words).astype(np.float64)
+    idf = np.zeros(n_words)
+    seen = df > 0
+    idf[seen] = np.log(n_docs / df[seen])
+    top = idf.max(initial=0.0)
+    return idf / top if top > 0 else idf
+
+
+def _check_inputs(theta, counts, background_weight: float) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    if not 0.0 <= background_weight < 1.0:
+        raise SaetmError(f"background_weight must be in [0, 1), not {background_weight}")
+    theta = sp.csr_matrix(theta, dtype=np.float32, copy=True)  # cleaned below: never the caller's
+    counts = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+    if theta.shape[0] != counts.shape[0]:
+        raise SaetmError(f"theta has {theta.shape[0]} documents but counts has {counts.shape[0]}; "
+                         "they must describe the same documents in the same order")
+    for name, m in (("theta", theta), ("counts", counts)):
+        if m.nnz and (not np.all(np.isfinite(m.data)) or m.data.min() < 0):
+            raise SaetmError(f"{name} has negative, NaN or infinite entries; it must be finite and non-negative")
+    theta.eliminate_zeros()
+    theta.sort_indices()
+    sums = np.asarray(theta.sum(axis=1)).ravel()
+    if np.any((sums > 0) & (np.abs(sums - 1) > 1e-3)):
+        raise SaetmError("theta rows must sum to 1 (or be all zero); pass normalize_theta(activations)")
+    counts.eliminate_zeros()
+    counts.sort_indices()
+    return theta, counts
+
+
+# ---------------------------------------------------------------- the pair matrix
+
+
+@dataclass
+class EMPlan:
+    """The fixed sparse structure of EM for one set of documents (see the module doc).
+
+    ``pairs``: A, ``(support, nnz)`` float32 CSR. ``row_ptr`` ``(n_atoms + 1,)`` and
+    ``words`` ``(support,)`` give the support of B in CSR order: B's values are one
+    float32 array over it. ``count_words``, ``counts``: word and c̃ of every non-zero count.
+    """
+
+    n_atoms: int
+    n_words: int
+    pairs: sp.csr_matrix
+    row_ptr: np.ndarray
+    words: np.ndarray
+    count_words: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.pairs.data, self.pairs.indices, self.pairs.indptr, self.row_ptr, self.words,
+                  self.count_words, self.counts)
+        return sum(a.nbytes for a in arrays)
+
+
+def build_plan(theta: sp.csr_matrix, counts: sp.csr_matrix, *, support: tuple[np.ndarray, np.ndarray] | None = None,
+               block_pairs: int = BLOCK_PAIRS) -> EMPlan:
+    """Build the pair matrix of ``theta`` ``(n_docs, K)`` and weighted ``counts`` ``(n_docs, V)``.
+
+    Both must be CSR with sorted indices and no explicit zeros. ``support``: B's support
+    as ``(row_ptr, words)`` of another plan, e.g. the union over all ranks when each
+    rank holds some of the documents; by default the support of these documents. The
+    atoms are processed in blocks of at most ``block_pairs`` pairs, which bounds the
+    temporary memory; A itself is written into two arrays allocated once.
+    """
+    n_atoms = theta.shape[1]
+    n_words = counts.shape[1]
+    nnz = counts.nnz
+    doc_len = np.diff(counts.indptr)
+    theta_t = theta.T.tocsr()
+    theta_t.sort_indices()
+    atom_of_entry = np.repeat(np.arange(n_atoms), np.diff(theta_t.indptr))
+    pairs_per_atom = np.bincount(atom_of_entry, weights=doc_len[theta_t.indices], minlength=n_atoms).astype(np.int64)
+    del atom_of_entry
+    total_pairs = int(pairs_per_atom.sum())
+    index_dtype = np.int32 if max(total_pairs, nnz) < 2**31 else np.int64
+    # Blocks of at most ``block_pairs`` pairs (one atom at least) and ``BLOCK_KEYS`` keys.
+    max_atoms = max(1, BLOCK_KEYS // max(n_words, 1))
+    bounds, start, acc = [], 0, 0
+    for k, p in enumerate(pairs_per_atom.tolist()):
+        if k > start and (acc + p > block_pairs or k - start >= max_atoms):
+            bounds.append((start, k))
+            start, acc = k, 0
+        acc += p
+    bounds.append((start, n_atoms))
+
+    pair_theta = np.empty(total_pairs, dtype=np.float32)
+    pair_count = np.empty(total_pairs, dtype=index_dtype)
+    if support is not None:
+        row_ptr, words = support
+        pairs_per_entry = np.zeros(len(words), dtype=index_dtype)
+    else:
+        row_ptr, words, pairs_per_entry = np.zeros(n_atoms + 1, dtype=np.int64), [], []
+    offset = 0
+    for k0, k1 in bounds:
+        r0, r1 = theta_t.indptr[k0], theta_t.indptr[k1]
+        docs = theta_t.indices[r0:r1]
+        lens = doc_len[docs]
+        run_ptr = np.r_[0, np.cumsum(lens)]
+        n_pairs = int(run_ptr[-1])
+        # One run per (atom, document): the document's non-zero counts, in word order.
+        count_index = np.repeat(counts.indptr[docs].astype(np.int64) - run_ptr[:-1], lens)
+        count_index += np.arange(n_pairs)
+        run_atom = np.repeat(np.arange(k1 - k0, dtype=np.int64) * n_words, np.diff(theta_t.indptr[k0:k1 + 1]))
+        key = np.repeat(run_atom, lens)
+        key += counts.indices[count_index]
+        del run_atom
+        # Transposing "runs x (atom, word) keys" is a stable counting sort of the pairs by
+        # key: within one (atom, word) the documents stay in order (deterministic sums).
+        by_key = sp.csr_matrix((count_index.astype(index_dtype), key, run_ptr),
+                               shape=(len(docs), (k1 - k0) * n_words)).tocsc()
+        del count_index, key
+        keys = np.flatnonzero(np.diff(by_key.indptr))  # (atom - k0) * V + word of each support entry
+        per_key = np.diff(by_key.indptr)[keys]
+        if support is None:
+            row_ptr[k0 + 1:k1 + 1] = np.bincount(keys // n_words, minlength=k1 - k0)
+            words.append((keys % n_words).astype(np.int32))
+            pairs_per_entry.append(per_key.astype(index_dtype))
+        else:
+            lo, hi = row_ptr[k0], row_ptr[k1]
+            known = np.repeat(np.arange(k1 - k0, dtype=np.int64) * n_words, np.diff(row_ptr[k0:k1 + 1]))
+            known += words[lo:hi]
+            at = np.searchsorted(known, keys)
+            if np.any(at >= len(known)) or np.any(known[np.minimum(at, len(known) - 1)] != keys):
+                raise ValueError("the documents put mass outside the given support; build it from all documents")
+            pairs_per_entry[lo + at] = per_key
+        np.take(theta_t.data[r0:r1], by_key.indices, out=pair_theta[offset:offset + n_pairs])
+        pair_count[offset:offset + n_pairs] = by_key.data
+        offset += n_pairs
+        del by_key, keys, per_key
+    if support is None:
+        row_ptr = np.cumsum(row_ptr)
+        words = np.concatenate(words)
+        pairs_per_entry = np.concatenate(pairs_per_entry)
+    indptr = np.zeros(len(words) + 1, dtype=index_dtype)
+    np.cumsum(pairs_per_entry, out=indptr[1:])
+    del pairs_per_entry
+    # Full arrays, not views: scipy copies views of larger arrays ("prune").
+    pairs = sp.csr_matrix((pair_theta, pair_count, indptr), shape=(len(words), nnz), copy=False)
+    return EMPlan(n_atoms, n_words, pairs, row_ptr, words, counts.indices.astype(np.int32), counts.data)
+
+
+def initial_statistics(plan: EMPlan) -> SufficientStatistics:
+    """Statistics that start EM: θᵀc̃ on the support of B and the corpus word counts.
+
+    (The M-step of uniform responsibilities; they add across shards like any statistics.)
+    """
+    feature_words = plan.pairs @ plan.counts.astype(np.float32)
+    background = np.bincount(plan.count_words, weights=plan.counts, minlength=plan.n_words)
+    return SufficientStatistics(feature_words, background, 0.0, float(plan.counts.sum()))
+
+
+# ---------------------------------------------------------------- EM steps
+
+
+@dataclass
+class SufficientStatistics:
+    """Expected counts of one E-step: sums over documents (add them across shards)."""
+
+    feature_words: np.ndarray  # (support,) float32 Σ_d c̃_dw r_dwk
+    background: np.ndarray  # (V,) float64 Σ_d c̃_dw r_dw0
+    loglik: float  # Σ c̃ log q
+    n_tokens: float  # Σ c̃
+
+    def __iadd__(self, other: "SufficientStatistics") -> "SufficientStatistics":
+        self.feature_words += other.feature_words
+        self.background += other.background
+        self.loglik += other.loglik
+        self.n_tokens += other.n_tokens
+        return self
+
+    @property
+    def nll_per_token(self) -> float:
+        return -self.loglik / self.n_tokens
+
+
+def accumulate_statistics(plan: EMPlan, feature_words: np.ndarray, background: np.ndarray,
+                          background_weight: float) -> SufficientStatistics:
+    """E-step over the plan's documents: expected counts under the current B and p0.
+
+    ``feature_words``: float32 values of B on the support; ``background``: p0 ``(V,)``.
+    """
+    pi = background_weight
+    # float32 throughout the products: scipy would otherwise copy A to upcast it.
+    mix = plan.pairs.T @ feature_words
+    q = (1.0 - pi) * mix.astype(np.float64) + pi * background[plan.count_words]
+    np.maximum(q, 1e-30, out=q)  # only reachable with π = 0 once some B_kw underflow
+    ratio = plan.counts / q
+    stats = plan.pairs @ ratio.astype(np.float32)
+    stats *= feature_words
+    stats *= 1.0 - pi
+    bg = np.bincount(plan.count_words, weights=ratio * (pi * background[plan.count_words]), minlength=plan.n_words)
+    return SufficientStatistics(stats, bg, float(plan.counts @ np.log(q)), float(plan.counts.sum()))
+
+
+def _normalize_rows(values: np.ndarray, row_ptr: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """Divide each row's entries (``row_ptr`` offsets) by their float64 sum, in place.
+
+    Rows are taken in groups of about ``chunk`` entries, so the float64 temporaries stay
+    small; rows that sum to zero stay zero.
+    """
+    rows = np.flatnonzero(np.diff(row_ptr))
+    if len(rows) == 0:
+        return values
+    firsts = np.unique(np.searchsorted(row_ptr[rows], np.arange(0, row_ptr[-1], chunk), side="right") - 1)
+    for a, b in zip(firsts, np.r_[firsts[1:], len(rows)]):
+        group = rows[a:b]
+        lo, hi = row_ptr[group[0]], row_ptr[group[-1] + 1]
+        sums = np.add.reduceat(values[lo:hi], row_ptr[group] - lo, dtype=np.float64)
+        scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+        values[lo:hi] *= np.repeat(scale, row_ptr[group + 1] - row_ptr[group]).astype(np.float32)
+    return values
+
+
+def maximize(plan: EMPlan, stats: SufficientStatistics, background: np.ndarray | None,
+             background_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """M-step: new B values (float32, on the support) and p0 from the (summed) statistics.
+
+    B is normalised in place of ``stats.feature_words``. With π = 0, p0 plays no part: the
+    given ``background`` is kept (``None``: the statistics' word frequencies).
+    """
+    values = _normalize_rows(stats.feature_words, plan.row_ptr)
+    if background is None or background_weight > 0:
+        background = stats.background / stats.background.sum()
+    return values, background
+
+
+# ---------------------------------------------------------------- the fit
+
+
+def fit_feature_words(
+    theta,
+    counts,
+    *,
+    background_weight: float = 0.3,
+    idf: bool = False,
+    max_iter: int = 200,
+    tol: float = 1e-5,
+    seed: int = 0,
+    progress: bool = False,
+    block_pairs: int = BLOCK_PAIRS,
+) -> FeatureWords:
+    """Fit every atom's word distribution B and the background p0 by EM (SPEC §3).
+
+    ``theta``: ``(n_docs, n_atoms)`` CSR, rows summing to 1 or 0 (:func:`normalize_theta`).
+    ``counts``: ``(n_docs, V)`` word counts (:func:`saetm.words.vocab.build_vocabulary`).
+    ``background_weight``: π, the fixed share of every document's words drawn from p0
+    (0 disables the background; documents without active atoms are then ignored).
+    ``idf``: weight counts by normalised idf (:func:`idf_weights`).
+    Stops after ``max_iter`` iterations or when the NLL per token changes by less
+    than ``tol`` (relative). ``seed`` is accepted for a uniform signature: the fit is
+    deterministic. ``progress`` shows a bar; every iteration is logged at DEBUG level.
+    """
+    del seed  # nothing is random
+    theta, counts = _check_inputs(theta, counts, background_weight)
+    n_docs, n_atoms = theta.shape
+    if idf:
+        counts.data *= idf_weights(counts)[counts.indices]
+        counts.eliminate_zeros()
+    if background_weight == 0:
+        counts = sp.diags((np.diff(theta.indptr) > 0).astype(np.float64)) @ counts
+        counts = sp.csr_matrix(counts)
+        counts.eliminate_zeros()
+        counts.sort_indices()
+    if counts.nnz == 0:
+        raise SaetmError("no vocabulary word occurs in the documents"
+                         + (" after idf weighting (every word is in every document; use idf=False)" if idf else
+                            " with an active atom" if background_weight == 0 else "; check the vocabulary"))
+    max_iter = int(max_iter)
+    if max_iter < 0:
+        raise SaetmError(f"max_iter must be >= 0, not {max_iter}")
+
+    plan = build_plan(theta, counts, block_pairs=block_pairs)
+    logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs, plan %.0f MB",
+                n_docs, n_atoms, plan.n_words, len(plan.words), plan.pairs.nnz, plan.nbytes / 2**20)
+    values, background = maximize(plan, initial_statistics(plan), None, background_weight)
+    stats = accumulate_statistics(plan, values, background, background_weight)
+    history = [stats.nll_per_token]
+    converged = False
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iter, desc="EM", unit="it")
+    it = 0
+    for it in range(1, max_iter + 1):
+        values, background = maximize(plan, stats, background, background_weight)
+        stats = accumulate_statistics(plan, values, background, background_weight)
+        history.append(stats.nll_per_token)
+        change = (history[-2] - history[-1]) / max(abs(history[-1]), 1e-300)
+        logger.debug("EM iteration %d: NLL/token %.6f (relative change %.2e)", it, history[-1], change)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(nll=f"{history[-1]:.5f}")
+        if abs(change) < tol:
+            converged = True
+            break
+    if bar is not None:
+        bar.close()
+    logger.info("feature words: NLL/token %.5f after %d iterations (%s)", history[-1], it,
+                "converged" if converged else "not converged")
+
+    plan.pairs = None  # done with: free it before assembling B
+    index_dtype = np.int32 if len(plan.words) < 2**31 else np.int64  # keeps scipy from copying the indices
+    feature_words = sp.csr_matrix((values, plan.words.astype(index_dtype, copy=False),
+                                   plan.row_ptr.astype(index_dtype)), shape=(n_atoms, plan.n_words))
+    feature_prob = (np.asarray(theta.sum(axis=0)).ravel() / max(n_docs, 1)).astype(np.float32)
+    return FeatureWords(feature_words, background.astype(np.float32), feature_prob, history, it, converged,
+                        background_weight, idf)
+
