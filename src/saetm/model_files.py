@@ -12,14 +12,19 @@ Directory layout (``DIR``)::
     topics.json         top words per topic (for other tools)
     doc_topics.npz      documents × topics weights (scipy.sparse), rows in input order
 
-Every file goes to a temporary name first and is renamed into place. A lock file
-stops two processes from writing one directory at once.
+Saving writes every file into a hidden staging folder inside ``DIR`` first and then
+renames them into place, ``model.json`` last (and removed first), so a failure while
+writing (disk full, Ctrl-C) leaves the previous contents untouched, and a killed run
+leaves a directory that refuses to load rather than a mixed one. A lock (``flock``
+on ``.saetm.lock``) stops two processes from writing one directory at once.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,59 +33,175 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
 from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
                               write_json, write_npz, write_tensors)
 
+log = logging.getLogger("saetm")
+
 MODEL_FILE = "model.json"
 LOCK_FILE = ".saetm.lock"
+_HELD: dict[str, int] = {}  # directories this process has locked (the lock is re-entrant)
+STAGING = ".saetm-staging-"
+
+
+def _write_problem(directory: Path, e: OSError) -> SaetmError:
+    """A one-line message for an OS error while writing ``directory``."""
+    if e.errno == errno.ENOSPC or e.errno == getattr(errno, "EDQUOT", None):
+        why = "the disk is full; free some space or choose another --out"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "permission denied; choose a writable --out"
+    else:
+        why = f"{e.strerror or e}; check the path, free disk space and permissions"
+    return SaetmError(f"cannot write to {directory}: {why}")
 
 
 @contextmanager
 def directory_lock(directory: Path):
-    """Hold an exclusive lock on ``directory`` (a lock file with our pid)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    lock = directory / LOCK_FILE
-    for _ in range(2):
+    """Hold an exclusive lock on ``directory`` (``flock`` on a lock file holding our pid).
+
+    The kernel drops the lock when its process dies, so a killed run never blocks the
+    next one. Re-entrant within one process. Creates the directory if needed, and
+    removes it again on the way out if it is still empty (nothing was written)."""
+    key = os.path.abspath(directory)
+    if key in _HELD:
+        _HELD[key] += 1
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _alive(pid):
-                raise SaetmError(f"another saetm process (pid {pid}) is writing {directory}; wait for it or use another --out") from None
-            lock.unlink(missing_ok=True)  # stale: its writer died
-        except PermissionError:
-            raise SaetmError(f"cannot write to {directory}: permission denied; choose a writable --out") from None
-    else:
-        raise SaetmError(f"cannot lock {directory}; remove {lock} if no saetm process is running")
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    created = not directory.exists()
+    lock = directory / LOCK_FILE
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(lock, directory)
+    except OSError as e:
+        _remove_if_empty(directory, created)
+        raise _write_problem(directory, e) from None
+    except SaetmError:
+        _remove_if_empty(directory, created)
+        raise
+    _HELD[key] = 1
+    try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        del _HELD[key]
+        lock.unlink(missing_ok=True)  # before closing: a waiter then sees a new file, not ours
+        os.close(fd)
+        _remove_if_empty(directory, created)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _acquire(lock: Path, directory: Path) -> int:
+    """Open and lock ``lock``; returns its descriptor, or raises SaetmError naming the holder."""
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            elif os.fstat(fd).st_size:  # no flock (Windows): a non-empty lock file means a live writer
+                raise BlockingIOError
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise SaetmError(f"another saetm process{f' (pid {holder})' if holder else ''} is writing {directory}; "
+                             "wait for it to finish or use another --out") from None
+        try:  # the previous holder may have removed the file between our open and flock
+            current = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            current = False
+        if current:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        os.close(fd)
+
+
+def _remove_if_empty(directory: Path, created: bool) -> None:
+    if created:
+        try:
+            directory.rmdir()
+        except OSError:
+            pass  # not empty (a model was written) or already gone
 
 
 def check_output_dir(directory: Path, overwrite: bool) -> None:
+    """Refuse an output directory that cannot hold a model, or that holds one already."""
     if directory.exists() and not directory.is_dir():
         raise SaetmError(f"{directory} exists and is not a directory; choose another --out")
+    parent = directory.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise SaetmError(f"cannot create {directory}: {parent} is a file, not a folder; choose another --out")
     if (directory / MODEL_FILE).exists() and not overwrite:
         raise SaetmError(f"{directory} already holds a saetm model; pass --overwrite (or overwrite=True) to replace it")
+
+
+@contextmanager
+def _signals_deferred():
+    """Delay SIGINT/SIGTERM while files are renamed into place, so an interrupt lands
+    before or after the switch to the new files, never half way through it."""
+    import signal
+    import threading
+
+    block = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if block:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if block:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextmanager
+def _staging(directory: Path):
+    """A fresh hidden folder inside ``directory`` to write into; always removed afterwards.
+
+    Writing everything there first means a failure (disk full, interrupt) never touches
+    the model already in ``directory``. Leftovers of killed writers are removed too."""
+    import shutil
+
+    for old in directory.glob(STAGING + "*"):
+        shutil.rmtree(old, ignore_errors=True)  # we hold the lock: no one else is writing
+    for name in MODEL_FILES:  # temp files of killed writers (only ours: others may be writing a report)
+        for old in (directory / name).parent.glob(f".{Path(name).name}.*.tmp"):
+            old.unlink(missing_ok=True)
+    stage = directory / f"{STAGING}{os.getpid()}"
+    stage.mkdir()
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _commit(stage: Path, directory: Path, names: list[str], *, incomplete_first: bool) -> None:
+    """Rename the staged files ``names`` into ``directory``; ``model.json`` (when staged) goes last.
+
+    ``incomplete_first``: remove ``model.json`` before anything else, so that a run killed
+    during the renames leaves a directory that refuses to load rather than a mixed one."""
+    with _signals_deferred():
+        if incomplete_first:
+            (directory / MODEL_FILE).unlink(missing_ok=True)
+        for name in [n for n in names if n != MODEL_FILE] + [n for n in names if n == MODEL_FILE]:
+            source, target = stage / name, directory / name
+            if source.exists():
+                target.parent.mkdir(exist_ok=True)
+                os.replace(source, target)
+            else:
+                target.unlink(missing_ok=True)  # e.g. no documents.parquet this time
+
+
+MODEL_FILES = ["vocab.json", "state.safetensors", "sae/sae.safetensors", "sae/sae.json", "documents.parquet",
+               "topics.safetensors", "topics.json", "doc_topics.npz", MODEL_FILE]
+TOPIC_FILES = ["topics.safetensors", "topics.json", "doc_topics.npz", MODEL_FILE]
 
 
 def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
@@ -89,26 +210,45 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
     check_output_dir(directory, overwrite)
     try:
         with directory_lock(directory):
-            (directory / MODEL_FILE).unlink(missing_ok=True)  # incomplete until rewritten last
-            write_json(directory / "vocab.json", list(model.vocab_))
-            state = {
-                **csr_to_tensors("theta", model.theta_),
-                **csr_to_tensors("feature_words", model.feature_words_),
-                "background": np.asarray(model.background_, np.float32),
-                "feature_prob": np.asarray(model.feature_prob_, np.float32),
-                "atom_embeddings": np.asarray(model.atom_embeddings_, np.float32),
-                "tree.linkage": np.asarray(model.atom_tree_.linkage, np.float64),
-                "tree.atoms": np.asarray(model.atom_tree_.atoms, np.int64),
-            }
-            write_tensors(directory / "state.safetensors", state)
-            save_sae(model.sae_, directory / "sae")
-            _write_documents(directory / "documents.parquet", model.documents_)
-            write_topics(model, directory)
-            write_json(directory / MODEL_FILE, _model_json(model))
+            check_output_dir(directory, overwrite)  # again: another process may have saved meanwhile
+            with _staging(directory) as stage:
+                write_json(stage / "vocab.json", list(model.vocab_))
+                state = {
+                    **csr_to_tensors("theta", model.theta_),
+                    **csr_to_tensors("feature_words", model.feature_words_),
+                    "background": np.asarray(model.background_, np.float32),
+                    "feature_prob": np.asarray(model.feature_prob_, np.float32),
+                    "atom_embeddings": np.asarray(model.atom_embeddings_, np.float32),
+                    "tree.linkage": np.asarray(model.atom_tree_.linkage, np.float64),
+                    "tree.atoms": np.asarray(model.atom_tree_.atoms, np.int64),
+                }
+                write_tensors(stage / "state.safetensors", state)
+                save_sae(model.sae_, stage / "sae")
+                _write_documents(stage / "documents.parquet", model.documents_)
+                write_topics(model, stage)
+                write_json(stage / MODEL_FILE, _model_json(model))
+                _commit(stage, directory, MODEL_FILES, incomplete_first=True)
     except OSError as e:
-        raise SaetmError(f"could not write the model to {directory}: {e.strerror or e}; "
-                         "check free disk space and permissions (nothing was left half-written)") from None
+        raise _write_problem(directory, e) from None
     return directory
+
+
+def save_topics(model, directory: Path) -> None:
+    """Rewrite the stage-3 files and ``model.json`` of a saved model after ``retopic``.
+
+    ``topics.safetensors`` is renamed in first and is what ``load`` reads; the exports
+    and ``model.json`` follow, each replaced whole."""
+    labels = getattr(model, "custom_labels_", None)
+    try:
+        with directory_lock(directory), _staging(directory) as stage:
+            info = read_json(directory / MODEL_FILE)
+            info["params"]["n_topics"] = model.n_topics
+            info["custom_labels"] = labels if labels is not None and len(labels) == model.n_topics else None
+            write_topics(model, stage)
+            write_json(stage / MODEL_FILE, info)
+            _commit(stage, directory, TOPIC_FILES, incomplete_first=False)
+    except OSError as e:
+        raise _write_problem(directory, e) from None
 
 
 def write_topics(model, directory: Path) -> None:
@@ -185,18 +325,18 @@ def _read_documents(path: Path, n_docs: int) -> dict:
         return meta
     try:
         df = pd.read_parquet(path)
-    except Exception as e:
+        columns = {str(col): df[col].tolist() for col in df.columns}  # decoding may fail only here
+    except Exception as e:  # pyarrow raises its own types for corrupt files
         raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, re-run `saetm fit`") from None
     if len(df) != n_docs:
         raise SaetmError(f"{path} has {len(df)} rows but the model has {n_docs} documents; the directory is inconsistent")
-    for col in df.columns:
-        meta[col] = df[col].tolist()
+    meta.update(columns)
     return meta
 
 
 def load_model(cls, directory: Path):
     from saetm.encoders.text import TextEncoder
-    from saetm.pipeline import TopicResult
+    from saetm.pipeline import TopicResult, check_params
     from saetm.sae.persist import load_sae
     from saetm.topics.hierarchy import AtomTree
     from saetm.topics.merge import Topics, doc_topics
@@ -211,12 +351,24 @@ def load_model(cls, directory: Path):
         raise SaetmError(f"{directory / MODEL_FILE} is not a saetm model file")
     version = info.get("format_version")
     if version != FORMAT_VERSION:
-        raise SaetmError(f"{directory} was saved by saetm {info.get('saetm_version', '?')} (model format {version}); "
-                         f"this saetm {__version__} reads format {FORMAT_VERSION}: refit with this version")
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise SaetmError(f"{directory} was saved by saetm {info.get('saetm_version', '?')} (model format {version!r}); "
+                         f"this saetm {__version__} reads format {FORMAT_VERSION}: "
+                         + ("upgrade saetm to load it, or refit" if newer else "refit it with this version"))
 
-    params = dict(info.get("params", {}))
+    params = info.get("params", {})
+    if not isinstance(params, dict):
+        raise SaetmError(f"{directory / MODEL_FILE} has no valid settings (params); the file is corrupt, "
+                         "re-run `saetm fit`")
     model = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
+    try:
+        check_params(model)
+    except SaetmError as e:
+        raise SaetmError(f"{directory / MODEL_FILE} holds an invalid setting ({e}); the file was edited or is corrupt, "
+                         "re-run `saetm fit`") from None
     vocab = read_json(directory / "vocab.json")
+    if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+        raise SaetmError(f"{directory / 'vocab.json'} is not a list of words; the file is corrupt, re-run `saetm fit`")
     state = read_tensors(directory / "state.safetensors")
     topics = read_tensors(directory / "topics.safetensors")
     try:
@@ -232,16 +384,35 @@ def load_model(cls, directory: Path):
         coverage = topics["coverage"]
     except KeyError as e:
         raise SaetmError(f"{directory} lacks the array {e}; the model files are corrupt or from another version") from None
-    _check_consistent(model, tp, directory)
+    _check_consistent(model, tp, coverage, directory)
     model.sae_ = load_sae(directory / "sae")
+    if model.sae_.config.n_atoms != model.theta_.shape[1]:
+        raise SaetmError(f"{directory / 'sae'} has {model.sae_.config.n_atoms} atoms but the model has "
+                         f"{model.theta_.shape[1]}; the files are mixed from different fits, re-run `saetm fit`")
     model.encoder_ = _restore_encoder(info)
 
     W = doc_topics(model.theta_, tp.atom_topic, tp.topic_words.shape[0])
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
-    model.custom_labels_ = info.get("custom_labels")
+    model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
     model.fit_info_ = info.get("fit_report")
+    _check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
+
+
+def _check_exports(directory: Path, n_topics: int, n_docs: int) -> None:
+    """``topics.json`` and ``doc_topics.npz`` are for other tools and never read back; say
+    when they disagree with the model (e.g. a ``saetm retopic`` killed while renaming)."""
+    try:
+        exported = read_json(directory / "topics.json").get("n_topics")
+        with np.load(directory / "doc_topics.npz", allow_pickle=False) as z:
+            shape = tuple(int(x) for x in z["shape"])
+        ok = exported == n_topics and shape == (n_docs, n_topics)
+    except Exception:  # missing or corrupt: the same advice
+        ok = False
+    if not ok:
+        log.warning("%s: topics.json or doc_topics.npz do not match the model's %d topics; run "
+                    "`saetm retopic %s --topics %d` to rewrite them", directory, n_topics, directory, n_topics)
 
 
 def _restore_encoder(info: dict):
@@ -258,15 +429,50 @@ def _restore_encoder(info: dict):
     return TextEncoder(missing, name=name)
 
 
-def _check_consistent(model, tp, directory: Path) -> None:
-    n_atoms = model.feature_words_.shape[0]
-    V = len(model.vocab_)
-    problems = []
-    if model.feature_words_.shape[1] != V:
-        problems.append(f"word distributions have {model.feature_words_.shape[1]} words, vocabulary {V}")
-    if model.theta_.shape[1] != n_atoms or len(model.feature_prob_) != n_atoms or len(tp.atom_topic) != n_atoms:
-        problems.append("atom counts differ between files")
-    if tp.topic_words.shape[1] != V:
-        problems.append("topic word distributions do not match the vocabulary")
+def _custom_labels(labels, n_topics: int, directory: Path):
+    if labels is None:
+        return None
+    if isinstance(labels, list) and len(labels) == n_topics and all(isinstance(x, str) for x in labels):
+        return labels
+    log.warning("%s: ignoring the saved topic labels, which do not fit the %d topics", directory, n_topics)
+    return None
+
+
+def _check_consistent(model, tp, coverage, directory: Path) -> None:
+    """Every invariant later code relies on: files may be truncated, mixed or edited by hand."""
+    from scipy.cluster.hierarchy import is_valid_linkage
+
+    B, theta = model.feature_words_, model.theta_
+    n_atoms, V = B.shape[0], len(model.vocab_)
+    fp, bg, emb = model.feature_prob_, model.background_, model.atom_embeddings_
+    tree, a, T = model.atom_tree_, tp.atom_topic, tp.topic_words.shape[0] if tp.topic_words.ndim == 2 else -1
+
+    def vector(x, n, kind="f"):
+        return x.ndim == 1 and x.shape[0] == n and x.dtype.kind in kind and (kind != "f" or np.isfinite(x).all())
+
+    atoms_agree = theta.shape[1] == n_atoms and vector(fp, n_atoms) and vector(a, n_atoms, "iu")
+    weights_ok = (B.data >= 0).all() and (theta.data >= 0).all() and (fp >= 0).all() and (fp > 0).any()
+    checks = [
+        (V > 0 and len(set(model.vocab_)) == V, "the vocabulary is empty or repeats words"),
+        (B.shape[1] == V, f"word distributions have {B.shape[1]} words, vocabulary {V}"),
+        (atoms_agree, "atom counts differ between files"),
+        (vector(bg, V) and (bg >= 0).all(), "the background word distribution is broken"),
+        (weights_ok, "negative or no weights"),
+        (emb.ndim == 2 and emb.shape[0] == n_atoms and np.isfinite(emb).all(),
+         "atom embeddings do not match the atoms"),
+        (vector(tree.atoms, tree.atoms.shape[0], "iu") and np.array_equal(tree.atoms, np.flatnonzero(fp > 0))
+         and tree.linkage.shape == (max(len(tree.atoms) - 1, 0), 4)
+         and (len(tree.atoms) < 2 or is_valid_linkage(tree.linkage.astype(np.float64))), "the atom tree is broken"),
+        (T > 0 and tp.topic_words.shape[1] == V and np.isfinite(tp.topic_words).all(),
+         "topic word distributions do not match the vocabulary"),
+        (T > 0 and vector(tp.prevalence, T) and vector(tp.n_atoms, T, "iu") and vector(coverage, T),
+         "topic tables do not match the number of topics"),
+    ]
+    problems = [why for ok, why in checks if not ok]
+    if not problems:  # the atom → topic map, once its shape is known to be right
+        if a.min() < -1 or a.max() >= T or not np.array_equal(a >= 0, fp > 0) \
+                or not np.array_equal(np.bincount(a[a >= 0], minlength=T), tp.n_atoms):
+            problems.append("the atom-to-topic map does not match the topics")
     if problems:
-        raise SaetmError(f"{directory} is inconsistent ({'; '.join(problems)}); the files are corrupt or mixed from different fits")
+        raise SaetmError(f"{directory} is inconsistent ({'; '.join(problems)}); the files are corrupt or mixed "
+                         "from different fits, re-run `saetm fit`")

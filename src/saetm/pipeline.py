@@ -31,7 +31,8 @@ def _int_in(name: str, value, lo: int, hi: float = math.inf) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise SaetmError(f"{name} must be an integer, got {value!r}")
     if not lo <= value <= hi:
-        raise SaetmError(f"{name} must be between {lo} and {hi}, got {value}")
+        raise SaetmError(f"{name} must be at least {lo}, got {value}" if hi == math.inf
+                         else f"{name} must be between {lo} and {hi}, got {value}")
     return int(value)
 
 
@@ -53,7 +54,11 @@ def check_params(m) -> None:
     if m.n_atoms is not None:
         _int_in("n_atoms", m.n_atoms, 2)
         if m.k >= m.n_atoms:
-            raise SaetmError(f"k={m.k} must be smaller than n_atoms={m.n_atoms}")
+            raise SaetmError(f"k={m.k} must be smaller than n_atoms={m.n_atoms}; "
+                             "lower k (--k) or raise n_atoms (--n-atoms)")
+        if m.n_topics > m.n_atoms:
+            raise SaetmError(f"n_topics={m.n_topics} is more than the n_atoms={m.n_atoms} atoms that make topics; "
+                             "choose fewer topics or more atoms")
     if m.sae_steps is not None:
         _int_in("sae_steps", m.sae_steps, 1)
     if m.arch not in ARCHS:
@@ -99,7 +104,8 @@ def check_documents(documents) -> list[str]:
     if len(empty) == len(docs):
         raise SaetmError("all documents are empty")
     if empty:
-        log.warning("%d of %d documents are empty; they get no topic", len(empty), len(docs))
+        log.warning("%d of %d documents are empty; they get no topic unless their embeddings are given",
+                    len(empty), len(docs))
     return docs
 
 
@@ -157,7 +163,8 @@ def validate_embeddings(X: np.ndarray, *, n_rows: int | None, dim: int | None) -
     if n_rows is not None and X.shape[0] != n_rows:
         raise SaetmError(f"embeddings have {X.shape[0]} rows but there are {n_rows} documents")
     if dim is not None and X.shape[1] != dim:
-        raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {dim}")
+        raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {dim}; "
+                         "use embeddings from the encoder the SAE was trained for")
     X = np.ascontiguousarray(X, dtype=np.float32)
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
@@ -204,7 +211,8 @@ def _is_default_encoder(m) -> bool:
 def _checked(sae, X, m):
     d_in = sae.config.d_in
     if X.shape[1] != d_in:
-        raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {d_in}")
+        raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {d_in}; "
+                         "use embeddings from the encoder the SAE was trained for")
     name = getattr(sae.config, "encoder_name", "")
     enc = getattr(getattr(m, "encoder_", None), "name", "")
     if name and enc and name != enc:
@@ -219,11 +227,10 @@ def train_corpus_sae(m, X: np.ndarray):
     d = X.shape[1]
     n_atoms = m.n_atoms or 16 * d
     if m.k >= n_atoms:
-        raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms})")
+        raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
+                         "lower k (--k) or raise n_atoms (--n-atoms)")
     cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.encoder_.name)
     sae, metrics = train_sae(X, cfg, TrainConfig(steps=m.sae_steps, seed=m.seed), progress=m.verbose)
-    log.info("SAE trained: FVE %.3f, L0 %.1f, dead %.1f%%", metrics["fve"], metrics["l0"],
-             100 * metrics["dead_fraction"])
     return sae, {"source": "train", **{k: float(v) for k, v in metrics.items() if np.isscalar(v)}}
 
 
@@ -243,8 +250,13 @@ def theta_of(sae, X: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix
 def vocabulary(m, docs: Sequence[str]):
     from saetm.words.vocab import build_vocabulary
 
-    return build_vocabulary(docs, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
-                            stop_words=m.stop_words)
+    vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
+                                     stop_words=m.stop_words)
+    wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
+    if wordless:
+        log.warning("%d of %d documents contain no vocabulary word; they still get topics from their embeddings "
+                    "but do not shape the topics' words (lower min_df to include more words)", wordless, len(docs))
+    return vocab, counts
 
 
 def feature_words(m, theta: sp.csr_matrix, counts: sp.csr_matrix):

@@ -66,8 +66,9 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(f)
     except FileNotFoundError:
         raise SaetmError(f"{path} is missing; the model directory is incomplete (re-run `saetm fit`)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SaetmError(f"{path} is not valid JSON ({e}); the file is corrupt, re-run `saetm fit`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: absurd nesting
+        raise SaetmError(f"{path} is not valid JSON ({type(e).__name__ if isinstance(e, RecursionError) else e}); "
+                         "the file is corrupt, re-run `saetm fit`") from None
 
 
 def write_tensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
@@ -108,12 +109,27 @@ def csr_to_tensors(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
 
 def csr_from_tensors(prefix: str, t: dict[str, np.ndarray]) -> sp.csr_matrix:
     try:
-        shape = tuple(int(s) for s in t[f"{prefix}.shape"])
-        return sp.csr_matrix((t[f"{prefix}.data"], t[f"{prefix}.indices"], t[f"{prefix}.indptr"]), shape=shape)
+        shape, data = t[f"{prefix}.shape"], t[f"{prefix}.data"]
+        indices, indptr = t[f"{prefix}.indices"], t[f"{prefix}.indptr"]
     except KeyError as e:
         raise SaetmError(f"saved model lacks the array {e}; the file is corrupt or from another saetm version") from None
-    except ValueError as e:
-        raise SaetmError(f"saved sparse matrix {prefix!r} is inconsistent ({e}); the file is corrupt") from None
+    # Files may be tampered with: scipy trusts CSR arrays and an index out of range crashes
+    # the interpreter later, so every invariant is checked here (full_check).
+    problem = None
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 0).any():
+        problem = f"shape {shape.tolist()} is not two non-negative integers"
+    elif indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu" or data.dtype.kind != "f":
+        problem = "its arrays have the wrong types"
+    elif data.ndim != 1 or not np.isfinite(data).all():
+        problem = "its values are not a finite vector"
+    if problem is None:
+        try:
+            m = sp.csr_matrix((data, indices, indptr), shape=tuple(int(s) for s in shape))
+            m.check_format(full_check=True)
+            return m
+        except (ValueError, TypeError, IndexError, OverflowError) as e:
+            problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise SaetmError(f"saved sparse matrix {prefix!r} is inconsistent ({problem}); the file is corrupt")
 
 
 def write_npz(path: str | os.PathLike, m: sp.spmatrix) -> None:

@@ -78,13 +78,26 @@ def load_sae(directory: str | os.PathLike) -> SparseAutoencoder:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise SaetmError(f"{directory} was written in SAE format {version!r}, this saetm reads up to "
                          f"{FORMAT_VERSION}; upgrade saetm")
-    config = SAEConfig.from_dict(info.get("config"))
-    sae = build_sae(config)
+    try:
+        config = SAEConfig.from_dict(info.get("config"))
+    except (SaetmError, TypeError, ValueError) as e:
+        raise SaetmError(f"{directory / META} holds an invalid SAE configuration ({e}); the file is corrupt or "
+                         "was edited") from None
     arrays = read_tensors(directory / WEIGHTS)
+    # Check the size sae.json claims against the stored weights before allocating a model
+    # of that size: an edited sae.json must not make saetm ask for terabytes.
+    W_dec = arrays.get("W_dec")
+    if W_dec is None or tuple(W_dec.shape) != (config.d_in, config.n_atoms):
+        raise SaetmError(f"{directory / WEIGHTS}: W_dec has shape {None if W_dec is None else tuple(W_dec.shape)}, "
+                         f"sae.json implies {(config.d_in, config.n_atoms)}; the files do not belong together")
+    sae = build_sae(config)
     expected = sae.state_dict()
     missing = sorted(set(expected) - set(arrays))
-    if missing:
-        raise SaetmError(f"{directory / WEIGHTS} lacks {missing}; the file is corrupt or does not match sae.json")
+    unexpected = sorted(set(arrays) - set(expected))
+    if missing or unexpected:
+        what = f"lacks {missing}" if missing else f"has unexpected {unexpected}"
+        raise SaetmError(f"{directory / WEIGHTS} {what} for a {config.arch} SAE; the file is corrupt or does not "
+                         "match sae.json")
     state = {}
     for name, ref in expected.items():
         array = arrays[name]
