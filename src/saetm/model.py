@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+from saetm.views import TopicViews
 
 log = logging.getLogger("saetm")
 
@@ -37,7 +38,7 @@ class FitReport:
     n_skipped: int = 0
 
 
-class SAETM:
+class SAETM(TopicViews):
     """Topic model read off a sparse autoencoder's atoms (SAE-TM).
 
     Parameters are stored verbatim (scikit-learn contract); learned state ends in ``_``.
@@ -126,13 +127,17 @@ class SAETM:
         X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose)
         report.seconds["embed"] = time.perf_counter() - t
 
+        # The vocabulary is cheap and can fail on user settings (min_df): build it first.
+        t = time.perf_counter()
+        self.vocab_, counts = pipeline.vocabulary(self, docs)
+        t_vocab = time.perf_counter() - t
+
         t = time.perf_counter()
         self.sae_, report.sae = pipeline.get_sae(self, X)
         theta = pipeline.theta_of(self.sae_, X, rows, len(docs))
         report.seconds["sae"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        self.vocab_, counts = pipeline.vocabulary(self, docs)
+        t = time.perf_counter() - t_vocab
         fw = pipeline.feature_words(self, theta, counts)
         self.theta_ = fw.theta
         self.feature_words_ = fw.feature_words
@@ -161,6 +166,7 @@ class SAETM:
         self._check_fitted()
         self.n_topics = pipeline.check_n_topics(n_topics, self.feature_prob_)
         self._set_topics(pipeline.cluster(self, self.n_topics))
+        self.custom_labels_ = None  # labels named the old topics
         return self
 
     def _set_topics(self, result) -> None:

@@ -1,0 +1,170 @@
+"""Assemble a fitted model's report: which charts apply, the topic table, settings, notes.
+
+:func:`build_report` only reads the model (its current topics, the metadata kept
+with the fitted documents, its settings) and hands plain values to
+:func:`saetm.report.html.render_report`. Charts that need data the model does not
+have are left out (over time without dates, per class without classes, a hierarchy
+of one topic); everything capped for size is said in the page's notes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saetm.errors import SaetmError
+
+EXAMPLE_CHARS = 160  # characters of each topic's example document in the table
+MAX_BAR_TOPICS = 12  # topics drawn as word bars
+MAX_HEATMAP_DOCS = 200  # documents sampled for the document × topic heatmap
+MAX_CLASSES = 40  # classes compared in the per-class chart (the largest ones)
+
+
+def build_report(model, path, *, dates=None, classes=None, freq=None, title: str | None = None) -> Path:
+    """Write ``model``'s self-contained HTML report to ``path`` and return the path.
+
+    dates / classes: one per fitted document (default: those kept with the model);
+    freq: period frequency for the over-time chart (default: chosen from the span).
+    """
+    from saetm.report.html import render_report
+
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise SaetmError(f"the report is an HTML page; give a path ending in .html, not {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_docs, T = model.doc_topics_.shape
+    notes: list[str] = []
+    table = topic_table(model)
+    figures = [("Top words", model.visualize_barchart(max_topics=MAX_BAR_TOPICS))]
+    if T >= 2:
+        figures.append(("Topic map", model.visualize_topics(method="mds")))
+
+    time_cols = _over_time(model, dates, freq, notes, figures)
+    if time_cols is not None:
+        table = table.join(time_cols, on="topic")
+    class_cols = _per_class(model, classes, notes, figures)
+    if class_cols is not None:
+        table = table.join(class_cols, on="topic")
+
+    if T >= 2:
+        figures.append(("Topic hierarchy", model.visualize_hierarchy()))
+    figures.append(("Documents", model.visualize_heatmap(max_docs=MAX_HEATMAP_DOCS)))
+    if "example document" in table:  # the widest column goes last
+        table = table[[c for c in table.columns if c != "example document"] + ["example document"]]
+        notes.append(f"Example documents in the topic table are cut to {EXAMPLE_CHARS} characters.")
+
+    title = title or f"Topics of {n_docs:,} documents ({T} topics)"
+    render_report(path, title=title, settings=settings(model), topic_table=table, figures=figures, notes=notes)
+    return path
+
+
+def topic_table(model) -> pd.DataFrame:
+    """One row per topic: top words, size, and its most representative document.
+
+    The generated label repeats the top words, so the table shows a label column
+    only when the user has named the topics (``set_topic_labels``).
+    """
+    info = model.get_topic_info(n_words=10)
+    table = pd.DataFrame({"topic": info["topic"], "top words": info["top_words"],
+                          "prevalence": info["prevalence"], "coverage": info["coverage"],
+                          "documents": info["n_docs"], "atoms": info["n_atoms"]})
+    if getattr(model, "custom_labels_", None):
+        table.insert(1, "label", info["label"])
+    texts = (getattr(model, "documents_", None) or {}).get("text")
+    if texts is not None:
+        best = model.get_representative_docs(n=1)
+        table["example document"] = [_cut(" ".join(best[t][0].split()), EXAMPLE_CHARS) if best[t] else ""
+                                     for t in range(model.n_topics)]
+    return table
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def _kept_or_given(model, given, key: str):
+    """(values, source): explicit values, else those kept with the fitted documents, else None."""
+    if given is not None:
+        return list(given), "given"
+    kept = (getattr(model, "documents_", None) or {}).get(key)
+    if kept is None or all(_missing(v) for v in kept):
+        return None, None
+    return list(kept), "kept"
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() in ("", "NaT", "nan", "None")
+
+
+def _over_time(model, dates, freq, notes: list, figures: list) -> pd.DataFrame | None:
+    """Adds the over-time chart; returns per-topic columns for the table (or None)."""
+    dates, source = _kept_or_given(model, dates, "date")
+    if dates is None:
+        return None
+    try:
+        ranking = model.rank_changing_topics(dates, freq)
+        fig = model.visualize_topics_over_time(dates, freq, topics=ranking["topic"].head(8).tolist())
+    except SaetmError as e:
+        if source == "given":
+            raise
+        notes.append(f"The over-time chart is left out: the dates kept with the model cannot be used ({e}).")
+        return None
+    n_missing = sum(_missing(v) for v in dates)
+    if n_missing:
+        notes.append(f"{n_missing:,} of {len(dates):,} documents have no date; the over-time chart leaves them out.")
+    n_periods = int(ranking["n_periods"].max())
+    figures.append(("Topics over time", fig))
+    cols = ranking.set_index("topic")[["trend"]]
+    cols.insert(0, f"change rank ({n_periods} periods)", np.arange(1, len(cols) + 1))
+    return cols
+
+
+def _per_class(model, classes, notes: list, figures: list) -> pd.DataFrame | None:
+    """Adds the per-class chart; returns per-topic columns for the table (or None)."""
+    classes, source = _kept_or_given(model, classes, "label")
+    if classes is None:
+        return None
+    counts = pd.Series([None if _missing(c) else str(c) for c in classes]).value_counts()
+    if len(counts) < 2:
+        notes.append(f"The per-class chart is left out: the documents have {len(counts)} class; comparing needs two.")
+        return None
+    if len(counts) > MAX_CLASSES:
+        keep = set(counts.index[:MAX_CLASSES])
+        classes = [c if (not _missing(c) and str(c) in keep) else None for c in classes]
+        notes.append(f"The per-class chart and columns compare the {MAX_CLASSES} largest of {len(counts):,} classes.")
+    ranking = model.rank_differing_topics(classes)
+    figures.append(("Topics by class", model.visualize_topics_per_class(classes, topics=ranking["topic"].head(10).tolist())))
+    cols = ranking.set_index("topic")[["class"]].astype(str).rename(columns={"class": "most over-represented in"})
+    cols.insert(0, "difference rank", np.arange(1, len(cols) + 1))
+    return cols
+
+
+def settings(model) -> dict:
+    """The run's settings for the report: parameters, encoder, SAE, fit report, data sizes."""
+    from saetm import __version__
+
+    params = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else repr(v))
+              for k, v in model.get_params().items()}
+    fit = getattr(model, "fit_report_", None)
+    fit = dataclasses.asdict(fit) if dataclasses.is_dataclass(fit) else (getattr(model, "fit_info_", None) or {})
+    sae_cfg = getattr(getattr(model, "sae_", None), "config", None)
+    sae = {"source": (fit.get("sae") or {}).get("source", "loaded")}
+    if dataclasses.is_dataclass(sae_cfg):
+        sae.update({k: v for k, v in dataclasses.asdict(sae_cfg).items() if v is not None})
+    for key, value in (fit.get("sae") or {}).items():
+        if key != "source" and isinstance(value, (int, float)):
+            sae[f"metric.{key}"] = round(float(value), 4)
+    used = int((np.asarray(model.feature_prob_) > 0).sum())
+    return {
+        "saetm": __version__,
+        "parameters": params,
+        "encoder": getattr(model.encoder_, "name", str(model.encoder_)),
+        "sae": sae,
+        "data": {"documents": int(model.doc_topics_.shape[0]), "vocabulary": len(model.vocab_),
+                 "atoms used": used, "topics": int(model.n_topics)},
+        "fit": {"seconds": {k: round(float(v), 2) for k, v in (fit.get("seconds") or {}).items()},
+                "word distributions": fit.get("words") or {}},
+    }
