@@ -88,7 +88,8 @@ def test_save_load_round_trip(fitted_model, tmp_path, ng_embeddings):
 
 
 def test_same_seed_same_topics(ng_corpus, ng_embeddings, small_params, fitted_model):
-    again = SAETM(n_topics=8, **small_params).fit(ng_corpus.texts, ng_embeddings)
+    # cache=False: train the SAE again rather than reuse the cached one
+    again = SAETM(n_topics=8, **{**small_params, "cache": False}).fit(ng_corpus.texts, ng_embeddings)
     assert again.get_topics() == fitted_model.get_topics()
     assert np.array_equal(again.atom_topic_, fitted_model.atom_topic_)
 
@@ -132,3 +133,13 @@ def test_topic_labels(fitted_model):
     assert fitted_model.topic_labels()[0] == "my topic"
     fitted_model.set_topic_labels(None)
     assert fitted_model.topic_labels()[0].startswith("0: ")
+
+
+def test_trained_sae_is_cached_and_identical(ng_corpus, ng_embeddings, small_params, fitted_model, tmp_path,
+                                             monkeypatch):
+    monkeypatch.setenv("SAETM_CACHE", str(tmp_path))
+    first = SAETM(n_topics=8, **small_params).fit(ng_corpus.texts, ng_embeddings)
+    assert len(list((tmp_path / "sae").iterdir())) == 1
+    second = SAETM(n_topics=8, **small_params).fit(ng_corpus.texts, ng_embeddings)
+    assert second.fit_report_.sae.get("cached") is True
+    assert second.get_topics() == first.get_topics() == fitted_model.get_topics()

@@ -230,8 +230,53 @@ def train_corpus_sae(m, X: np.ndarray):
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
                          "lower k (--k) or raise n_atoms (--n-atoms)")
     cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.encoder_.name)
-    sae, metrics = train_sae(X, cfg, TrainConfig(steps=m.sae_steps, seed=m.seed), progress=m.verbose)
-    return sae, {"source": "train", **{k: float(v) for k, v in metrics.items() if np.isscalar(v)}}
+    train_cfg = TrainConfig(steps=m.sae_steps, seed=m.seed)
+    cached = _sae_cache_dir(X, cfg, train_cfg) if m.cache else None
+    if cached is not None and (cached / "sae.json").exists():
+        sae = _load_cached_sae(cached)
+        if sae is not None:
+            log.info("SAE: reusing the one trained on these embeddings with these settings (%s)", cached)
+            return sae, {"source": "train", "cached": True, **sae.meta.get("metrics", {})}
+    sae, metrics = train_sae(X, cfg, train_cfg, progress=m.verbose)
+    metrics = {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
+    if cached is not None:
+        _store_cached_sae(sae, cached, metrics)
+    return sae, {"source": "train", **metrics}
+
+
+def _sae_cache_dir(X: np.ndarray, cfg, train_cfg) -> Path:
+    """Where a corpus-trained SAE is cached: keyed by the embeddings' bytes, the SAE and
+    training settings and the saetm version (training is seeded, so the key fixes the result)."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from saetm._version import __version__
+    from saetm.encoders.cache import default_cache_dir
+
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+    h.update(json.dumps([cfg.to_dict(), dataclasses.asdict(train_cfg), __version__], sort_keys=True,
+                        default=str).encode())
+    return default_cache_dir() / "sae" / h.hexdigest()[:32]
+
+
+def _load_cached_sae(path: Path):
+    from saetm.sae.persist import load_sae
+
+    try:
+        return load_sae(path)
+    except SaetmError:
+        return None  # a damaged cache entry is simply retrained
+
+
+def _store_cached_sae(sae, path: Path, metrics: dict) -> None:
+    from saetm.sae.persist import save_sae
+
+    try:
+        save_sae(sae, path, extra_meta={"metrics": metrics})
+    except (OSError, SaetmError):
+        pass  # a cache that cannot be written must not fail the fit
 
 
 def activations(sae, X: np.ndarray) -> sp.csr_matrix:
