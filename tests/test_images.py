@@ -257,3 +257,24 @@ def test_topics_of_precomputed_image_embeddings_match_their_keywords(clipart, cl
     ])
     assert len(rows) >= 0.8 * N_IMAGES
     assert real > 1.2 * chance, (real, chance)
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_cli_fits_an_image_manifest_and_records_the_image_encoder(clipart, clipart_embeddings, tmp_path):
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from saetm.cli import main
+
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"image": clipart.extra["images"], "text": clipart.texts,
+                  "category": clipart.labels}).to_csv(manifest, index=False)
+    out = tmp_path / "model"
+    rc = main(["fit", str(manifest), "--image-field", "image", "--text-field", "text", "--label-field", "category",
+               "--topics", "4", "--min-df", "2", "--n-atoms", "256", "--k", "8", "--sae-steps", "100",
+               "--out", str(out), "-q"])
+    assert rc == 0
+    info = json.loads((out / "model.json").read_text())
+    assert info["embedding_name"] == "image:efficientnet-lite0"
+    assert json.loads((out / "sae" / "sae.json").read_text())["config"]["d_in"] == clipart_embeddings.shape[1]
+    assert sp.load_npz(out / "doc_topics.npz").shape == (N_IMAGES, 4)

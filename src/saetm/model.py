@@ -111,9 +111,10 @@ class SAETM(TopicViews):
     # ------------------------------------------------------------------ fitting
     def fit(self, documents: Sequence[str], embeddings: np.ndarray | None = None, *,
             dates: Sequence | None = None, labels: Sequence | None = None,
-            ids: Sequence | None = None) -> "SAETM":
+            ids: Sequence | None = None, embedding_name: str | None = None) -> "SAETM":
         """Fit all three stages on ``documents`` (``embeddings``: optional precomputed
-        ``(n_docs, dim)`` array aligned with the documents)."""
+        ``(n_docs, dim)`` array aligned with the documents; ``embedding_name``: what made
+        them, e.g. ``"image:efficientnet-lite0"``, recorded with the SAE and the model)."""
         from saetm import pipeline
 
         self._check_params()
@@ -124,6 +125,7 @@ class SAETM(TopicViews):
         t = time.perf_counter()
 
         self.encoder_ = pipeline.make_encoder(self.encoder)
+        self.embedding_name_ = embedding_name or self.encoder_.name
         X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose)
         report.seconds["embed"] = time.perf_counter() - t
 

@@ -290,6 +290,7 @@ def _model_json(model) -> dict:
         "params": params,
         "encoder": model.encoder_.name,
         "encoder_is_callable": callable(model.encoder_.model),
+        "embedding_name": getattr(model, "embedding_name_", model.encoder_.name),
         "sae_source": getattr(report, "sae", {}).get("source", "loaded") if report else "loaded",
         "n_documents": int(model.theta_.shape[0]),
         "vocabulary_size": len(model.vocab_),
@@ -390,6 +391,8 @@ def load_model(cls, directory: Path):
         raise SaetmError(f"{directory / 'sae'} has {model.sae_.config.n_atoms} atoms but the model has "
                          f"{model.theta_.shape[1]}; the files are mixed from different fits, re-run `saetm fit`")
     model.encoder_ = _restore_encoder(info)
+    name = info.get("embedding_name")
+    model.embedding_name_ = name if isinstance(name, str) and name else model.encoder_.name
 
     W = doc_topics(model.theta_, tp.atom_topic, tp.topic_words.shape[0])
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage))

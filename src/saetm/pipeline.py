@@ -188,6 +188,7 @@ def get_sae(m, X: np.ndarray):
     if isinstance(choice, SparseAutoencoder):
         return _checked(choice, X, m), {"source": "given"}
     if choice == "auto":
+        # The shipped SAE reads the default text encoder's embeddings and nothing else.
         choice = "default" if (shipped_sae_dir() and _is_default_encoder(m)) else "train"
     if choice == "default":
         root = shipped_sae_dir()
@@ -205,7 +206,7 @@ def get_sae(m, X: np.ndarray):
 def _is_default_encoder(m) -> bool:
     from saetm.encoders.text import DEFAULT_ENCODER
 
-    return getattr(m, "encoder_", None) is not None and m.encoder_.name == DEFAULT_ENCODER
+    return getattr(m, "embedding_name_", None) == DEFAULT_ENCODER
 
 
 def _checked(sae, X, m):
@@ -214,7 +215,7 @@ def _checked(sae, X, m):
         raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {d_in}; "
                          "use embeddings from the encoder the SAE was trained for")
     name = getattr(sae.config, "encoder_name", "")
-    enc = getattr(getattr(m, "encoder_", None), "name", "")
+    enc = getattr(m, "embedding_name_", "")
     if name and enc and name != enc:
         log.warning("the SAE was trained for encoder %r but the embeddings come from %r", name, enc)
     return sae
@@ -229,7 +230,7 @@ def train_corpus_sae(m, X: np.ndarray):
     if m.k >= n_atoms:
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
                          "lower k (--k) or raise n_atoms (--n-atoms)")
-    cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.encoder_.name)
+    cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.embedding_name_)
     train_cfg = TrainConfig(steps=m.sae_steps, seed=m.seed)
     cached = _sae_cache_dir(X, cfg, train_cfg) if m.cache else None
     if cached is not None and (cached / "sae.json").exists():
