@@ -283,10 +283,7 @@ def _image_collection(args):
         name = f"precomputed:{Path(args.embeddings).name}"
     else:
         encoder = ImageEncoder(args.image_encoder)
-        corpus, X, failed = encode_collection(corpus, encoder, show_progress=not args.quiet)
-        if failed:
-            log.warning("%d unreadable images skipped: %s", len(failed),
-                        "; ".join(f"{p} ({why})" for p, why in failed[:5]) + (" …" if len(failed) > 5 else ""))
+        corpus, X, _ = encode_collection(corpus, encoder, show_progress=not args.quiet)  # logs what it skipped
         name = f"image:{encoder.name}"
     return corpus.texts, X, {"ids": corpus.ids, "dates": corpus.dates, "labels": corpus.labels}, name
 

@@ -11,6 +11,9 @@ Checkpoints hold everything the next step depends on (weights, Adam moments, the
 data stream's position, dead-feature counters, the BatchTopK threshold EMA); every
 random choice is derived from the seed, so an interrupted and resumed run on CPU ends
 bit-identical to an uninterrupted one.
+
+Inside a torch.distributed process group (torchrun; ``sae/distributed.py``) the same
+loop trains data-parallel: ``batch_size`` is the global batch, split over the processes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from saetm._version import FORMAT_VERSION
 from saetm.errors import SaetmError
 from saetm.io.persist import read_json, read_tensors, write_json, write_tensors
 from saetm.sae.data import BatchStream
+from saetm.sae.distributed import (Replica, broadcast_object, gather_objects, local_batch_size, process_info,
+                                   training_device)
 from saetm.sae.models import SAEConfig, SparseAutoencoder, build_sae
 
 logger = logging.getLogger("saetm")
@@ -53,6 +58,7 @@ class TrainConfig:
     log_every: int = 100
     device: str = "cpu"
     eval_samples: int = 8192
+    buffer_rows: int | None = None  # rows shuffled together (None: 256 MB); memory ≈ 3 buffers + model
 
     def __post_init__(self):
         if self.steps is not None and self.epochs is not None:
@@ -81,16 +87,17 @@ def default_steps(n_rows: int, batch_size: int) -> int:
     return int(min(max(math.ceil(30 * n_rows / batch_size), 1000), 10_000))
 
 
-def resolve(tc: TrainConfig, stream: BatchStream) -> dict:
-    """Concrete values for the ``None`` fields of ``tc`` given the data."""
+def resolve(tc: TrainConfig, stream: BatchStream, world_size: int = 1) -> dict:
+    """Concrete values for the ``None`` fields of ``tc`` given the data (all rows, and the
+    global batch: ``world_size`` processes each taking ``stream.batch_size`` rows a step)."""
+    rows, batch = stream.n_rows, stream.batch_size * world_size
     steps = tc.steps
     if steps is None:
-        steps = (math.ceil(tc.epochs * stream.epoch_rows / stream.batch_size) if tc.epochs is not None
-                 else default_steps(stream.epoch_rows, stream.batch_size))
+        steps = math.ceil(tc.epochs * rows / batch) if tc.epochs is not None else default_steps(rows, batch)
     return {
         "steps": steps,
         "warmup_steps": tc.warmup_steps if tc.warmup_steps is not None else min(1000, max(1, steps // 20)),
-        "dead_after": tc.dead_after or min(10_000_000, max(stream.epoch_rows, 4 * stream.batch_size)),
+        "dead_after": tc.dead_after or min(10_000_000, max(rows, 4 * batch)),
     }
 
 
@@ -143,7 +150,8 @@ def list_checkpoints(directory) -> list[tuple[int, Path]]:
 
 
 def save_checkpoint(directory, step: int, sae: SparseAutoencoder, opt: torch.optim.Optimizer,
-                    stream: BatchStream, meta: dict, keep: int) -> Path:
+                    stream: BatchStream, meta: dict, keep: int, streams: list[dict] | None = None) -> Path:
+    """``streams``: every process's stream state, in rank order (distributed runs)."""
     tensors = {f"model.{k}": v for k, v in sae.state_dict().items()}
     tensors["train.samples_since_fired"] = sae.samples_since_fired
     for i, p in enumerate(sae.parameters()):
@@ -152,20 +160,29 @@ def save_checkpoint(directory, step: int, sae: SparseAutoencoder, opt: torch.opt
     base = Path(directory) / f"ckpt-{step:09d}"
     write_tensors(base.with_suffix(".safetensors"), {k: v.detach().cpu().numpy() for k, v in tensors.items()})
     write_json(base.with_suffix(".json"), {**meta, "format_version": FORMAT_VERSION, "step": step,
-                                           "stream": stream.state_dict()})
+                                           "stream": stream.state_dict(),
+                                           **({"streams": streams} if streams else {})})
     for _, old in list_checkpoints(directory)[:-keep]:
         old.with_suffix(".safetensors").unlink(missing_ok=True)
         old.unlink(missing_ok=True)
     return base.with_suffix(".json")
 
 
-def load_checkpoint(json_path: Path, sae: SparseAutoencoder, opt: torch.optim.Optimizer,
-                    stream: BatchStream) -> dict:
+def read_checkpoint(json_path: Path) -> tuple[dict, dict]:
+    """(metadata, arrays) of one checkpoint, validated."""
     meta = read_json(json_path)
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or "stream" not in meta:
         raise SaetmError(f"checkpoint {json_path} is from another saetm version or corrupt; "
                          "use another checkpoint_dir or resume=False")
-    t = {k: torch.from_numpy(v) for k, v in read_tensors(json_path.with_suffix(".safetensors")).items()}
+    return meta, read_tensors(json_path.with_suffix(".safetensors"))
+
+
+def load_checkpoint(json_path: Path, sae: SparseAutoencoder, opt: torch.optim.Optimizer,
+                    stream: BatchStream, content: tuple[dict, dict] | None = None, rank: int = 0) -> dict:
+    """Restore a checkpoint into sae, opt and stream (``content``: already read by
+    :func:`read_checkpoint`; ``rank``: whose stream position to take)."""
+    meta, arrays = content if content is not None else read_checkpoint(json_path)
+    t = {k: torch.from_numpy(v) for k, v in arrays.items()}
     device = next(sae.parameters()).device
     try:
         sae.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
@@ -180,7 +197,8 @@ def load_checkpoint(json_path: Path, sae: SparseAutoencoder, opt: torch.optim.Op
     except (KeyError, RuntimeError, ValueError) as e:
         raise SaetmError(f"checkpoint {json_path} does not fit this model ({str(e).splitlines()[0]}); "
                          "use another checkpoint_dir or resume=False") from None
-    stream.load_state_dict(meta["stream"])
+    streams = meta.get("streams") or [meta["stream"]]
+    stream.load_state_dict(streams[rank] if rank < len(streams) else meta["stream"])
     return meta
 
 
@@ -210,38 +228,49 @@ def train_sae(data, sae_config: SAEConfig, train_config: TrainConfig | None = No
               progress: bool = True) -> tuple[SparseAutoencoder, dict]:
     """Train an SAE on embeddings and return it (eval mode) with its metrics.
 
-    data: (n, d) array, ``.npy`` path, folder/list of shards, or a ``BatchStream``.
+    data: (n, d) array, ``.npy`` path, folder/list of shards, or a ``BatchStream``
+    (in a distributed run: this process's stream, ``batch_size`` rows of the global batch).
     metrics: fve, l0, dead_fraction, mse (inference encoder, on up to ``eval_samples``
-    rows), steps, epochs, samples_seen, samples_per_second, batch_size.
+    rows), steps, epochs, samples_seen, samples_per_second, batch_size (global).
+    Inside a torch.distributed process group every process calls this with the same
+    arguments and gets the same model; only rank 0 writes checkpoints and logs.
     """
     tc = train_config or TrainConfig()
+    world = process_info()
     if isinstance(data, BatchStream):
         stream = data
-        if tc.batch_size and tc.batch_size != stream.batch_size:
-            raise SaetmError(f"batch_size {tc.batch_size} differs from the stream's {stream.batch_size}; set only one")
+        if tc.batch_size and tc.batch_size != stream.batch_size * world.world_size:
+            raise SaetmError(f"batch_size {tc.batch_size} differs from the stream's "
+                             f"{stream.batch_size * world.world_size}; set only one")
     else:
         from saetm.sae.data import open_embeddings
 
         parts = open_embeddings(data)
         n_rows = sum(p.n_rows for p in parts)
-        stream = BatchStream(parts, tc.batch_size or default_batch_size(n_rows), seed=tc.seed)
+        # Distributed: blocks small enough that every process gets several (small data).
+        block_rows = min(2048, max(1, n_rows // (4 * world.world_size))) if world.enabled else 2048
+        w = world.world_size
+        batch = tc.batch_size or max(w, default_batch_size(n_rows) // w * w)  # default: divisible by w
+        stream = BatchStream(parts, local_batch_size(batch, world),
+                             seed=tc.seed, rank=world.rank, world_size=world.world_size, block_rows=block_rows,
+                             buffer_rows=tc.buffer_rows)
     if stream.dim != sae_config.d_in:
         raise SaetmError(f"embeddings have {stream.dim} columns but the SAE expects {sae_config.d_in}; "
                          f"set SAEConfig(d_in={stream.dim}) or use the matching encoder")
-    if tc.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SaetmError(f"device {tc.device!r} is not available on this machine; use device='cpu'")
-    device = torch.device(tc.device)
-    plan = resolve(tc, stream)
+    device = training_device(tc.device, world)
+    plan = resolve(tc, stream, world.world_size)
     steps = plan["steps"]
     ckpt_dir = Path(tc.checkpoint_dir) if tc.checkpoint_dir else None
-    existing = list_checkpoints(ckpt_dir) if ckpt_dir else []
+    # Rank 0 finds and reads the checkpoint and sends it to the others.
+    existing = broadcast_object(list_checkpoints(ckpt_dir) if ckpt_dir and world.is_main else [], world)
     if existing and not tc.resume:
         raise SaetmError(f"{ckpt_dir} already holds checkpoints of an earlier run; "
                          "pass resume=True to continue it, or choose an empty checkpoint_dir")
+    content = broadcast_object(read_checkpoint(existing[-1][1]) if existing and world.is_main else None, world)
 
     sample = stream.sample(tc.eval_samples, seed=tc.seed)
     if existing:
-        cfg = _check_same_config(sae_config, read_json(existing[-1][1]).get("sae_config", {}), ckpt_dir)
+        cfg = _check_same_config(sae_config, content[0].get("sae_config", {}), ckpt_dir)
     else:
         cfg = sae_config
         if cfg.input_norm == "scale" and cfg.input_scale is None:  # unit mean squared norm
@@ -254,19 +283,21 @@ def train_sae(data, sae_config: SAEConfig, train_config: TrainConfig | None = No
 
     start, seen, seconds = 0, 0, 0.0
     if existing:
-        meta = load_checkpoint(existing[-1][1], sae, opt, stream)
+        meta = load_checkpoint(existing[-1][1], sae, opt, stream, content, world.rank)
         start, seen, seconds = meta["step"], meta["samples_seen"], meta["train_seconds"]
         if start > steps:
             raise SaetmError(f"the latest checkpoint in {ckpt_dir} is at step {start}, beyond the {steps} steps "
                              "asked for; ask for more steps or use another checkpoint_dir")
-        logger.info("resuming from %s (step %d of %d)", existing[-1][1], start, steps)
+        if world.is_main:
+            logger.info("resuming from %s (step %d of %d)", existing[-1][1], start, steps)
     else:
         sae.init_from_batch(sae.preprocess(torch.from_numpy(sample[:4096]).to(device)))
     meta = {"sae_config": cfg.to_dict(), "train_config": {k: (str(v) if isinstance(v, Path) else v)
                                                            for k, v in asdict(tc).items()}, "resolved": plan}
 
+    replica = Replica(sae, world)  # after the initialisation: DDP checks every rank starts equal
     bar = None
-    if progress:
+    if progress and world.is_main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, initial=start, desc=f"SAE {cfg.arch}", unit="step", dynamic_ncols=True)
@@ -278,23 +309,26 @@ def train_sae(data, sae_config: SAEConfig, train_config: TrainConfig | None = No
             lr = lr_at(step, steps, tc.lr, plan["warmup_steps"], tc.decay_fraction)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss, info = sae.training_forward(x, step)
+            loss, info = replica.loss(x, step)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # distributed: gradients averaged over the processes here
             sae.remove_parallel_grads()
             opt.step()
             sae.normalize_decoder()
-            seen += x.shape[0]
+            replica.after_step(x.shape[0])
+            seen += x.shape[0] * world.world_size
 
-            if step % tc.log_every == 0 or step == steps - 1:
+            if world.is_main and (step % tc.log_every == 0 or step == steps - 1):
                 _log_step(step, steps, lr, x, info, bar)
             if bar is not None:
                 bar.update(1)
             done = step + 1
             if ckpt_dir and ((tc.checkpoint_every and done % tc.checkpoint_every == 0) or done == steps):
                 elapsed = seconds + time.perf_counter() - t0
-                save_checkpoint(ckpt_dir, done, sae, opt, stream,
-                                {**meta, "samples_seen": seen, "train_seconds": elapsed}, tc.keep_checkpoints)
+                streams = gather_objects(stream.state_dict(), world)  # every rank's position
+                if world.is_main:
+                    save_checkpoint(ckpt_dir, done, sae, opt, stream, {**meta, "samples_seen": seen,
+                                    "train_seconds": elapsed}, tc.keep_checkpoints, streams if world.enabled else None)
     finally:
         if bar is not None:
             bar.close()
@@ -306,13 +340,15 @@ def train_sae(data, sae_config: SAEConfig, train_config: TrainConfig | None = No
     sae.finalize(x_cal)
     metrics = evaluate_sae(sae, sample)
     metrics.update({
-        "steps": steps, "samples_seen": seen, "epochs": seen / stream.epoch_rows, "batch_size": stream.batch_size,
+        "steps": steps, "samples_seen": seen, "epochs": seen / stream.n_rows,
+        "batch_size": stream.batch_size * world.world_size, "world_size": world.world_size,
         "samples_per_second": (seen - start_seen) / max(loop_seconds, 1e-9) if seen > start_seen
         else seen / max(seconds, 1e-9),
         "train_seconds": seconds, "eval_samples": len(sample),
     })
     if hasattr(sae, "threshold"):
         metrics["threshold"] = float(sae.threshold)
-    logger.info("SAE trained: fve %.3f l0 %.1f dead %.1f%% (%d steps, %.0f samples/s)", metrics["fve"],
-                metrics["l0"], 100 * metrics["dead_fraction"], steps, metrics["samples_per_second"])
+    if world.is_main:
+        logger.info("SAE trained: fve %.3f l0 %.1f dead %.1f%% (%d steps, %.0f samples/s)", metrics["fve"],
+                    metrics["l0"], 100 * metrics["dead_fraction"], steps, metrics["samples_per_second"])
     return sae, metrics
