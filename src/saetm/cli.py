@@ -28,6 +28,7 @@ def cmd_fit(args) -> int:
     _refuse_existing(out, args.overwrite)
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
+    _import_training()
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
     # instead of after hours; the directory is removed again if nothing gets written.
     with directory_lock(out):
@@ -199,6 +200,15 @@ def _period_freq(text: str):
 
 
 # ---------------------------------------------------------------- helpers
+def _import_training() -> None:
+    """Finish torch's lazy imports before the run starts: the first optimizer imports
+    torch._dynamo, and a Ctrl-C that lands inside that import (it runs Python code from
+    C++) aborts the process instead of raising KeyboardInterrupt."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def _refuse_existing(out: Path, overwrite: bool) -> None:
     from saetm.model_files import check_output_dir
 
@@ -255,6 +265,7 @@ def _model_from_args(args):
         n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
         min_df=args.min_df, max_features=args.max_features, idf=args.idf,
         word_vectors=args.word_vectors, word_ranking=args.word_ranking, seed=args.seed, verbose=not args.quiet,
+        cache=not getattr(args, "no_cache", False),
     )
 
 
@@ -356,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--idf", action="store_true", help="weight word counts by IDF when learning word distributions")
     f.add_argument("--word-vectors", default="glove", choices=["glove", "encoder"])
     f.add_argument("--word-ranking", default="beta", choices=["beta", "lift", "relevance"])
+    f.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)")
     f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     f.set_defaults(func=cmd_fit)
 

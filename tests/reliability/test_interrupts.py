@@ -32,7 +32,8 @@ def kills(tiny_files, tiny_model_dir, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("kills")
     rng = np.random.default_rng(SEED)
     plans = {
-        "fit": {"mode": "fit", "argv": fit_argv(tiny_files, "OUT"), "slow": 0.03,
+        # --no-cache: every run trains its SAE, so kills can land in training (a cached SAE loads at once)
+        "fit": {"mode": "fit", "argv": fit_argv(tiny_files, "OUT", "--no-cache"), "slow": 0.03,
                 "runs": [[sig, phase] for phase in ("sae", "words", "save", "commit") for sig in SIGNALS]},
         "retopic": {"mode": "retopic", "argv": ["retopic", "OUT", "--topics", "3", "-q"], "model": str(tiny_model_dir),
                     "slow": 0.03, "runs": [[sig, phase] for phase in ("save", "commit") for sig in SIGNALS]},
