@@ -97,6 +97,7 @@ class MemoryMeter:
         self.base = self._rss()
         self.ru_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self._peak = self.base
+        self.load_start = os.getloadavg()[0]
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
@@ -110,7 +111,8 @@ class MemoryMeter:
         self.result = {"rss_base_mb": self.base / mb, "ru_maxrss_base_mb": self.ru_base / mb,
                        "ru_maxrss_end_mb": ru_end / mb, "sampled_peak_mb": self._peak / mb,
                        "peak_source": "ru_maxrss" if ru_end > self.ru_base else "sampler",
-                       "peak_fit_mb": max(0.0, (max(peak, self._peak) - self.base) / mb)}
+                       "peak_fit_mb": max(0.0, (max(peak, self._peak) - self.base) / mb),
+                       "loadavg_1min_start": self.load_start, "loadavg_1min_end": os.getloadavg()[0]}
 
 
 def _save_matrix(path: Path, m) -> None:
@@ -314,7 +316,7 @@ def evaluate(data: CorpusData, topic_words, doc_topics) -> dict:
 # ============================================================================ table
 
 COLUMNS = ["corpus", "T", "model", "topics", "NPMI", "C_V", "TD", "WMD-div", "emb-coh", "NMI", "ARI",
-           "fit s", "fit ×saetm", "peak MB", "T50→20 s"]
+           "fit s", "fit ×saetm", "peak MB", "T50→20 s", "load"]
 
 
 def _f(x, digits=3):
@@ -325,6 +327,11 @@ def _secs(x):
     if x is None:
         return "–"
     return f"{x:.2f}" if x < 10 else f"{x:.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def _load(memory: dict) -> str:
+    a, b = memory.get("loadavg_1min_start"), memory.get("loadavg_1min_end")
+    return "–" if a is None else f"{(a + b) / 2:.1f}"
 
 
 def markdown(db: dict, corpora: list[str], topics: list[int], models: list[str]) -> str:
@@ -375,7 +382,8 @@ def markdown(db: dict, corpora: list[str], topics: list[int], models: list[str])
                             retopic = _secs(r20["fit_seconds"]) + "*"
                 row = [c, str(T), model, str(n_found), _f(mt.get("npmi")), _f(mt.get("cv")), _f(mt.get("topic_diversity")),
                        _f(mt.get("wmd_diversity")), _f(mt.get("embedding_coherence")), _f(mt.get("nmi")),
-                       _f(mt.get("ari")), _secs(r["fit_seconds"]), ratio, f"{r['memory']['peak_fit_mb']:.0f}", retopic]
+                       _f(mt.get("ari")), _secs(r["fit_seconds"]), ratio, f"{r['memory']['peak_fit_mb']:.0f}", retopic,
+                       _load(r["memory"])]
                 lines.append("| " + " | ".join(row) + " |")
                 ex = r["extra"]
                 if not ex.get("vocab_same", True):
@@ -387,7 +395,9 @@ def markdown(db: dict, corpora: list[str], topics: list[int], models: list[str])
                  "the outlier topic, and HDBSCAN may find fewer than T clusters). `fit ×saetm`: fit time / saetm "
                  "(corpus-trained SAE) fit time at the same corpus and T. `peak MB`: resident memory the fit added "
                  "over the process after loading data, libraries and encoder. `T50→20 s` (on T=50 rows): the "
-                 "model's own way from 50 to 20 topics; * = no such way, its fit time at T=20 (a refit).")
+                 "model's own way from 50 to 20 topics; * = no such way, its fit time at T=20 (a refit). "
+                 "`load`: the machine's 1-minute load average (mean of its values when the fit started and ended; "
+                 "2 cores, shared with other jobs): times taken at a higher load are slower.")
     rt = []
     for c in corpora:
         for model in models:
