@@ -34,7 +34,9 @@ import saetm.words.em as em  # noqa: E402
 from saetm.cli import main  # noqa: E402
 
 PHASES = {  # function wrapped -> phase it starts
-    (pipeline, "get_sae"): "sae", (pipeline, "vocabulary"): "words", (pipeline, "atom_embeddings"): "topics",
+    # "words" is the vocabulary (before the SAE) and the EM of word distributions (after it; slowed below)
+    (pipeline, "get_sae"): "sae", (pipeline, "vocabulary"): "words", (pipeline, "feature_words"): "words",
+    (pipeline, "atom_embeddings"): "topics",
     (model_files, "save_model"): "save", (model_files, "save_topics"): "save", (model_files, "_commit"): "commit",
 }
 
@@ -126,6 +128,8 @@ def interrupt(work, target, sig_name, phase, rng, max_wait=60.0):
         if phase_at(marker) == phase:
             time.sleep(extra)
             landed = phase_at(marker)
+            if landed != phase:  # the phase ended during the pause (a short one, e.g. the vocabulary): wait for
+                continue  # it to come back (the EM of stage 2 is "words" too) rather than kill elsewhere
             os.kill(pid, sig)
             sent = True
             _, status = os.waitpid(pid, 0)
