@@ -296,7 +296,8 @@ def _image_collection(args):
         encoder = ImageEncoder(args.image_encoder)
         corpus, X, _ = encode_collection(corpus, encoder, show_progress=not args.quiet)  # logs what it skipped
         name = f"image:{encoder.name}"
-    return corpus.texts, X, {"ids": corpus.ids, "dates": corpus.dates, "labels": corpus.labels}, name
+    meta = {"ids": corpus.ids, "dates": corpus.dates, "labels": corpus.labels, "images": corpus.extra["images"]}
+    return corpus.texts, X, meta, name  # image paths are kept for the report's thumbnails
 
 
 def _print_topics(model, n_words: int) -> None:

@@ -38,6 +38,16 @@ class FitReport:
     n_skipped: int = 0
 
 
+def _image_paths(images: list | None) -> list | None:
+    """Absolute paths of the images (``None`` for inline data); ``None`` when none has a path."""
+    from saetm.io.images import image_location
+
+    if images is None:
+        return None
+    paths = [image_location(x) for x in images]
+    return paths if any(p is not None for p in paths) else None
+
+
 class SAETM(TopicViews):
     """Topic model read off a sparse autoencoder's atoms (SAE-TM).
 
@@ -111,15 +121,21 @@ class SAETM(TopicViews):
     # ------------------------------------------------------------------ fitting
     def fit(self, documents: Sequence[str], embeddings: np.ndarray | None = None, *,
             dates: Sequence | None = None, labels: Sequence | None = None,
-            ids: Sequence | None = None, embedding_name: str | None = None) -> "SAETM":
+            ids: Sequence | None = None, images: Sequence | None = None,
+            embedding_name: str | None = None) -> "SAETM":
         """Fit all three stages on ``documents`` (``embeddings``: optional precomputed
         ``(n_docs, dim)`` array aligned with the documents; ``embedding_name``: what made
-        them, e.g. ``"image:efficientnet-lite0"``, recorded with the SAE and the model)."""
+        them, e.g. ``"image:efficientnet-lite0"``, recorded with the SAE and the model).
+
+        dates / labels / ids: kept per document for the analyses and the report.
+        images: for an image collection, each document's image (a path; inline bytes are
+        not kept), so :meth:`get_representative_images` and the report can show them."""
         from saetm import pipeline
 
         self._check_params()
         docs = pipeline.check_documents(documents)
-        meta = pipeline.check_metadata(len(docs), dates=dates, labels=labels, ids=ids)
+        meta = pipeline.check_metadata(len(docs), dates=dates, labels=labels, ids=ids, images=images)
+        meta["image"] = _image_paths(meta["image"])
         meta["text"] = docs  # kept (saved truncated) for representative documents and reports
         report = FitReport(n_documents=len(docs))
         t = time.perf_counter()
@@ -260,7 +276,7 @@ class SAETM(TopicViews):
         self._check_fitted()
         if documents is None and embeddings is None:
             out = self.describe_weights(self.doc_topics_)
-            names = {"text": "document", "id": "id", "date": "date", "label": "doc_label"}
+            names = {"text": "document", "id": "id", "date": "date", "label": "doc_label", "image": "image"}
             for col, name in names.items():
                 values = (self.documents_ or {}).get(col)
                 if values is not None:

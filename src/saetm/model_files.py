@@ -8,7 +8,9 @@ Directory layout (``DIR``)::
     state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings   — stages 1–2
     topics.safetensors  atom→topic, topic word distributions, prevalence, coverage — stage 3
     sae/                the SAE (sae.safetensors + sae.json)
-    documents.parquet   id / date / label of each fitted document (when given)
+    documents.parquet   text (cut to 1,000 characters), and id / date / label / image
+                        path of each fitted document when given (the ``image`` column is
+                        optional: models saved before it existed load without it)
     topics.json         top words per topic (for other tools)
     doc_topics.npz      documents × topics weights (scipy.sparse), rows in input order
 
@@ -321,7 +323,7 @@ def _write_documents(path: Path, meta: dict) -> None:
 
 
 def _read_documents(path: Path, n_docs: int) -> dict:
-    meta = {"id": None, "date": None, "label": None, "text": None}
+    meta = {"id": None, "date": None, "label": None, "text": None, "image": None}
     if not path.exists():
         return meta
     try:
@@ -332,6 +334,8 @@ def _read_documents(path: Path, n_docs: int) -> dict:
     if len(df) != n_docs:
         raise SaetmError(f"{path} has {len(df)} rows but the model has {n_docs} documents; the directory is inconsistent")
     meta.update(columns)
+    if meta["image"] is not None:  # missing paths come back as NA/NaN
+        meta["image"] = [v if isinstance(v, str) and v else None for v in meta["image"]]
     return meta
 
 

@@ -199,12 +199,34 @@ class TopicViews:
         texts = (getattr(self, "documents_", None) or {}).get("text")
         if texts is None:
             raise SaetmError("this model kept no document texts (saved by an older saetm); refit to get representative documents")
+
+        def key(i):  # texts that differ only in case, punctuation or links count once
+            return " ".join(_WORD.findall(_URL.sub("", str(texts[i]).lower())))
+
         topics = range(self.n_topics) if topic is None else [self._topic_index(topic)]
-        best = {t: [texts[i] for i in rows] for t, rows in self._top_documents(topics, n).items()}
+        best = {t: [texts[i] for i in rows] for t, rows in self._top_documents(topics, n, key).items()}
         return best if topic is None else best[topics[0]]
 
-    def _top_documents(self, topics, n: int) -> dict[int, list[int]]:
-        """Row indices of each topic's ``n`` best documents (one sparse product for all topics)."""
+    def get_representative_images(self, topic: int | None = None, n: int = 6):
+        """Paths of the ``n`` fitted images most about ``topic`` (best first), ranked like
+        :meth:`get_representative_docs`; each image once, documents without a path (inline
+        image data) left out. ``topic=None`` gives ``{topic: [paths]}`` for every topic.
+        The paths are those given at fit; they are not checked to still exist."""
+        self._check_fitted()
+        paths = (getattr(self, "documents_", None) or {}).get("image")
+        if paths is None:
+            raise SaetmError("this model kept no image paths: it was fitted on text, on images without paths, "
+                             "or saved by an older saetm; fit with images=[paths] (saetm fit --image-field)")
+        topics = range(self.n_topics) if topic is None else [self._topic_index(topic)]
+        top = self._top_documents(topics, n, paths.__getitem__)
+        best = {t: [paths[i] for i in rows] for t, rows in top.items()}
+        return best if topic is None else best[topics[0]]
+
+    def _top_documents(self, topics, n: int, key) -> dict[int, list[int]]:
+        """Row indices of each topic's ``n`` best documents (one sparse product for all topics).
+
+        key: document row → str; documents with an empty key are skipped and each key is
+        picked once (near-duplicate texts, the same image)."""
         a, n_docs = np.asarray(self.atom_topic_), self.doc_topics_.shape[0]
         used = np.flatnonzero(a >= 0)
         prevalence = np.maximum(np.asarray(self.topics_.prevalence, dtype=np.float64), 1e-12)
@@ -212,7 +234,7 @@ class TopicViews:
                              shape=(len(a), self.n_topics))  # θ̄_k / prevalence_c: the topic's centre
         centrality = sp.csc_matrix(self.theta_ @ core)
         weight = sp.csc_matrix(self.doc_topics_)
-        texts, out = self.documents_["text"], {}
+        out = {}
         for t in topics:
             rows = weight.indices[weight.indptr[t]:weight.indptr[t + 1]]
             w = weight.data[weight.indptr[t]:weight.indptr[t + 1]]
@@ -221,9 +243,9 @@ class TopicViews:
                 centrality.data[centrality.indptr[t]:centrality.indptr[t + 1]]
             picked, seen = [], set()
             for i in rows[np.lexsort((rows, -c[rows], -np.round(w, 6)))]:
-                key = " ".join(_WORD.findall(_URL.sub("", str(texts[i]).lower())))  # near-duplicates once
-                if key and key not in seen:
-                    seen.add(key)
+                k = key(i)
+                if k and k not in seen:
+                    seen.add(k)
                     picked.append(int(i))
                     if len(picked) == n:
                         break
@@ -322,8 +344,9 @@ class TopicViews:
         """Write one self-contained HTML report (works offline) and return its path.
 
         The page holds the topic table, the charts that apply (over time when dates are
-        given or kept with the model, per class when classes are), the run's settings,
-        and notes on anything capped for size. See :func:`saetm.report.build.build_report`.
+        given or kept with the model, per class when classes are), thumbnails of each
+        topic's top images (models fitted with image paths; unreadable files are skipped
+        and counted), the run's settings, and notes on anything capped for size. See :func:`saetm.report.build.build_report`.
         """
         from saetm.report.build import build_report
 

@@ -351,6 +351,16 @@ def image_fingerprint(image) -> str:
         return "unreadable"
 
 
+def image_location(image) -> str | None:
+    """Where ``image`` lives on disk, as an absolute path kept with a fitted model (for the
+    report's thumbnails); ``None`` for inline data (bytes, PIL images) and URLs."""
+    if isinstance(image, dict):
+        image = image.get("path") if image.get("bytes") is None else None
+    if isinstance(image, (str, os.PathLike)) and str(image).strip() and "://" not in str(image):
+        return os.path.abspath(os.fspath(image))
+    return None
+
+
 def describe_image(image) -> str:
     """How an image is named in messages: its path, or a short stand-in for inline data."""
     if isinstance(image, dict):

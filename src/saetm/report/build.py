@@ -4,12 +4,15 @@
 with the fitted documents, its settings) and hands plain values to
 :func:`saetm.report.html.render_report`. Charts that need data the model does not
 have are left out (over time without dates, per class without classes, a hierarchy
-of one topic); everything capped for size is said in the page's notes.
+of one topic); everything capped for size is said in the page's notes. A model fitted
+on images with their paths also gets thumbnails of each topic's top images; files
+that can no longer be read are left out, counted in the notes and logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +20,16 @@ import pandas as pd
 
 from saetm.errors import SaetmError
 
+log = logging.getLogger("saetm")
+
 EXAMPLE_CHARS = 160  # characters of each topic's example document in the table
 MAX_BAR_TOPICS = 12  # topics drawn as word bars
 MAX_HEATMAP_DOCS = 200  # documents sampled for the document × topic heatmap
 MAX_CLASSES = 40  # classes compared in the per-class chart (the largest ones)
+IMAGES_PER_TOPIC = 6  # thumbnails per topic, for models fitted on images
+MAX_IMAGE_TOPICS = 100  # topics shown with thumbnails (a few KB per image)
+IMAGE_CANDIDATES = 3  # × IMAGES_PER_TOPIC top documents tried, so unreadable files are replaced
+CAPTION_CHARS = 100  # characters of an image's words in its tooltip
 
 
 def build_report(model, path, *, dates=None, classes=None, freq=None, title: str | None = None) -> Path:
@@ -56,9 +65,60 @@ def build_report(model, path, *, dates=None, classes=None, freq=None, title: str
         table = table[[c for c in table.columns if c != "example document"] + ["example document"]]
         notes.append(f"Example documents in the topic table are cut to {EXAMPLE_CHARS} characters.")
 
-    title = title or f"Topics of {n_docs:,} documents ({T} topics)"
-    render_report(path, title=title, settings=settings(model), topic_table=table, figures=figures, notes=notes)
+    galleries = image_galleries(model, notes)
+    title = title or f"Topics of {n_docs:,} {'images' if galleries else 'documents'} ({T} topics)"
+    render_report(path, title=title, settings=settings(model), topic_table=table, figures=figures, notes=notes,
+                  galleries=galleries)
     return path
+
+
+def image_galleries(model, notes: list) -> list | None:
+    """Thumbnails of each topic's top images: ``[(topic label, [(caption, Thumbnail), ...]), ...]``,
+    or ``None`` for a model without image paths (text models).
+
+    Per topic, the first ``IMAGES_PER_TOPIC`` readable images among its top documents
+    (:meth:`get_representative_images`); unreadable ones are skipped, counted in ``notes``
+    and logged."""
+    from saetm.io.images import UnreadableImage
+    from saetm.report.thumbnails import thumbnail
+
+    meta = getattr(model, "documents_", None) or {}
+    paths = meta.get("image")
+    if paths is None:
+        return None
+    texts = meta.get("text") or [""] * len(paths)
+    words = {}
+    for p, text in zip(paths, texts):
+        words.setdefault(p, " ".join(str(text).split()))
+    T = min(model.n_topics, MAX_IMAGE_TOPICS)
+    best = model.get_representative_images(n=IMAGE_CANDIDATES * IMAGES_PER_TOPIC)
+    labels = model.topic_labels()
+    made, failed, galleries = {}, {}, []
+    for t in range(T):
+        thumbs = []
+        for p in best[t]:
+            if len(thumbs) == IMAGES_PER_TOPIC:
+                break
+            if p in failed:
+                continue
+            if p not in made:
+                try:
+                    made[p] = thumbnail(p)
+                except UnreadableImage as e:
+                    failed[p] = str(e)
+                    continue
+            name = Path(p).name
+            thumbs.append((f"{name}: {_cut(words[p], CAPTION_CHARS)}" if words[p] else name, made[p]))
+        galleries.append((labels[t], thumbs))
+    if failed:
+        first, why = next(iter(failed.items()))
+        log.warning("the report leaves out %d images that cannot be read (moved, deleted or broken files); "
+                    "the first: %s (%s)", len(failed), first, why)
+        notes.append(f"{len(failed):,} of the topics' top images could not be read (moved, deleted or broken "
+                     f"files) and are left out of the thumbnails; the first: {first} ({why}).")
+    if model.n_topics > T:
+        notes.append(f"Thumbnails are shown for the first {T} of {model.n_topics} topics.")
+    return galleries
 
 
 def topic_table(model) -> pd.DataFrame:

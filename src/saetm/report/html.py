@@ -1,4 +1,5 @@
-"""One self-contained HTML report: topic table, charts, notes and settings.
+"""One self-contained HTML report: topic table, charts, notes and settings (and, for
+image models, thumbnails of each topic's top images, inlined as ``data:`` URIs).
 
 The page opens from disk without a network: plotly.js (from the installed plotly
 package) is inlined once in ``<head>`` and every chart is drawn with
@@ -54,6 +55,11 @@ ul.notes li { margin:4px 0; }
 #js-error-banner { background:#fde8e8; color:#8a1c1c; border:1px solid #f5b5b5; padding:10px 16px;
                    border-radius:6px; margin:12px 0; }
 footer { padding:12px 24px 32px; }
+.gallery .row { display:flex; gap:14px; align-items:center; padding:8px 0; border-bottom:1px solid var(--line); }
+.gallery .label { flex:0 0 230px; font-size:0.88rem; }
+.gallery .thumbs { display:flex; flex-wrap:wrap; gap:8px; align-items:center; }
+.gallery img { display:block; border:1px solid var(--line); border-radius:4px; background:#fff; }
+.gallery .none { color:var(--muted); font-size:0.88rem; }
 """
 
 # Records JavaScript errors on <html data-js-errors=...> and shows a banner.
@@ -150,6 +156,20 @@ def _figure_html(fig, div_id: str) -> str:
     )
 
 
+def _gallery_html(galleries) -> str:
+    """One row per topic: its label, then its thumbnails (captions as tooltips)."""
+    rows = []
+    for label, thumbs in galleries:
+        imgs = "".join(
+            f'<img src="{t.uri}" width="{t.width}" height="{t.height}" alt="{html.escape(caption)}" '
+            f'title="{html.escape(caption)}">'
+            for caption, t in thumbs
+        ) or '<span class="none">no readable image</span>'
+        rows.append(f'<div class="row"><div class="label">{html.escape(str(label))}</div>'
+                    f'<div class="thumbs">{imgs}</div></div>')
+    return f'<div class="gallery">{"".join(rows)}</div>'
+
+
 def share_permissions(path) -> None:
     """Give a written file the usual permissions (atomic_write's temporary file is 0600)."""
     umask = os.umask(0)
@@ -158,13 +178,15 @@ def share_permissions(path) -> None:
 
 
 def render_report(path, *, title: str, settings: dict, topic_table: pd.DataFrame, figures, notes=(),
-                  max_table_rows: int = MAX_TABLE_ROWS) -> None:
+                  galleries=None, max_table_rows: int = MAX_TABLE_ROWS) -> None:
     """Write one self-contained HTML report to ``path`` (atomically).
 
     settings: (nested) dict shown as a key/value table; topic_table: one row per topic
     (list cells are joined with ", "), the first ``max_table_rows`` rows are shown;
     figures: ``[(heading, plotly Figure), ...]`` in page order, each figure's
-    ``layout.meta["caption"]`` printed under it; notes: sentences shown at the top.
+    ``layout.meta["caption"]`` printed under it; notes: sentences shown at the top;
+    galleries: ``[(topic label, [(caption, Thumbnail), ...]), ...]`` shown after the
+    topic table (image models), or ``None``.
     plotly.js is inlined once, so the file works offline (about 5 MB of it is plotly.js).
     """
     from plotly.offline import get_plotlyjs
@@ -184,7 +206,7 @@ def render_report(path, *, title: str, settings: dict, topic_table: pd.DataFrame
         toc.append(f'<li><a href="#{slug}">{html.escape(heading)}</a></li>')
         body.append(f'<section id="{slug}"><h2>{html.escape(heading)}</h2>{inner}</section>')
 
-    for slug in ("notes", "topics", "settings"):
+    for slug in ("notes", "topics", "images", "settings"):
         used.add(slug)
     charts = []
     for heading, fig in figures:
@@ -197,6 +219,11 @@ def render_report(path, *, title: str, settings: dict, topic_table: pd.DataFrame
     if notes:
         section("Notes", '<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>", "notes")
     section("Topics", _table_html(topic_table, max_table_rows), "topics")
+    if galleries:
+        n = max(len(thumbs) for _, thumbs in galleries)
+        intro = (f"Up to {n} of the images most about each topic, best first (hover for the file and its words)."
+                 if n else "None of the topics' images could be read (see the notes).")
+        section("Images", f'<p class="caption">{intro}</p>{_gallery_html(galleries)}', "images")
     for heading, inner, slug in charts:
         section(heading, inner, slug)
     section("Settings", _settings_html(settings), "settings")
