@@ -386,3 +386,158 @@ def test_evaluate_topics(ng_corpus, ng_tokens, ng_counts, ng_topics, glove):
     assert set(evaluate_topics(ng_topics, reference=ng_counts)) == {"topic_diversity", "npmi"}
     with pytest.raises(SaetmError, match="both"):
         evaluate_topics(ng_topics, labels=labels)
+
+
+# --------------------------------------------------------------------------- SAETM.evaluate and `saetm evaluate`
+
+def _top(model, n=25):
+    return [[w for w, _ in model.get_topic(t, n)] for t in range(model.n_topics)]
+
+
+def test_model_evaluate_matches_the_measures(fitted_model, ng_corpus, glove):
+    from saetm.evaluation.scorecard import reference_tokens
+    from saetm.words.vocab import count_words
+
+    record = fitted_model.evaluate(details=True)
+    m = record["measures"]
+    assert m == fitted_model.evaluate()
+    assert list(m) == ["topic_diversity", "wmd_diversity", "npmi", "cv", "embedding_coherence", "nmi", "ari",
+                       "unassigned"]
+    words, tokens = _top(fitted_model), reference_tokens(ng_corpus.texts)
+    assert m["topic_diversity"] == topic_diversity(words, 25)
+    assert m["wmd_diversity"] == pytest.approx(wmd_diversity(words, glove, 20), rel=1e-12)
+    assert m["npmi"] == pytest.approx(npmi_coherence(words, tokens, top_n=10)["mean"], rel=1e-12)
+    assert m["cv"] == pytest.approx(cv_coherence(words, tokens, top_n=10, window=110)["mean"], rel=1e-12)
+    assert m["embedding_coherence"] == pytest.approx(embedding_coherence(words, glove, 10)["mean"], rel=1e-12)
+    agree = label_agreement(fitted_model.doc_topics_, ng_corpus.labels)
+    assert (m["nmi"], m["ari"], m["unassigned"]) == pytest.approx((agree["nmi"], agree["ari"], agree["unassigned"]))
+    # The reference is tokenised as stage 2 counts words: NPMI on the model's own counts agrees.
+    counts = count_words(ng_corpus.texts, fitted_model.vocab_)
+    assert m["npmi"] == pytest.approx(npmi_coherence(words, (counts, fitted_model.vocab_))["mean"], rel=1e-9)
+    assert record["n_topics"] == fitted_model.n_topics and len(record["per_topic"]["npmi"]) == fitted_model.n_topics
+    assert record["topics"] == [w[:10] for w in words] and record["notes"] == []
+    # top_n reaches the coherence measures only; other inputs are optional
+    small = fitted_model.evaluate(reference=[t.split() for t in ng_corpus.texts], labels=None, top_n=5,
+                                  word_vectors=None)
+    assert small["npmi"] == pytest.approx(npmi_coherence(words, [t.split() for t in ng_corpus.texts],
+                                                         top_n=5)["mean"])
+    assert "wmd_diversity" not in small and small["topic_diversity"] == m["topic_diversity"]
+
+
+def test_model_evaluate_with_a_deterministic_judge(fitted_model):
+    def judge(prompt):  # rates by the words' length; names the shortest word as the intruder
+        if "intruder" in prompt:
+            return min(re.findall(r"^\d+\. (.+)$", prompt, flags=re.M), key=lambda w: (len(w), w))
+        words = prompt.split("\n")[1].split(", ")
+        return f"Rating: {min(100, 10 * np.mean([len(w) for w in words])):.0f}"
+
+    record = fitted_model.evaluate(judge=judge, word_vectors=None, details=True)
+    words = _top(fitted_model)
+    rating = llm_coherence(words, judge, n_words=5, n_shuffles=3, seed=0)
+    intruder = intruder_detection([w[:10] for w in words], judge, n_words=4, seed=0)
+    m = record["measures"]
+    assert m["llm_coherence"] == rating["mean"] and m["llm_coherence_unparsed"] == 0
+    assert m["intruder_accuracy"] == intruder["accuracy"] and m["intruder_unparsed"] == 0
+    assert len(record["judge_responses"]["coherence"]) == 3 * fitted_model.n_topics
+    assert fitted_model.evaluate(judge=judge, word_vectors=None) == m  # seeded
+    garbled = fitted_model.evaluate(judge=lambda p: "no idea", word_vectors=None)
+    assert np.isnan(garbled["llm_coherence"]) and garbled["llm_coherence_unparsed"] == 3 * fitted_model.n_topics
+
+
+def test_model_evaluate_refuses_bad_input(fitted_model, tmp_path):
+    from saetm.model import SAETM
+
+    with pytest.raises(SaetmError, match="got 5 labels for 400 documents"):
+        fitted_model.evaluate(labels=["a"] * 5, word_vectors=None)
+    with pytest.raises(SaetmError, match="top_n"):
+        fitted_model.evaluate(top_n=1)
+    with pytest.raises(SaetmError, match="word_vectors"):
+        fitted_model.evaluate(word_vectors="fasttext")
+    fitted_model.save(tmp_path / "m")
+    loaded = SAETM.load(tmp_path / "m")  # its saved texts are cut to 1,000 characters
+    with pytest.raises(SaetmError, match="cut to 1000 characters"):
+        loaded.evaluate()
+    labels = list(fitted_model.documents_["label"])
+    labels[:7] = [None] * 7
+    record = loaded.evaluate(reference=[["x", "y"]], labels=labels, word_vectors=None, details=True)
+    assert "7 documents without a label left out of NMI / ARI" in record["notes"]
+
+
+@pytest.fixture(scope="module")
+def evaluate_files(tmp_path_factory, fitted_model, ng_corpus):
+    """The session's fitted model saved once, its corpus as docs.jsonl, and labels files."""
+    d = tmp_path_factory.mktemp("evaluate")
+    fitted_model.save(d / "model")
+    with open(d / "docs.jsonl", "w", encoding="utf-8") as f:
+        for i, (t, lab) in enumerate(zip(ng_corpus.texts, ng_corpus.labels)):
+            f.write(json.dumps({"id": f"d{i}", "text": t, "group": lab}) + "\n")
+    (d / "labels.txt").write_text("\n".join(ng_corpus.labels) + "\n")
+    (d / "short_labels.txt").write_text("a\nb\nc\n")
+    (d / "not_a_model").mkdir()
+    return d
+
+
+def _cli(argv, capsys):
+    from saetm.cli import main
+
+    capsys.readouterr()
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse
+        rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_evaluate_table_json_and_file(evaluate_files, fitted_model, capsys):
+    d = evaluate_files
+    expected = fitted_model.evaluate()  # in memory the full texts are the reference: same numbers
+    rc, out, err = _cli(["evaluate", d / "model", "--reference", d / "docs.jsonl", "-q"], capsys)
+    assert rc == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:2] == ["measure", "value"] and len(lines) == 1 + len(expected)
+    assert {line.split()[0] for line in lines[1:]} == set(expected)
+    saved = json.loads((d / "model" / "evaluation.json").read_text())
+    assert saved["measures"] == pytest.approx(expected) and saved["n_topics"] == fitted_model.n_topics
+    assert saved["reference"].startswith("400 documents of") and saved["judge"] is None
+    assert not [p for p in (d / "model").iterdir() if p.name.endswith(".tmp") or p.name.startswith(".saetm")]
+
+    (d / "model" / "evaluation.json").unlink()
+    rc, out, err = _cli(["evaluate", d / "model", "--reference", d / "docs.jsonl", "--labels", d / "labels.txt",
+                         "--top-n", "5", "--json", "--no-write", "-q"], capsys)
+    assert rc == 0, err
+    printed = json.loads(out)
+    assert printed["top_n"] == 5 and printed["measures"]["nmi"] == pytest.approx(expected["nmi"])
+    assert printed["measures"]["npmi"] != pytest.approx(expected["npmi"])
+    assert not (d / "model" / "evaluation.json").exists()
+
+
+def test_cli_evaluate_with_a_judge_server(evaluate_files, fake_server, capsys):
+    d = evaluate_files
+    rc, out, err = _cli(["evaluate", d / "model", "--reference", d / "docs.jsonl", "--judge", fake_server,
+                         "--judge-model", "tiny", "--json", "--no-write", "-q"], capsys)
+    assert rc == 0, err
+    m = json.loads(out)["measures"]
+    assert m["llm_coherence"] == 77 and m["llm_coherence_unparsed"] == 0 and m["intruder_unparsed"] == 0
+    assert {body["model"] for _, _, body in _FakeOpenAI.requests} == {"tiny"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{d}/no-such-model"], "not a directory"),
+    (["{d}/not_a_model"], "no complete saetm model"),
+    (["{d}/model"], "cut to 1000 characters"),
+    (["{d}/model", "--reference", "{d}/missing.jsonl"], "missing.jsonl does not exist"),
+    (["{d}/model", "--reference", "{d}/docs.jsonl", "--labels", "{d}/short_labels.txt"], "got 3 labels for 400"),
+    (["{d}/model", "--reference", "{d}/docs.jsonl", "--labels", "{d}/nope.txt"], "nope.txt does not exist"),
+    (["{d}/model", "--label-field", "group"], "--label-field"),
+    (["{d}/model", "--judge", "http://127.0.0.1:9"], "--judge-model"),
+    (["{d}/model", "--judge", "localhost:9", "--judge-model", "x"], "http://"),
+    (["{d}/model", "--top-n", "0"], "at least 1"),
+])
+def test_cli_evaluate_errors_are_one_line_with_exit_code_2(evaluate_files, capsys, args, message):
+    d = evaluate_files
+    rc, out, err = _cli(["evaluate", *[a.format(d=d) for a in args], "-q"], capsys)
+    assert rc == 2 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("saetm: error:")]
+    assert len(errors) == 1 and message in errors[0], err
+    assert not (d / "model" / "evaluation.json").exists()

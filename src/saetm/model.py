@@ -305,6 +305,57 @@ class SAETM(TopicViews):
         return top_words(self.topics_.topic_words, self.vocab_, n=n_words, ranking=self.word_ranking,
                          background=self.background_)
 
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, reference=None, labels=None, top_n: int = 10, judge=None, *, word_vectors="glove",
+                 seed: int = 0, details: bool = False) -> dict:
+        """Score the current topics (SPEC §7): TD, WMD diversity, NPMI, C_V, embedding
+        coherence; NMI/ARI with labels; LLM coherence and intruder accuracy with a judge.
+
+        ``reference``: the corpus for NPMI / C_V — None uses the fitted documents (a
+        loaded model whose saved texts were cut to 1,000 characters refuses: give the
+        corpus), or give texts, token lists or ``(counts CSR, vocab)``. ``labels``: one
+        per fitted document (default: those given to ``fit``). ``judge``: a callable ``prompt -> answer`` such as
+        :class:`saetm.evaluation.judge.OpenAIJudge`. ``word_vectors``: ``"glove"``, None
+        (skip) or an object with ``vectors_for``. Returns ``{measure: value}``; with
+        ``details=True`` the record ``saetm evaluate`` writes (per-topic values, notes).
+        """
+        from saetm.evaluation.scorecard import TD_TOP, reference_tokens, scorecard
+        from saetm.model_files import TEXT_CHARS
+
+        self._check_fitted()
+        if reference is None:
+            texts = [t for t in (self.documents_ or {}).get("text") or [] if isinstance(t, str) and t.strip()]
+            if not texts:
+                raise SaetmError("this model keeps no document texts to use as the reference corpus for NPMI / C_V; "
+                                 "give one (Python: reference=texts; CLI: --reference INPUT)")
+            # A loaded model keeps texts cut to TEXT_CHARS (a fitted one, with fit_report_, the full
+            # texts); cutting loses most co-occurrences (20 Newsgroups: NPMI 0.13 -> -0.13), so refuse.
+            loaded = not hasattr(self, "fit_report_")
+            if cut := loaded and sum(len(t) >= TEXT_CHARS for t in texts):
+                raise SaetmError(f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "
+                                 "which would distort NPMI / C_V; give the full corpus (Python: reference=texts; "
+                                 "CLI: --reference INPUT, e.g. the file you fitted)")
+            reference, source = reference_tokens(texts, self.stop_words), f"the {len(texts)} fitted documents"
+        elif isinstance(reference, (list, tuple)) and reference and all(isinstance(t, str) for t in reference):
+            reference, source = reference_tokens(reference, self.stop_words), f"{len(reference)} given documents"
+        else:
+            source = "given"
+        if labels is None:
+            labels = (self.documents_ or {}).get("label")
+        if isinstance(word_vectors, str):
+            if word_vectors != "glove":
+                raise SaetmError(f"word_vectors={word_vectors!r}: use 'glove', None or an object with vectors_for")
+            from saetm.topics.wordvectors import GloveVectors
+
+            word_vectors = GloveVectors()
+        words, _ = self._top_words(max(TD_TOP, int(top_n) if isinstance(top_n, (int, np.integer)) else 0))
+        record = scorecard(words, reference=reference, doc_topics=None if labels is None else self.doc_topics_,
+                           labels=labels, word_vectors=word_vectors, judge=judge, top_n=top_n, seed=seed)
+        if not details:
+            return record["measures"]
+        return {"n_topics": int(self.n_topics), "top_n": int(top_n), "reference": source, **record,
+                "topics": [w[:top_n] for w in words]}
+
     # ---------------------------------------------------------------- persistence
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Save to ``directory`` (safetensors + JSON, written atomically, no pickle).
