@@ -278,3 +278,149 @@ def test_cli_fits_an_image_manifest_and_records_the_image_encoder(clipart, clipa
     assert info["embedding_name"] == "image:efficientnet-lite0"
     assert json.loads((out / "sae" / "sae.json").read_text())["config"]["d_in"] == clipart_embeddings.shape[1]
     assert sp.load_npz(out / "doc_topics.npz").shape == (N_IMAGES, 4)
+    # the image paths are kept, so the report shows thumbnails
+    assert pd.read_parquet(out / "documents.parquet")["image"].tolist() == clipart.extra["images"]
+    assert main(["report", str(out), "-q"]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert len(_galleries(page)) == 4 and 'id="images"' in page
+
+
+# ------------------------------------------------------------------------------ thumbnails in the report
+
+
+@pytest.fixture(scope="module")
+def image_model(clipart, clipart_embeddings):
+    """A small model of the real slice that keeps each image's path."""
+    from saetm.model import SAETM
+
+    m = SAETM(n_topics=5, sae="train", n_atoms=256, k=8, sae_steps=300, min_df=2, seed=0, cache=False, verbose=False)
+    return m.fit(clipart.texts, clipart_embeddings, labels=clipart.labels, images=clipart.extra["images"])
+
+
+_ROW = re.compile(r'<div class="row"><div class="label">(.*?)</div><div class="thumbs">(.*?)</div></div>', re.S)
+_IMG = re.compile(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)" width="(\d+)" height="(\d+)" alt="([^"]*)"')
+
+
+def _galleries(page):
+    """[(topic label, [(PIL image, caption), ...]), ...] decoded from a report page."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from html import unescape
+
+    return [(unescape(label), [(Image.open(io.BytesIO(base64.b64decode(b64))), unescape(alt))
+                               for b64, _, _, alt in _IMG.findall(imgs)])
+            for label, imgs in _ROW.findall(page)]
+
+
+def test_representative_images_are_each_topics_top_documents(image_model, clipart):
+    paths = clipart.extra["images"]
+    W = image_model.doc_topics_.toarray()
+    every = image_model.get_representative_images(n=6)
+    assert sorted(every) == list(range(image_model.n_topics))
+    for t in range(image_model.n_topics):
+        best = image_model.get_representative_images(t, n=6)
+        assert best == every[t] and 0 < len(best) <= 6 and len(set(best)) == len(best)
+        rows = [paths.index(p) for p in best]
+        weights = W[rows, t]
+        assert (weights > 0).all() and np.all(np.diff(np.round(weights, 6)) <= 0)  # best first
+        assert weights[0] == pytest.approx(W[:, t].max(), abs=1e-6)
+    with pytest.raises(SaetmError, match="does not exist"):
+        image_model.get_representative_images(image_model.n_topics)
+    assert image_model.get_document_info()["image"].tolist() == paths
+
+
+def test_report_of_an_image_model_shows_thumbnails_of_each_topics_top_images(image_model, clipart, tmp_path):
+    from PIL import Image
+
+    page = image_model.report(tmp_path / "clipart.html").read_text(encoding="utf-8")
+    assert 'href="#images"' in page and "Topics of 60 images" in page
+    galleries = _galleries(page)
+    assert [label for label, _ in galleries] == image_model.topic_labels()
+    titles = dict(zip(clipart.extra["images"], clipart.texts))
+    for t, (_, thumbs) in enumerate(galleries):
+        expected = image_model.get_representative_images(t, n=6)
+        assert len(thumbs) == len(expected) > 0
+        for (im, caption), path in zip(thumbs, expected):  # in rank order, each named by its file and words
+            assert im.format == "JPEG" and max(im.size) <= 96 and min(im.size) >= 8
+            name, words = path.rsplit("/", 1)[-1], " ".join(titles[path].split())
+            assert caption == name if not words else caption.startswith(f"{name}: {words[:30]}")
+    # the first thumbnail of topic 0 is its top image, shrunk: compare pixels with the original
+    im, _ = galleries[0][1][0]
+    original = Image.open(image_model.get_representative_images(0, n=1)[0]).convert("RGBA")
+    white = Image.alpha_composite(Image.new("RGBA", original.size, "white"), original).convert("RGB")
+    white.thumbnail(im.size, Image.LANCZOS)
+    diff = np.abs(np.asarray(white.resize(im.size), np.float32) - np.asarray(im.convert("RGB"), np.float32))
+    assert diff.mean() < 12, diff.mean()
+    assert len(page.encode()) < 6_500_000  # thumbnails add a few KB each
+
+
+def test_report_skips_and_counts_images_that_are_gone(image_model, tmp_path, caplog):
+    import copy
+    import logging
+
+    from saetm.report.build import IMAGE_CANDIDATES, IMAGES_PER_TOPIC
+
+    paths = image_model.documents_["image"]
+    moved = []
+    for i, p in enumerate(paths):  # a copy of the collection elsewhere, whose files we then break
+        dst = tmp_path / "images" / f"{i:02d}.png"
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(p, dst)
+        moved.append(str(dst))
+    m = copy.copy(image_model)
+    m.documents_ = {**image_model.documents_, "image": moved}
+    top = m.get_representative_images(0, n=6)
+    for p in top[:2]:
+        (tmp_path / "images" / p.rsplit("/", 1)[-1]).unlink()
+    (tmp_path / "images" / top[2].rsplit("/", 1)[-1]).write_bytes(b"not a png")
+
+    with caplog.at_level(logging.WARNING, logger="saetm"):
+        page = m.report(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "3 of the topics&#x27; top images could not be read" in page and "file not found" in page
+    assert any("leaves out 3 images that cannot be read" in r.getMessage() for r in caplog.records)
+    galleries = _galleries(page)
+    shown = [caption.split(":")[0] for _, caption in galleries[0][1]]
+    assert not {p.rsplit("/", 1)[-1] for p in top[:3]} & set(shown)
+    assert shown[:3] == [p.rsplit("/", 1)[-1] for p in top[3:6]]  # the next best fill in
+
+    shutil.rmtree(tmp_path / "images")  # nothing left: the report is still written, counting every image tried
+    page = m.report(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "None of the topics&#x27; images could be read" in page and "data:image/jpeg" not in page
+    tried = set().union(*m.get_representative_images(n=IMAGE_CANDIDATES * IMAGES_PER_TOPIC).values())
+    assert f"{len(tried)} of the topics&#x27; top images could not be read" in page
+
+
+def test_saved_image_model_keeps_its_image_paths(image_model, tmp_path):
+    import pandas as pd
+
+    from saetm.model import SAETM
+
+    image_model.save(tmp_path / "m")
+    assert pd.read_parquet(tmp_path / "m" / "documents.parquet")["image"].tolist() == image_model.documents_["image"]
+    loaded = SAETM.load(tmp_path / "m")
+    assert loaded.documents_["image"] == image_model.documents_["image"]
+    assert loaded.get_representative_images() == image_model.get_representative_images()
+    page = loaded.report(tmp_path / "m" / "report.html").read_text(encoding="utf-8")
+    assert len(_galleries(page)) == loaded.n_topics and page.count("data:image/jpeg") >= loaded.n_topics
+
+
+def test_model_saved_without_image_paths_loads_and_reports_without_thumbnails(image_model, tmp_path):
+    """saetm before image paths wrote documents.parquet without the ``image`` column; all else is equal."""
+    import pandas as pd
+
+    from saetm.model import SAETM
+
+    image_model.save(tmp_path / "old")
+    docs = tmp_path / "old" / "documents.parquet"
+    pd.read_parquet(docs).drop(columns="image").to_parquet(docs, index=False)
+    old = SAETM.load(tmp_path / "old")
+    assert old.documents_["image"] is None and old.documents_["label"] == image_model.documents_["label"]
+    with pytest.raises(SaetmError, match="kept no image paths"):
+        old.get_representative_images(0)
+    assert "image" not in old.get_document_info()
+    page = old.report(tmp_path / "old.html").read_text(encoding="utf-8")
+    assert "data:image/jpeg" not in page and 'id="images"' not in page and "Topics of 60 documents" in page
+    np.testing.assert_array_equal(old.doc_topics_.toarray(), image_model.doc_topics_.toarray())

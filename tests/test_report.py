@@ -15,6 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+from saetm.io.images import OPENCLIPART_ROOT
 from saetm.report.html import render_report
 from saetm.report.plots import (
     LABEL_CHARS,
@@ -214,3 +215,43 @@ def test_report_renders_in_a_headless_browser(model, tmp_path):
     _chromium(tmp_path, path.as_uri(), f"--screenshot={shot}", "--window-size=1400,2000", "--hide-scrollbars")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     shutil.copyfile(shot, SCREENSHOT_COPY)  # for a person to look at
+
+
+# ---------------------------------------------------------------- thumbnails (image models)
+
+@pytest.mark.skipif(not (OPENCLIPART_ROOT / "png").is_dir(), reason="Open Clip Art is not installed: apt-get install openclipart-png")
+def test_thumbnails_of_real_clip_art_in_the_report(model, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from saetm.io.images import UnreadableImage
+    from saetm.report.thumbnails import THUMB_SIDE, thumbnail
+
+    files = sorted((OPENCLIPART_ROOT / "png" / "animals").rglob("*.png"))[:3]
+    thumbs = [thumbnail(f) for f in files]
+    for f, t in zip(files, thumbs):
+        im = Image.open(io.BytesIO(base64.b64decode(t.uri.split(",", 1)[1])))
+        src = Image.open(f)
+        assert im.format == "JPEG" and im.size == (t.width, t.height) and max(im.size) == min(THUMB_SIDE, max(src.size))
+        assert abs(im.width / im.height - src.width / src.height) < 0.1  # aspect kept
+        assert len(t.uri) < 12_000
+    small = tmp_path / "small.png"
+    Image.new("RGBA", (20, 10), (255, 0, 0, 128)).save(small)
+    t = thumbnail(small)
+    assert (t.width, t.height) == (20, 10)  # never enlarged
+    assert Image.open(io.BytesIO(base64.b64decode(t.uri.split(",", 1)[1]))).getpixel((5, 5))[1] > 100  # on white
+    for bad in (tmp_path / "gone.png", __file__):
+        with pytest.raises(UnreadableImage):
+            thumbnail(bad)
+
+    path = tmp_path / "r.html"
+    galleries = [('0: dog "cat" <pets>', [("a.png: dog, <cat>", thumbs[0]), ("b.png", thumbs[1])]), ("1: empty", [])]
+    render_report(path, title="images", settings={}, topic_table=_topic_table(model), figures=[], galleries=galleries)
+    page = path.read_text(encoding="utf-8")
+    assert '<a href="#images">Images</a>' in page and page.count("<img ") == 2 and thumbs[0].uri in page
+    assert "0: dog &quot;cat&quot; &lt;pets&gt;" in page and 'title="a.png: dog, &lt;cat&gt;"' in page
+    assert "no readable image" in page and "Up to 2 of the images" in page
+    render_report(path, title="text", settings={}, topic_table=_topic_table(model), figures=[])
+    assert 'id="images"' not in path.read_text(encoding="utf-8")  # text models: no image section

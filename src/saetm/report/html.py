@@ -223,7 +223,7 @@ def render_report(path, *, title: str, settings: dict, topic_table: pd.DataFrame
         n = max(len(thumbs) for _, thumbs in galleries)
         intro = (f"Up to {n} of the images most about each topic, best first (hover for the file and its words)."
                  if n else "None of the topics' images could be read (see the notes).")
-        section("Images", f'<p class="caption">{intro}</p>{_gallery_html(galleries)}', "images")
+        section("Images", f'<p class="caption">{html.escape(intro)}</p>{_gallery_html(galleries)}', "images")
     for heading, inner, slug in charts:
         section(heading, inner, slug)
     section("Settings", _settings_html(settings), "settings")
