@@ -115,6 +115,16 @@ def test_sparsify_rows_keeps_smallest_top_set(tau):
         sparsify_rows(B, 0.0)
 
 
+@pytest.mark.parametrize("block_entries", [1, 7, 500])
+def test_sparsify_rows_in_blocks_is_identical(block_entries):
+    """Row blocks only bound the memory: the result is bit-identical to one block."""
+    B, _, _ = random_stage2()
+    assert B.nnz > 500
+    whole, blocked = sparsify_rows(B, 0.9), sparsify_rows(B, 0.9, block_entries=block_entries)
+    assert blocked.shape == whole.shape and blocked.dtype == whole.dtype
+    assert (blocked != whole).nnz == 0 and np.array_equal(blocked.indptr, whole.indptr)
+
+
 def test_atom_embeddings_shapes_and_norms():
     B, _, _ = random_stage2()
     W = np.random.default_rng(1).standard_normal((B.shape[1], 16)).astype(np.float32)

@@ -222,6 +222,7 @@ def _checked(sae, X, m):
 
 
 def train_corpus_sae(m, X: np.ndarray):
+    from saetm._memory import release_freed_memory
     from saetm.sae.models import SAEConfig
     from saetm.sae.train import TrainConfig, train_sae
 
@@ -239,6 +240,7 @@ def train_corpus_sae(m, X: np.ndarray):
             log.info("SAE: reusing the one trained on these embeddings with these settings (%s)", cached)
             return sae, {"source": "train", "cached": True, **sae.meta.get("metrics", {})}
     sae, metrics = train_sae(X, cfg, train_cfg, progress=m.verbose)
+    release_freed_memory()
     metrics = {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
     if cached is not None:
         _store_cached_sae(sae, cached, metrics)
@@ -281,9 +283,12 @@ def _store_cached_sae(sae, path: Path, metrics: dict) -> None:
 
 
 def activations(sae, X: np.ndarray) -> sp.csr_matrix:
+    from saetm._memory import release_freed_memory
     from saetm.sae.models import encode_activations
 
-    return encode_activations(sae, X)
+    A = encode_activations(sae, X)
+    release_freed_memory()
+    return A
 
 
 def theta_of(sae, X: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:

@@ -430,7 +430,7 @@ def _check_embeddings(X, d_in: int) -> None:
 
 
 @torch.no_grad()
-def encode_activations(sae: SparseAutoencoder, X: np.ndarray, batch_size: int = 4096) -> sp.csr_matrix:
+def encode_activations(sae: SparseAutoencoder, X: np.ndarray, batch_size: int = 1024) -> sp.csr_matrix:
     """Atom activations of raw embeddings X (n, d) -> (n, n_atoms) float32 CSR.
 
     Applies the SAE's stored input normalisation; works chunk by chunk, so X may be a
