@@ -101,6 +101,8 @@ def test_bad_parameters_and_inputs(ng_corpus, ng_embeddings, fitted_model):
         SAETM(n_atoms=16).fit(ng_corpus.texts)
     with pytest.raises(SaetmError, match="word_ranking"):
         SAETM(word_ranking="tfidf").fit(ng_corpus.texts)
+    with pytest.raises(SaetmError, match="atom_space must be one of"):
+        SAETM(atom_space="glove").fit(ng_corpus.texts)
     with pytest.raises(SaetmError, match="rows but there are"):
         SAETM().fit(ng_corpus.texts, ng_embeddings[:10])
     bad = ng_embeddings[:50].copy()
@@ -143,3 +145,23 @@ def test_trained_sae_is_cached_and_identical(ng_corpus, ng_embeddings, small_par
     second = SAETM(n_topics=8, **small_params).fit(ng_corpus.texts, ng_embeddings)
     assert second.fit_report_.sae.get("cached") is True
     assert second.get_topics() == first.get_topics() == fitted_model.get_topics()
+
+
+@pytest.mark.parametrize("space", ["words", "documents", "decoder", "coactivation"])
+def test_every_atom_space_fits_and_retopics(ng_corpus, ng_embeddings, small_params, fitted_model, space):
+    """Each atom space is only stage 3: same SAE, θ and B as the default fit; topics follow
+    the newsgroups; retopic reuses the stored atom embeddings."""
+    m = SAETM(n_topics=8, atom_space=space, **small_params).fit(ng_corpus.texts, ng_embeddings)
+    assert (m.feature_words_ != fitted_model.feature_words_).nnz == 0
+    assert m.atom_embeddings_.shape[0] == m.feature_words_.shape[0]
+    assert m.atom_embeddings_.shape[1] == {"words": 50, "documents": 384, "decoder": 384, "coactivation": 63}[space]
+    topic = m.get_document_info().topic.to_numpy()
+    assert normalized_mutual_info_score(ng_corpus.labels, topic) > 0.2
+    emb = m.atom_embeddings_.copy()
+    m.retopic(5)
+    assert m.n_topics == 5 and np.array_equal(m.atom_embeddings_, emb)
+
+
+def test_default_atom_space_is_documents_and_coactivation(fitted_model):
+    assert fitted_model.atom_space == "documents+coactivation"
+    assert fitted_model.atom_embeddings_.shape[1] == 384 + 63

@@ -335,3 +335,49 @@ def test_glove_merging_groups_planted_themes(glove, ng_corpus):
     words, _ = topics.top_words(vocab, n=5)
     for ws in words:  # every topic's top words come from a single theme
         assert len({next(t for t in themes if w in THEMES[t]) for w in ws}) == 1
+
+
+# ---------------------------------------------------------------- atom spaces (stage 3 input)
+
+def test_atom_spaces_shapes_norms_and_meaning(ng_corpus, ng_embeddings):
+    """Document and co-activation views of atoms, on real embeddings: atoms active in
+    the same documents get the same point; unused atoms stay zero."""
+    from saetm.topics import atomspace
+
+    X = ng_embeddings[:120]
+    n_docs, n_atoms = X.shape[0], 10
+    rng = np.random.default_rng(0)
+    theta = np.zeros((n_docs, n_atoms))
+    theta[:60, 0] = theta[:60, 1] = 0.5         # atoms 0 and 1 fire together on the first half
+    theta[60:, 2] = rng.uniform(0.1, 1.0, 60)    # atom 2 on the second half
+    theta[rng.integers(0, n_docs, 40), 3:9] = rng.uniform(0, 1, (40, 6))
+    theta = sp.csr_matrix(theta)                 # atom 9 is never active
+
+    D = atomspace.document_embeddings(theta, X)
+    assert D.shape == (n_atoms, 384) and D.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(D[:9], axis=1), 1.0, atol=1e-5)
+    assert not D[9].any()
+    np.testing.assert_allclose(D[0], D[1], atol=1e-6)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    mean0 = Xn[:60].mean(0)
+    np.testing.assert_allclose(D[0], mean0 / np.linalg.norm(mean0), atol=1e-5)
+
+    C = atomspace.coactivation_embeddings(theta, dim=8, seed=0)
+    assert C.shape == (n_atoms, 7)
+    np.testing.assert_allclose(C[0], C[1], atol=1e-5)
+    assert abs(float(C[0] @ C[2])) < 1e-4      # never co-active: orthogonal
+    assert not C[9].any()
+    np.testing.assert_array_equal(C, atomspace.coactivation_embeddings(theta, dim=8, seed=0))
+
+    both = atomspace.combine(D, C)
+    assert both.shape == (n_atoms, 384 + 7)
+    np.testing.assert_allclose(np.linalg.norm(both[:9], axis=1), 1.0, atol=1e-5)
+
+    W = rng.normal(size=(384, n_atoms))
+    dec = atomspace.decoder_embeddings(W)
+    np.testing.assert_allclose(dec[4], W[:, 4] / np.linalg.norm(W[:, 4]), atol=1e-5)
+
+    with pytest.raises(SaetmError, match="one embedding per row"):
+        atomspace.document_embeddings(theta, X[:10])
+    with pytest.raises(SaetmError, match="at least 2 documents"):
+        atomspace.coactivation_embeddings(theta[:1], dim=8)

@@ -64,9 +64,15 @@ class SAETM(TopicViews):
     min_df, max_df, max_features, stop_words: the vocabulary (stage 2).
     background_weight: π, the fixed weight of the background word distribution.
     idf: weight word counts by normalised IDF in stage 2.
-    tau: mass kept when sparsifying atom word distributions before clustering.
+    atom_space: how atoms are represented when they are clustered into topics:
+        ``"documents+coactivation"`` (default: the θ-weighted mean embedding of each atom's
+        documents next to the atom's co-activation profile), ``"documents"``,
+        ``"coactivation"``, ``"decoder"`` (the SAE's decoder directions) or ``"words"``
+        (SPEC §4 / the paper: sparsified word distribution · word vectors; the
+        previous default). See ``saetm.topics.atomspace`` and ``bench/results/ablation.md``.
+    tau: mass kept when sparsifying atom word distributions (``atom_space="words"``).
     word_vectors: ``"glove"`` (GloVe 6B 50-d) or ``"encoder"`` (the encoder on single words)
-        to embed atoms for clustering.
+        to embed atoms for ``atom_space="words"``.
     word_ranking: ``"beta"``, ``"lift"`` or ``"relevance"``: how topic words are ranked.
     seed: every random choice (SAE init and batches, k-means) derives from it.
     """
@@ -89,6 +95,7 @@ class SAETM(TopicViews):
         idf: bool = False,
         em_max_iter: int = 200,
         em_tol: float = 1e-5,
+        atom_space: str = "documents+coactivation",
         tau: float = 0.9,
         word_vectors: str = "glove",
         word_ranking: str = "beta",
@@ -111,6 +118,7 @@ class SAETM(TopicViews):
         self.idf = idf
         self.em_max_iter = em_max_iter
         self.em_tol = em_tol
+        self.atom_space = atom_space
         self.tau = tau
         self.word_vectors = word_vectors
         self.word_ranking = word_ranking
@@ -165,7 +173,7 @@ class SAETM(TopicViews):
         report.seconds["words"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        self.atom_embeddings_ = pipeline.atom_embeddings(self, self.feature_words_)
+        self.atom_embeddings_ = pipeline.atom_embeddings(self, self.feature_words_, theta=self.theta_, X=X, rows=rows)
         self.atom_tree_ = pipeline.atom_tree(self)
         self.documents_ = meta
         self._set_topics(pipeline.cluster(self, self.n_topics))

@@ -70,6 +70,10 @@ def check_params(m) -> None:
     _int_in("em_max_iter", m.em_max_iter, 1)
     _float_in("em_tol", m.em_tol, 0.0, 1.0)
     _float_in("tau", m.tau, 0.0, 1.0, lo_open=True)
+    from saetm.topics.atomspace import ATOM_SPACES
+
+    if m.atom_space not in ATOM_SPACES:
+        raise SaetmError(f"atom_space must be one of {', '.join(ATOM_SPACES)}, got {m.atom_space!r}")
     if m.word_vectors not in WORD_VECTORS:
         raise SaetmError(f"word_vectors must be one of {', '.join(WORD_VECTORS)}, got {m.word_vectors!r}")
     if m.word_ranking not in RANKINGS:
@@ -329,11 +333,26 @@ def word_vector_source(m):
     return GloveVectors() if m.word_vectors == "glove" else EncoderWordVectors(m.encoder_)
 
 
-def atom_embeddings(m, B: sp.csr_matrix) -> np.ndarray:
-    from saetm.topics import merge
+def atom_embeddings(m, B: sp.csr_matrix, theta: sp.csr_matrix | None = None, X: np.ndarray | None = None,
+                    rows: np.ndarray | None = None) -> np.ndarray:
+    """Atoms as points to cluster, per ``m.atom_space`` (see :mod:`saetm.topics.atomspace`).
 
-    vectors = word_vector_source(m).vectors_for(m.vocab_)
-    return merge.atom_embeddings(merge.sparsify_rows(B, m.tau), vectors)
+    ``theta``: (n_docs, n_atoms); ``X``: the embeddings of documents ``rows`` of θ."""
+    from saetm.topics import atomspace, merge
+
+    space = getattr(m, "atom_space", "words")
+    parts = []
+    if space == "words":
+        vectors = word_vector_source(m).vectors_for(m.vocab_)
+        return merge.atom_embeddings(merge.sparsify_rows(B, m.tau), vectors)
+    if space == "decoder":
+        return atomspace.decoder_embeddings(m.sae_.W_dec.detach().cpu().numpy())
+    if space in ("documents", "documents+coactivation"):
+        th = sp.csr_matrix(theta)[rows] if rows is not None else theta
+        parts.append(atomspace.document_embeddings(th, X))
+    if space in ("coactivation", "documents+coactivation"):
+        parts.append(atomspace.coactivation_embeddings(theta, seed=m.seed))
+    return parts[0] if len(parts) == 1 else atomspace.combine(*parts)
 
 
 def atom_tree(m):

@@ -1,0 +1,243 @@
+"""Ablation of saetm's stage-2/3 choices on the benchmark corpora (issue #4).
+
+    python bench/ablation.py [--corpora reuters-r8,fortunes] [--topics 20,50]
+        [--variants NAME,...] [--out bench/results/ablation.md] [--force] [--table-only]
+
+Per corpus, saetm is fitted once with the benchmark's settings (``SAETM(sae="train",
+seed=0)`` on the cached all-MiniLM-L6-v2 embeddings; the corpus-trained SAE comes from
+saetm's SAE cache when ``bench_topics.py`` or an earlier run trained it). The SAE, θ and
+the embeddings are then kept, and every variant changes only stage 2 (EM: π, IDF) and/or
+stage 3 (how atoms are embedded for clustering, how topic words are ranked): stage 2 is
+re-run only when its settings differ, stage 3 through ``SAETM.retopic``.
+
+Every variant is scored with ``bench_topics.evaluate`` — the very call that scores saetm
+and the peers in ``bench/results/topics.md`` (NPMI and C_V against the corpus, TD over the
+top 25, NMI/ARI of the argmax topic against the labels) — so the rows compare directly
+with that table. ``seconds`` = the variant's own stage-2 (when re-run) and stage-3 time.
+Results are stored per (corpus, T, variant) in the JSON next to ``--out`` as they finish;
+a rerun skips finished rows unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from bench_topics import CorpusData, evaluate, machine_info, package_versions  # noqa: E402
+
+N_WORDS = 25
+OLD_DEFAULT = {"atom_space": "words"}
+
+# name -> (settings for SAETM, ranking override or None, description)
+#   ranking override: ("relevance-marginal", λ) ranks by relevance against the atoms'
+#   marginal word distribution Σ_k θ̄_k B_k instead of the EM background p0;
+#   ("cap", m): β ranking, each word listed only in the m topics holding most of its β.
+VARIANTS = {
+    "words (paper; old default)": ({"atom_space": "words"}, None,
+                                   "atom = sparsified B_k (τ=0.9) · GloVe; β ranking"),
+    "words, τ=0.5": ({"atom_space": "words", "tau": 0.5}, None, "fewer words per atom embedding"),
+    "decoder": ({"atom_space": "decoder"}, None, "atom = SAE decoder column"),
+    "documents": ({"atom_space": "documents"}, None, "atom = θ-weighted mean document embedding"),
+    "coactivation": ({"atom_space": "coactivation"}, None, "atom = rank-64 SVD row of θ"),
+    "documents+coactivation (new default)": ({"atom_space": "documents+coactivation"}, None,
+                                             "both views side by side"),
+    "new default, π=0.1": ({"background_weight": 0.1}, None, "smaller background weight"),
+    "new default, π=0.6": ({"background_weight": 0.6}, None, "larger background weight"),
+    "new default, IDF": ({"idf": True}, None, "IDF-weighted counts in EM"),
+    "new default, rank lift": ({"word_ranking": "lift"}, None, "β / max(p0, 1/V)"),
+    "new default, rank relevance (p0, λ=0.6)": ({"word_ranking": "relevance"}, None, "LDAvis relevance vs p0"),
+    "new default, rank relevance (marginal, λ=0.8)": ({}, ("relevance-marginal", 0.8),
+                                                      "relevance vs Σθ̄B, λ=0.8"),
+    "new default, rank relevance (marginal, λ=0.6)": ({}, ("relevance-marginal", 0.6),
+                                                      "relevance vs Σθ̄B, λ=0.6"),
+    "new default, each word in ≤2 topics": ({}, ("cap", 2), "β ranking, word kept in its 2 best topics"),
+    "new default, each word in 1 topic": ({}, ("cap", 1), "β ranking, word kept in its best topic only"),
+}
+STAGE2 = ("background_weight", "idf")
+DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coactivation", "tau": 0.9,
+            "word_ranking": "beta"}
+
+
+# ---------------------------------------------------------------- fitting
+
+class Base:
+    """One saetm fit per corpus; variants re-run stage 2 and/or 3 on its θ."""
+
+    def __init__(self, data: CorpusData, seed: int):
+        import torch
+
+        from saetm.model import SAETM
+        from saetm.words.vocab import build_vocabulary
+
+        torch.set_num_threads(1)
+        self.data = data
+        self.X = np.load(data.embeddings_path, allow_pickle=False)
+        self.model = SAETM(n_topics=20, sae="train", seed=seed, verbose=False, **{**DEFAULTS, **OLD_DEFAULT})
+        t = time.perf_counter()
+        self.model.fit(data.texts, self.X)
+        self.fit_seconds = time.perf_counter() - t
+        self.sae_info = dict(self.model.fit_report_.sae)
+        _, self.counts = build_vocabulary(data.texts, min_df=self.model.min_df, max_df=self.model.max_df,
+                                          max_features=self.model.max_features, stop_words=self.model.stop_words)
+        self.stage2 = {k: getattr(self.model, k) for k in STAGE2}
+        self.rows = np.arange(self.X.shape[0])
+
+    def apply(self, settings: dict, n_topics: int) -> float:
+        """Set a variant's settings and recompute what they touch; returns seconds."""
+        from saetm import pipeline
+
+        m = self.model
+        want = {**DEFAULTS, **settings}
+        t = time.perf_counter()
+        m.set_params(**want)
+        if any(self.stage2[k] != want[k] for k in STAGE2):
+            fw = pipeline.feature_words(m, m.theta_, self.counts)
+            m.feature_words_, m.background_, m.feature_prob_ = fw.feature_words, fw.background, fw.feature_prob
+            self.stage2 = {k: want[k] for k in STAGE2}
+        m.atom_embeddings_ = pipeline.atom_embeddings(m, m.feature_words_, theta=m.theta_, X=self.X, rows=self.rows)
+        m.atom_tree_ = pipeline.atom_tree(m)
+        m.retopic(n_topics)
+        return time.perf_counter() - t
+
+
+def topic_words(model, override) -> list[list[str]]:
+    from saetm.topics.merge import top_words
+
+    beta = model.topics_.topic_words
+    if override is None:
+        return [[w for w, _ in model.get_topic(k, n_words=N_WORDS)] for k in range(model.n_topics)]
+    kind, arg = override
+    if kind == "relevance-marginal":
+        marginal = np.asarray(model.feature_words_.T @ model.feature_prob_.astype(np.float64)).ravel()
+        words, _ = top_words(beta, model.vocab_, n=N_WORDS, ranking="relevance", background=marginal / marginal.sum(),
+                             lam=arg)
+        return words
+    if kind == "cap":
+        b = np.asarray(beta, dtype=np.float64)
+        order = np.argsort(np.argsort(-b, axis=0, kind="stable"), axis=0, kind="stable")  # topic rank per word
+        capped = np.where(order < arg, b, 0.0)
+        words, _ = top_words(capped, model.vocab_, n=N_WORDS, ranking="beta")
+        return words
+    raise ValueError(kind)
+
+
+# ---------------------------------------------------------------- table
+
+def key(corpus: str, n_topics: int, variant: str) -> str:
+    return f"{corpus}|T{n_topics}|{variant}"
+
+
+def markdown(db: dict, corpora: list[str], topics: list[int]) -> str:
+    meta = db.get("meta", {})
+    lines = ["# saetm ablation (`bench/ablation.py`)", "",
+             f"Command (last run): `{meta.get('command', '')}`  ",
+             f"Updated: {meta.get('updated', '')}  ",
+             f"Machine: {meta.get('machine', '')}  ",
+             f"Seed: {meta.get('seed', 0)}; one saetm fit per corpus (corpus-trained BatchTopK SAE, 16 × 384 atoms, "
+             "k=32), then only stage 2 and/or 3 change per row. Measures: the same `bench_topics.evaluate` call "
+             "as `topics.md`. `s`: the row's own stage-2 (when re-run) + stage-3 seconds.", "",
+             "| corpus | T | variant | NPMI | C_V | TD | NMI | ARI | s |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for c in corpora:
+        for T in topics:
+            for v in VARIANTS:
+                r = db.get("runs", {}).get(key(c, T, v))
+                if not r:
+                    continue
+                m = r["metrics"]
+                lines.append(f"| {c} | {T} | {v} | {m['npmi']:.3f} | {m['cv']:.3f} | {m['topic_diversity']:.3f} | "
+                             f"{m['nmi']:.3f} | {m['ari']:.3f} | {r['seconds']:.1f} |")
+    lines += ["", "Variants:", ""]
+    for v, (settings, override, desc) in VARIANTS.items():
+        lines.append(f"- **{v}**: {desc}; settings {json.dumps({**DEFAULTS, **settings}, ensure_ascii=False)}"
+                     + (f", ranking override {override}" if override else ""))
+    bases = meta.get("bases", {})
+    if bases:
+        lines += ["", "Base fits:", ""]
+        for c, b in bases.items():
+            lines.append(f"- {c}: {b['n_docs']} documents, SAE {b['sae']}, fit {b['fit_seconds']:.1f} s")
+    return "\n".join(lines) + "\n"
+
+
+def save_json(path: Path, db: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(db, indent=1, ensure_ascii=False))
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpora", default="reuters-r8,fortunes")
+    ap.add_argument("--topics", default="20,50")
+    ap.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
+    ap.add_argument("--out", default=str(HERE / "results" / "ablation.md"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args(argv)
+    corpora = args.corpora.split(",")
+    topics = [int(t) for t in args.topics.split(",")]
+    variants = args.variants.split(",") if args.variants else list(VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    out = Path(args.out)
+    jpath = out.with_suffix(".json")
+    db = json.loads(jpath.read_text()) if jpath.exists() else {"meta": {}, "runs": {}}
+    if not args.table_only:
+        mi = machine_info()
+        db["meta"].update(command="python bench/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                          machine=f"{mi['cpu_count']} CPUs ({mi['cpu_model']}), {mi['memory_gib']} GiB RAM, "
+                                  f"Python {mi['python']}; shared with other jobs, run under nice",
+                          packages=package_versions(), seed=args.seed)
+        work = Path(os.environ.get("SAETM_CACHE", Path.home() / ".cache" / "saetm")) / "ablation"
+        for c in corpora:
+            todo = [(T, v) for T in topics for v in variants if args.force or key(c, T, v) not in db["runs"]]
+            if not todo:
+                continue
+            print(f"[{c}] loading and fitting the base model", flush=True)
+            data = CorpusData(c, None, 0, work)
+            base = Base(data, args.seed)
+            db["meta"].setdefault("bases", {})[c] = {
+                "n_docs": len(data.texts), "fit_seconds": base.fit_seconds,
+                "sae": "cached" if base.sae_info.get("cached") else "trained now",
+                "sae_info": base.sae_info}
+            # Group by stage-2 settings so EM re-runs only when they change.
+            todo.sort(key=lambda tv: tuple(str({**DEFAULTS, **VARIANTS[tv[1]][0]}[k]) for k in STAGE2))
+            for T, v in todo:
+                settings, override, _ = VARIANTS[v]
+                secs = base.apply(settings, T)
+                t = time.perf_counter()
+                words = topic_words(base.model, override)
+                secs += time.perf_counter() - t
+                metrics = evaluate(data, words, base.model.doc_topics_)
+                db["runs"][key(c, T, v)] = {"corpus": c, "n_topics": T, "variant": v, "seconds": secs,
+                                            "metrics": metrics, "topic_words": words,
+                                            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                print(f"  T={T} {v}: NPMI {metrics['npmi']:.3f} TD {metrics['topic_diversity']:.3f} "
+                      f"NMI {metrics['nmi']:.3f} ({secs:.1f} s)", flush=True)
+                db["meta"]["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                save_json(jpath, db)
+    all_corpora = list(dict.fromkeys(corpora + [r["corpus"] for r in db["runs"].values()]))
+    all_topics = sorted(set(topics) | {r["n_topics"] for r in db["runs"].values()})
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text(markdown(db, all_corpora, all_topics))
+    tmp.replace(out)
+    print(f"wrote {out} and {jpath}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""Where atoms live when they are clustered into topics (stage 3's input).
+
+SPEC §4 embeds an atom through its words: e_k = sparsified B_k · word vectors
+(:func:`saetm.topics.merge.atom_embeddings`, ``atom_space="words"``). The atoms
+themselves give other, T-independent views:
+
+- ``"documents"``: the θ-weighted mean of the (L2-normalised) embeddings of the
+  documents the atom is active in, c_k = Σ_d θ_dk x_d — the atom's place in the
+  document-embedding space the SAE was trained on, as the data uses it;
+- ``"decoder"``: the atom's decoder column d_k (the same space, but the direction
+  the SAE adds, not where its documents sit);
+- ``"coactivation"``: atoms that fire in the same documents are close — the right
+  singular vectors of θ (n_docs × n_atoms) scaled by their singular values;
+- ``"documents+coactivation"``: both, each L2-normalised, side by side.
+
+Clustering in document space groups atoms the way documents group, which is what a
+label-based measure (NMI) rewards; co-activation groups atoms whose documents share
+words, which document co-occurrence coherence (NPMI) rewards. ``bench/ablation.py``
+measures all of them. Every function returns (n_atoms, dim) float32 with
+L2-normalised rows (all-zero rows, i.e. unused atoms, stay zero).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from saetm.errors import SaetmError
+
+ATOM_SPACES = ("words", "documents", "decoder", "coactivation", "documents+coactivation")
+
+
+def _l2_rows(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+
+
+def document_embeddings(theta, embeddings: np.ndarray) -> np.ndarray:
+    """c_k = Σ_d θ_dk x_d / ‖·‖ over L2-normalised document embeddings.
+
+    ``theta``: (n_docs, n_atoms) CSR; ``embeddings``: (n_docs, d), row d the embedding of
+    document d (the rows of θ). Returns (n_atoms, d) float32.
+    """
+    theta = sp.csr_matrix(theta)
+    X = np.asarray(embeddings, dtype=np.float32)
+    if X.ndim != 2 or X.shape[0] != theta.shape[0]:
+        raise SaetmError(f"embeddings have shape {X.shape} but theta has {theta.shape[0]} documents; "
+                         "pass one embedding per row of theta")
+    return _l2_rows(np.asarray(theta.T.astype(np.float32) @ _l2_rows(X)))
+
+
+def decoder_embeddings(decoder: np.ndarray) -> np.ndarray:
+    """The SAE's decoder columns as rows: ``decoder`` (d, n_atoms) → (n_atoms, d)."""
+    W = np.asarray(decoder, dtype=np.float32)
+    if W.ndim != 2:
+        raise SaetmError(f"decoder must be a (d, n_atoms) matrix, got shape {W.shape}")
+    return _l2_rows(W.T)
+
+
+def coactivation_embeddings(theta, dim: int = 64, seed: int = 0) -> np.ndarray:
+    """Atoms by the documents they fire in: V_r S_r of the rank-``dim`` SVD θ ≈ U S Vᵀ.
+
+    Two atoms get close rows when they are active, with similar weights, in the same
+    documents. ``theta``: (n_docs, n_atoms) CSR. Returns (n_atoms, min(dim, ...)) float32.
+    Deterministic for a given ``seed`` (signs fixed by scikit-learn's ``svd_flip``).
+    """
+    theta = sp.csr_matrix(theta, dtype=np.float64)
+    n_docs, n_atoms = theta.shape
+    rank = int(min(dim, n_docs, n_atoms) - 1)
+    if rank < 1:
+        raise SaetmError(f"co-activation needs at least 2 documents and 2 atoms, got theta of shape {theta.shape}")
+    from sklearn.utils.extmath import randomized_svd
+
+    _, S, Vt = randomized_svd(theta, rank, random_state=seed)
+    return _l2_rows((Vt.T * S).astype(np.float32))
+
+
+def combine(*parts: np.ndarray) -> np.ndarray:
+    """Side-by-side concatenation of L2-normalised views (equal weight), normalised again."""
+    return _l2_rows(np.hstack([_l2_rows(p) for p in parts]))
