@@ -42,7 +42,8 @@ OLD_DEFAULT = {"atom_space": "words"}
 
 # name -> (settings for SAETM, ranking override or None, description)
 #   ranking override: ("relevance-marginal", λ) ranks by relevance against the atoms'
-#   marginal word distribution Σ_k θ̄_k B_k instead of the EM background p0;
+#   marginal word distribution Σ_k θ̄_k B_k (= SAETM(word_ranking="relevance") with λ);
+#   ("lift-p0" | "relevance-p0", λ) against the EM background p0 (saetm's earlier behaviour);
 #   ("cap", m): β ranking, each word listed only in the m topics holding most of its β.
 VARIANTS = {
     "words (paper; old default)": ({"atom_space": "words"}, None,
@@ -56,8 +57,9 @@ VARIANTS = {
     "new default, π=0.1": ({"background_weight": 0.1}, None, "smaller background weight"),
     "new default, π=0.6": ({"background_weight": 0.6}, None, "larger background weight"),
     "new default, IDF": ({"idf": True}, None, "IDF-weighted counts in EM"),
-    "new default, rank lift": ({"word_ranking": "lift"}, None, "β / max(p0, 1/V)"),
-    "new default, rank relevance (p0, λ=0.6)": ({"word_ranking": "relevance"}, None, "LDAvis relevance vs p0"),
+    "new default, rank lift": ({}, ("lift-p0", None), "β / max(p0, 1/V), p0 = EM background"),
+    "new default, rank relevance (p0, λ=0.6)": ({}, ("relevance-p0", 0.6),
+                                                "LDAvis relevance vs the EM background p0"),
     "new default, rank relevance (marginal, λ=0.8)": ({}, ("relevance-marginal", 0.8),
                                                       "relevance vs Σθ̄B, λ=0.8"),
     "new default, rank relevance (marginal, λ=0.6)": ({}, ("relevance-marginal", 0.6),
@@ -119,6 +121,10 @@ def topic_words(model, override) -> list[list[str]]:
     if override is None:
         return [[w for w, _ in model.get_topic(k, n_words=N_WORDS)] for k in range(model.n_topics)]
     kind, arg = override
+    if kind in ("lift-p0", "relevance-p0"):  # saetm's lift/relevance before word_reference()
+        words, _ = top_words(beta, model.vocab_, n=N_WORDS, ranking=kind.split("-")[0], background=model.background_,
+                             lam=arg if arg is not None else 0.6)
+        return words
     if kind == "relevance-marginal":
         marginal = np.asarray(model.feature_words_.T @ model.feature_prob_.astype(np.float64)).ravel()
         words, _ = top_words(beta, model.vocab_, n=N_WORDS, ranking="relevance", background=marginal / marginal.sum(),

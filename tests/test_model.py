@@ -165,3 +165,24 @@ def test_every_atom_space_fits_and_retopics(ng_corpus, ng_embeddings, small_para
 def test_default_atom_space_is_documents_and_coactivation(fitted_model):
     assert fitted_model.atom_space == "documents+coactivation"
     assert fitted_model.atom_embeddings_.shape[1] == 384 + 63
+
+
+def test_lift_and_relevance_rank_against_the_atoms_marginal(fitted_model):
+    """p0 from EM is ~0 for most words, so lift/relevance compare β with Σ_k θ̄_k B_k instead."""
+    from saetm.topics.merge import top_words
+
+    m = fitted_model
+    ref = m.word_reference()
+    expected = np.asarray(m.feature_words_.T @ m.feature_prob_.astype(np.float64)).ravel()
+    np.testing.assert_allclose(ref, expected / expected.sum(), rtol=1e-6)
+    assert ref.shape == (len(m.vocab_),) and abs(ref.sum() - 1) < 1e-9
+    assert (ref > 0).mean() > 0.9  # unlike p0, nearly every vocabulary word has mass
+    saved = m.word_ranking
+    try:
+        for ranking in ("lift", "relevance"):
+            m.word_ranking = ranking
+            got = m.get_topics(n_words=10)
+            want, _ = top_words(m.topics_.topic_words, m.vocab_, n=10, ranking=ranking, background=ref)
+            assert [[w for w, _ in got[t]] for t in range(m.n_topics)] == want
+    finally:
+        m.word_ranking = saved

@@ -73,7 +73,9 @@ class SAETM(TopicViews):
     tau: mass kept when sparsifying atom word distributions (``atom_space="words"``).
     word_vectors: ``"glove"`` (GloVe 6B 50-d) or ``"encoder"`` (the encoder on single words)
         to embed atoms for ``atom_space="words"``.
-    word_ranking: ``"beta"``, ``"lift"`` or ``"relevance"``: how topic words are ranked.
+    word_ranking: ``"beta"``, ``"lift"`` or ``"relevance"`` (λ = 0.6): how topic words are
+        ranked; lift and relevance compare β with the atoms' marginal word distribution
+        (:meth:`word_reference`).
     seed: every random choice (SAE init and batches, k-means) derives from it.
     """
 
@@ -311,7 +313,18 @@ class SAETM(TopicViews):
         from saetm.topics.merge import top_words
 
         return top_words(self.topics_.topic_words, self.vocab_, n=n_words, ranking=self.word_ranking,
-                         background=self.background_)
+                         background=self.word_reference())
+
+    def word_reference(self) -> np.ndarray:
+        """The word distribution that ``lift`` and ``relevance`` rankings compare against:
+        the atoms' marginal Σ_k θ̄_k B_k / Σ_k θ̄_k, ``(V,)`` float64 (T-independent).
+
+        Not the EM background p0: with the atoms explaining most words, EM drives p0 to
+        ~0 for nearly every word (98% of R8's vocabulary), so a ratio against p0 ranks
+        by noise (see ``bench/results/ablation.md``)."""
+        self._check_fitted()
+        m = np.asarray(self.feature_words_.T @ np.asarray(self.feature_prob_, dtype=np.float64)).ravel()
+        return m / m.sum() if m.sum() > 0 else np.asarray(self.background_, dtype=np.float64)
 
     # ---------------------------------------------------------------- evaluation
     def evaluate(self, reference=None, labels=None, top_n: int = 10, judge=None, *, word_vectors="glove",

@@ -155,7 +155,7 @@ class TopicViews:
             result = pipeline.cluster(self, n_topics)
             T = result.topics.n_topics
             words, _ = top_words(result.topics.topic_words, self.vocab_, n=4, ranking=self.word_ranking,
-                                 background=self.background_)
+                                 background=self.word_reference())
             labels = [f"{t}: {', '.join(w)}" for t, w in enumerate(words)]
             emb = topic_embeddings(self.atom_embeddings_, self.feature_prob_, result.atom_topic, T)
             prev = result.topics.prevalence
