@@ -85,3 +85,15 @@ def test_errors_are_one_line_with_exit_code_2(argv, message, tmp_path):
     err = proc.stderr.strip().splitlines()
     assert message in err[-1] and "Traceback" not in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_fit_takes_the_atom_space(corpus_files, tmp_path):
+    """--atom-space reaches the model (the SAE is the cached one of `fitted_dir`: same flags)."""
+    from saetm.model import SAETM
+
+    out = tmp_path / "words"
+    rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(out), "--text-field", "body",
+               "--embeddings", str(corpus_files / "emb.npy"), "--topics", "6", "--atom-space", "words", *SMALL_FLAGS])
+    assert rc == 0
+    model = SAETM.load(out)
+    assert model.atom_space == "words" and model.n_topics == 6

@@ -330,7 +330,7 @@ def _model_from_args(args):
     return SAETM(
         n_topics=args.topics, encoder=args.encoder, sae="train" if image and args.sae == "auto" else args.sae,
         n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
-        min_df=args.min_df, max_features=args.max_features, idf=args.idf,
+        min_df=args.min_df, max_features=args.max_features, idf=args.idf, atom_space=args.atom_space,
         word_vectors=args.word_vectors, word_ranking=args.word_ranking, seed=args.seed, verbose=not args.quiet,
         cache=not getattr(args, "no_cache", False),
     )
@@ -433,7 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--min-df", type=_positive_int, default=5, help="minimum document frequency of a word (default 5)")
     f.add_argument("--max-features", type=_positive_int, default=10000, help="maximum vocabulary size (default 10000)")
     f.add_argument("--idf", action="store_true", help="weight word counts by IDF when learning word distributions")
-    f.add_argument("--word-vectors", default="glove", choices=["glove", "encoder"])
+    f.add_argument("--atom-space", default="documents+coactivation",
+                   choices=["documents+coactivation", "documents", "coactivation", "decoder", "words"],
+                   help="how atoms are placed when they are grouped into topics (words: the paper's GloVe "
+                        "embedding of their words; default: their documents' embeddings + co-activation)")
+    f.add_argument("--word-vectors", default="glove", choices=["glove", "encoder"],
+                   help="word vectors for --atom-space words")
     f.add_argument("--word-ranking", default="beta", choices=["beta", "lift", "relevance"])
     f.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)")

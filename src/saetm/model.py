@@ -56,10 +56,10 @@ class SAETM(TopicViews):
     n_topics: number of topics T (change later with :meth:`retopic`, no refit).
     encoder: ``"default"`` (bundled all-MiniLM-L6-v2), a sentence-transformers name or
         local folder, or any callable ``list[str] -> (n, d) array``.
-    sae: ``"auto"`` (the SAE shipped with saetm when the encoder is the default and one
-        ships, else ``"train"``), ``"default"`` (the shipped SAE), ``"train"`` (train one
-        on this corpus), a folder written by ``saetm train-sae``, or a fitted
-        ``saetm.sae.models.SparseAutoencoder``.
+    sae: ``"auto"`` (the SAE shipped with saetm when the encoder is the default and
+        ``n_atoms``/``k``/``arch``/``sae_steps`` ask for nothing else, else ``"train"``),
+        ``"default"`` (the shipped SAE), ``"train"`` (train one on this corpus), a folder
+        written by ``saetm train-sae``, or a fitted ``saetm.sae.models.SparseAutoencoder``.
     n_atoms, k, arch, sae_steps: settings for ``sae="train"`` (``n_atoms=None`` → 16 × dim).
     min_df, max_df, max_features, stop_words: the vocabulary (stage 2).
     background_weight: π, the fixed weight of the background word distribution.

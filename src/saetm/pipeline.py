@@ -192,8 +192,7 @@ def get_sae(m, X: np.ndarray):
     if isinstance(choice, SparseAutoencoder):
         return _checked(choice, X, m), {"source": "given"}
     if choice == "auto":
-        # The shipped SAE reads the default text encoder's embeddings and nothing else.
-        choice = "default" if (shipped_sae_dir() and _is_default_encoder(m)) else "train"
+        choice = "default" if _shipped_fits(m) else "train"
     if choice == "default":
         root = shipped_sae_dir()
         if root is None:
@@ -205,6 +204,20 @@ def get_sae(m, X: np.ndarray):
     if not path.exists():
         raise SaetmError(f"sae={choice!r} is neither 'auto', 'default', 'train' nor an existing SAE folder")
     return _checked(load_sae(path), X, m), {"source": "folder", "path": str(path)}
+
+
+def _shipped_fits(m) -> bool:
+    """``sae="auto"`` takes the shipped SAE when it is what was asked for: it reads the default
+    text encoder's embeddings only, and an explicit size, length or architecture other than
+    its own asks for training."""
+    root = shipped_sae_dir()
+    if root is None or not _is_default_encoder(m):
+        return False
+    from saetm.io.persist import read_json
+
+    config = read_json(root / "sae.json").get("config", {})
+    return (m.n_atoms in (None, config.get("n_atoms")) and m.sae_steps is None and m.arch == config.get("arch")
+            and m.k == config.get("k"))
 
 
 def _is_default_encoder(m) -> bool:
