@@ -175,7 +175,9 @@ def _run_saetm(sae: str, texts, embeddings, vocab, n_topics, seed, retopic_to=No
     from saetm.topics.wordvectors import _load_glove
 
     _load_glove()  # GloVe is saetm's stage-3 input, loaded once per process; counted as a library
-    model = SAETM(n_topics=n_topics, sae=sae, seed=seed, verbose=False)
+    # cache=False: "train" must train (saetm caches corpus SAEs by embeddings + settings, and a
+    # cached one would leave training out of the fit time); the embeddings are given anyway
+    model = SAETM(n_topics=n_topics, sae=sae, seed=seed, cache=False, verbose=False)
     meter = meter or Meter()
     meter.start()
     t = _clock()
@@ -444,8 +446,8 @@ RETOPIC = {
 }
 
 PEER_SETTINGS = {
-    "saetm": 'SAETM(n_topics=T, sae="train", seed=seed, verbose=False); all other arguments default',
-    "saetm-shipped": 'SAETM(n_topics=T, sae="default", seed=seed, verbose=False)',
+    "saetm": 'SAETM(n_topics=T, sae="train", seed=seed, cache=False, verbose=False); all other arguments default',
+    "saetm-shipped": 'SAETM(n_topics=T, sae="default", seed=seed, cache=False, verbose=False)',
     "bertopic": ("BERTopic(nr_topics=T, top_n_words=25, vectorizer_model=<shared>, embedding_model=<MiniLM>, "
                  "umap_model=UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric='cosine', random_state=seed)); "
                  "fit_transform(docs, embeddings=E); HDBSCAN and c-TF-IDF default"),
