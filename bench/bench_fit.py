@@ -38,7 +38,7 @@ def worker(args) -> dict:
     X = encode_cached(TextEncoder(), corpus.texts, show_progress=False)
     import saetm.pipeline, saetm.words.em, saetm.topics.merge, saetm.topics.hierarchy, saetm.sae.train  # noqa: F401,E401
     before = _rss_mb()
-    model = SAETM(n_topics=args.topics, sae=args.sae, seed=0, verbose=False)
+    model = SAETM(n_topics=args.topics, sae=args.sae, seed=0, cache=False, verbose=False)  # never a cached SAE
     t = time.perf_counter()
     model.fit(corpus.texts, X, labels=corpus.labels)
     total = time.perf_counter() - t
