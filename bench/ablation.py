@@ -1,14 +1,18 @@
 """Ablation of saetm's stage-2/3 choices on the benchmark corpora (issue #4).
 
-    python bench/ablation.py [--corpora reuters-r8,fortunes] [--topics 20,50]
+    python bench/ablation.py [--sae train|default] [--corpora reuters-r8,fortunes] [--topics 20,50]
         [--variants NAME,...] [--out bench/results/ablation.md] [--force] [--table-only]
 
-Per corpus, saetm is fitted once with the benchmark's settings (``SAETM(sae="train",
-seed=0)`` on the cached all-MiniLM-L6-v2 embeddings; the corpus-trained SAE comes from
-saetm's SAE cache when ``bench_topics.py`` or an earlier run trained it). The SAE, θ and
-the embeddings are then kept, and every variant changes only stage 2 (EM: π, IDF) and/or
-stage 3 (how atoms are embedded for clustering, how topic words are ranked): stage 2 is
-re-run only when its settings differ, stage 3 through ``SAETM.retopic``.
+Per corpus, saetm is fitted once with the benchmark's settings on the cached
+all-MiniLM-L6-v2 embeddings: ``--sae train`` (default) ``SAETM(sae="train", seed=0)``, the
+corpus-trained SAE coming from saetm's SAE cache when ``bench_topics.py`` or an earlier run
+trained it; ``--sae default`` ``SAETM(sae="default")``, the SAE shipped with saetm (no
+training, results in ``ablation-shipped.md``/``.json`` unless ``--out`` says otherwise).
+The SAE, θ and the embeddings are then kept, and every variant changes only stage 2 (EM:
+π, IDF) and/or stage 3 (how atoms are embedded for clustering, which atoms are clustered,
+how topic words are ranked): stage 2 is re-run only when its settings differ, stage 3
+through ``SAETM.retopic`` or, for the script-only levers (SCRIPT_LEVERS), a copy
+of ``pipeline.cluster`` with those changes.
 
 Every variant is scored with ``bench_topics.evaluate`` — the very call that scores saetm
 and the peers in ``bench/results/topics.md`` (NPMI and C_V against the corpus, TD over the
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -44,7 +49,10 @@ OLD_DEFAULT = {"atom_space": "words"}
 #   ranking override: ("relevance-marginal", λ) ranks by relevance against the atoms'
 #   marginal word distribution Σ_k θ̄_k B_k (= SAETM(word_ranking="relevance") with λ);
 #   ("lift-p0" | "relevance-p0", λ) against the EM background p0 (saetm's earlier behaviour);
-#   ("cap", m): β ranking, each word listed only in the m topics holding most of its β.
+#   ("cap", m): β ranking, each word listed only in the m topics holding most of its β;
+#   ("topic-em", π): β ranking of β re-fitted by stage 2's EM on the merged θ (doc_topics_)
+#   with background weight π: each topic's words estimated as one atom, not as the θ̄-weighted
+#   mean of its atoms' B.
 VARIANTS = {
     "words (paper; old default)": ({"atom_space": "words"}, None,
                                    "atom = sparsified B_k (τ=0.9) · GloVe; β ranking"),
@@ -66,8 +74,26 @@ VARIANTS = {
                                                       "relevance vs Σθ̄B, λ=0.6"),
     "new default, each word in ≤2 topics": ({}, ("cap", 2), "β ranking, word kept in its 2 best topics"),
     "new default, each word in 1 topic": ({}, ("cap", 1), "β ranking, word kept in its best topic only"),
+    # Script-only levers (SCRIPT_LEVERS), added for the shipped SAE.
+    "new default, documents weight 0.25": ({"mix": 0.25}, None, "documents view weighted 0.25, co-activation 0.75"),
+    "new default, documents weight 0.75": ({"mix": 0.75}, None, "documents view weighted 0.75, co-activation 0.25"),
+    "new default, co-activation rank 128": ({"coact_dim": 128}, None, "rank-128 SVD of θ instead of 64"),
+    "new default, co-activation rank 256": ({"coact_dim": 256}, None, "rank-256 SVD of θ instead of 64"),
+    "new default, atoms in ≥10 docs, rest dropped": ({"min_docs": 10}, None,
+                                                     "atoms active in < 10 documents join no topic"),
+    "new default, atoms in ≥30 docs, rest dropped": ({"min_docs": 30}, None,
+                                                     "atoms active in < 30 documents join no topic"),
+    "new default, atoms in ≥30 docs, rest nearest": ({"min_docs": 30, "orphans": "nearest"}, None,
+                                                     "atoms active in < 30 documents join the nearest topic"),
+    "new default, atoms in ≥100 docs, rest nearest": ({"min_docs": 100, "orphans": "nearest"}, None,
+                                                      "atoms active in < 100 documents join the nearest topic"),
+    "new default, topic β by EM (π=0.3)": ({}, ("topic-em", 0.3),
+                                          "β re-estimated by the stage-2 EM with the T merged atoms as features"),
+    "new default, topic β by EM (π=0.6)": ({}, ("topic-em", 0.6),
+                                          "β re-estimated by the stage-2 EM with the T merged atoms as features"),
 }
 STAGE2 = ("background_weight", "idf")
+SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans")  # handled here, not SAETM parameters
 DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coactivation", "tau": 0.9,
             "word_ranking": "beta"}
 
@@ -77,7 +103,7 @@ DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coa
 class Base:
     """One saetm fit per corpus; variants re-run stage 2 and/or 3 on its θ."""
 
-    def __init__(self, data: CorpusData, seed: int):
+    def __init__(self, data: CorpusData, seed: int, sae: str = "train"):
         import torch
 
         from saetm.model import SAETM
@@ -86,7 +112,9 @@ class Base:
         torch.set_num_threads(1)
         self.data = data
         self.X = np.load(data.embeddings_path, allow_pickle=False)
-        self.model = SAETM(n_topics=20, sae="train", seed=seed, verbose=False, **{**DEFAULTS, **OLD_DEFAULT})
+        # The corpus-trained base keeps the settings its rows were measured with.
+        first = OLD_DEFAULT if sae == "train" else {}
+        self.model = SAETM(n_topics=20, sae=sae, seed=seed, verbose=False, **{**DEFAULTS, **first})
         t = time.perf_counter()
         self.model.fit(data.texts, self.X)
         self.fit_seconds = time.perf_counter() - t
@@ -95,26 +123,74 @@ class Base:
                                           max_features=self.model.max_features, stop_words=self.model.stop_words)
         self.stage2 = {k: getattr(self.model, k) for k in STAGE2}
         self.rows = np.arange(self.X.shape[0])
+        self.views = {}  # (view, rank) -> atom embeddings, reused across rows
+
+    def _view(self, name: str, dim: int = 64) -> np.ndarray:
+        from saetm.topics import atomspace
+
+        k = (name, dim)  # both views depend on θ and X only, not on stage 2
+        if k not in self.views:
+            m = self.model
+            self.views[k] = (atomspace.document_embeddings(m.theta_, self.X) if name == "documents"
+                             else atomspace.coactivation_embeddings(m.theta_, dim=dim, seed=m.seed))
+        return self.views[k]
 
     def apply(self, settings: dict, n_topics: int) -> float:
         """Set a variant's settings and recompute what they touch; returns seconds."""
         from saetm import pipeline
 
         m = self.model
-        want = {**DEFAULTS, **settings}
+        extra = {k: settings[k] for k in SCRIPT_LEVERS if k in settings}
+        want = {**DEFAULTS, **{k: v for k, v in settings.items() if k not in SCRIPT_LEVERS}}
         t = time.perf_counter()
         m.set_params(**want)
         if any(self.stage2[k] != want[k] for k in STAGE2):
             fw = pipeline.feature_words(m, m.theta_, self.counts)
             m.feature_words_, m.background_, m.feature_prob_ = fw.feature_words, fw.background, fw.feature_prob
             self.stage2 = {k: want[k] for k in STAGE2}
-        m.atom_embeddings_ = pipeline.atom_embeddings(m, m.feature_words_, theta=m.theta_, X=self.X, rows=self.rows)
-        m.atom_tree_ = pipeline.atom_tree(m)
-        m.retopic(n_topics)
+        if "mix" in extra or "coact_dim" in extra:
+            # documents view weighted w, co-activation (rank coact_dim) 1 − w; w = 0.5, rank 64: the default
+            w = float(extra.get("mix", 0.5))
+            m.atom_embeddings_ = np.hstack([np.sqrt(w) * self._view("documents"),
+                                            np.sqrt(1.0 - w) * self._view("coactivation", extra.get("coact_dim", 64))
+                                            ]).astype(np.float32)
+        else:
+            m.atom_embeddings_ = pipeline.atom_embeddings(m, m.feature_words_, theta=m.theta_, X=self.X,
+                                                          rows=self.rows)
+        if "min_docs" in extra:
+            m._set_topics(cluster_common_atoms(m, n_topics, extra["min_docs"], extra.get("orphans", "none")))
+        else:
+            m.atom_tree_ = pipeline.atom_tree(m)
+            m.retopic(n_topics)
         return time.perf_counter() - t
 
 
-def topic_words(model, override) -> list[list[str]]:
+def cluster_common_atoms(m, n_topics: int, min_docs: int, orphans: str):
+    """``pipeline.cluster``, but atoms active in fewer than ``min_docs`` documents of this
+    corpus are left out of the tree and k-means; ``orphans="none"``: they join no topic
+    (their θ mass and words are dropped), ``"nearest"``: each joins the topic whose
+    θ̄-weighted centroid is nearest (cosine) after clustering."""
+    from saetm.pipeline import TopicResult
+    from saetm.topics import merge
+    from saetm.topics.hierarchy import build_atom_tree, cut
+
+    E, p = m.atom_embeddings_, np.asarray(m.feature_prob_, dtype=np.float64)
+    n_docs = np.bincount(m.theta_.indices, minlength=p.shape[0])
+    w = np.where(n_docs >= min_docs, p, 0.0)
+    labels = merge.cluster_atoms(E, w, n_topics, seed=m.seed, init=cut(build_atom_tree(E, w), n_topics))
+    if orphans == "nearest":
+        kept = labels >= 0
+        centers = np.zeros((n_topics, E.shape[1]))
+        np.add.at(centers, labels[kept], E[kept] * w[kept, None])
+        centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+        lost = np.flatnonzero((p > 0) & ~kept)
+        labels[lost] = np.argmax(E[lost] @ centers.T, axis=1)
+    topics = merge.build_topics(m.feature_words_, p, labels, n_topics)
+    W = merge.doc_topics(m.theta_, topics.atom_topic, n_topics)
+    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W))
+
+
+def topic_words(model, override, counts=None) -> list[list[str]]:
     from saetm.topics.merge import top_words
 
     beta = model.topics_.topic_words
@@ -129,6 +205,13 @@ def topic_words(model, override) -> list[list[str]]:
         marginal = np.asarray(model.feature_words_.T @ model.feature_prob_.astype(np.float64)).ravel()
         words, _ = top_words(beta, model.vocab_, n=N_WORDS, ranking="relevance", background=marginal / marginal.sum(),
                              lam=arg)
+        return words
+    if kind == "topic-em":
+        from saetm.words.em import fit_feature_words, normalize_theta
+
+        fw = fit_feature_words(normalize_theta(model.doc_topics_), counts, background_weight=arg,
+                               max_iter=model.em_max_iter, tol=model.em_tol)
+        words, _ = top_words(fw.feature_words.toarray(), model.vocab_, n=N_WORDS, ranking="beta")
         return words
     if kind == "cap":
         b = np.asarray(beta, dtype=np.float64)
@@ -147,12 +230,15 @@ def key(corpus: str, n_topics: int, variant: str) -> str:
 
 def markdown(db: dict, corpora: list[str], topics: list[int]) -> str:
     meta = db.get("meta", {})
+    sae_words = ("the SAE shipped with saetm, `SAETM(sae=\"default\")`: BatchTopK, 6,144 atoms, k=32, trained on "
+                 "generic texts that exclude the benchmark corpora" if meta.get("sae") == "default" else
+                 "corpus-trained BatchTopK SAE, 16 × 384 atoms, k=32")
     lines = ["# saetm ablation (`bench/ablation.py`)", "",
              f"Command (last run): `{meta.get('command', '')}`  ",
              f"Updated: {meta.get('updated', '')}  ",
              f"Machine: {meta.get('machine', '')}  ",
-             f"Seed: {meta.get('seed', 0)}; one saetm fit per corpus (corpus-trained BatchTopK SAE, 16 × 384 atoms, "
-             "k=32), then only stage 2 and/or 3 change per row. Measures: the same `bench_topics.evaluate` call "
+             f"Seed: {meta.get('seed', 0)}; one saetm fit per corpus ({sae_words}), "
+             "then only stage 2 and/or 3 change per row. Measures: the same `bench_topics.evaluate` call "
              "as `topics.md`. `s`: the row's own stage-2 (when re-run) + stage-3 seconds.", "",
              "| corpus | T | variant | NPMI | C_V | TD | NMI | ARI | s |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -166,7 +252,10 @@ def markdown(db: dict, corpora: list[str], topics: list[int]) -> str:
                 lines.append(f"| {c} | {T} | {v} | {m['npmi']:.3f} | {m['cv']:.3f} | {m['topic_diversity']:.3f} | "
                              f"{m['nmi']:.3f} | {m['ari']:.3f} | {r['seconds']:.1f} |")
     lines += ["", "Variants:", ""]
+    shown = {r["variant"] for r in db.get("runs", {}).values()}
     for v, (settings, override, desc) in VARIANTS.items():
+        if v not in shown:
+            continue
         lines.append(f"- **{v}**: {desc}; settings {json.dumps({**DEFAULTS, **settings}, ensure_ascii=False)}"
                      + (f", ranking override {override}" if override else ""))
     bases = meta.get("bases", {})
@@ -175,6 +264,19 @@ def markdown(db: dict, corpora: list[str], topics: list[int]) -> str:
         for c, b in bases.items():
             lines.append(f"- {c}: {b['n_docs']} documents, SAE {b['sae']}, fit {b['fit_seconds']:.1f} s")
     return "\n".join(lines) + "\n"
+
+
+def parse_variants(text: str) -> tuple[list[str], list[str]]:
+    """Split ``--variants`` at commas, rejoining the pieces of names that contain commas."""
+    found, unknown, piece = [], [], ""
+    for part in text.split(","):
+        piece = f"{piece},{part}" if piece else part.strip()
+        if piece in VARIANTS:
+            found.append(piece)
+            piece = ""
+    if piece:
+        unknown.append(piece)
+    return found, unknown
 
 
 def save_json(path: Path, db: dict) -> None:
@@ -188,26 +290,29 @@ def main(argv=None) -> int:
     ap.add_argument("--corpora", default="reuters-r8,fortunes")
     ap.add_argument("--topics", default="20,50")
     ap.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
-    ap.add_argument("--out", default=str(HERE / "results" / "ablation.md"))
+    ap.add_argument("--sae", choices=("train", "default"), default="train",
+                    help="train: a corpus-trained SAE (ablation.md); default: the SAE shipped with saetm "
+                         "(ablation-shipped.md)")
+    ap.add_argument("--out", default=None, help="default: bench/results/ablation.md, or ablation-shipped.md "
+                                                "with --sae default")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args(argv)
     corpora = args.corpora.split(",")
     topics = [int(t) for t in args.topics.split(",")]
-    variants = args.variants.split(",") if args.variants else list(VARIANTS)
-    unknown = [v for v in variants if v not in VARIANTS]
+    variants, unknown = (parse_variants(args.variants) if args.variants else (list(VARIANTS), []))
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    out = Path(args.out)
+    out = Path(args.out or HERE / "results" / ("ablation.md" if args.sae == "train" else "ablation-shipped.md"))
     jpath = out.with_suffix(".json")
     db = json.loads(jpath.read_text()) if jpath.exists() else {"meta": {}, "runs": {}}
     if not args.table_only:
         mi = machine_info()
-        db["meta"].update(command="python bench/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        db["meta"].update(command="python bench/ablation.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
                           machine=f"{mi['cpu_count']} CPUs ({mi['cpu_model']}), {mi['memory_gib']} GiB RAM, "
                                   f"Python {mi['python']}; shared with other jobs, run under nice",
-                          packages=package_versions(), seed=args.seed)
+                          packages=package_versions(), seed=args.seed, sae=args.sae)
         work = Path(os.environ.get("SAETM_CACHE", Path.home() / ".cache" / "saetm")) / "ablation"
         for c in corpora:
             todo = [(T, v) for T in topics for v in variants if args.force or key(c, T, v) not in db["runs"]]
@@ -215,10 +320,11 @@ def main(argv=None) -> int:
                 continue
             print(f"[{c}] loading and fitting the base model", flush=True)
             data = CorpusData(c, None, 0, work)
-            base = Base(data, args.seed)
+            base = Base(data, args.seed, args.sae)
             db["meta"].setdefault("bases", {})[c] = {
                 "n_docs": len(data.texts), "fit_seconds": base.fit_seconds,
-                "sae": "cached" if base.sae_info.get("cached") else "trained now",
+                "sae": ("shipped" if args.sae == "default" else
+                        "cached" if base.sae_info.get("cached") else "trained now"),
                 "sae_info": base.sae_info}
             # Group by stage-2 settings so EM re-runs only when they change.
             todo.sort(key=lambda tv: tuple(str({**DEFAULTS, **VARIANTS[tv[1]][0]}[k]) for k in STAGE2))
@@ -226,7 +332,7 @@ def main(argv=None) -> int:
                 settings, override, _ = VARIANTS[v]
                 secs = base.apply(settings, T)
                 t = time.perf_counter()
-                words = topic_words(base.model, override)
+                words = topic_words(base.model, override, base.counts)
                 secs += time.perf_counter() - t
                 metrics = evaluate(data, words, base.model.doc_topics_)
                 db["runs"][key(c, T, v)] = {"corpus": c, "n_topics": T, "variant": v, "seconds": secs,
