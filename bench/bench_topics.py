@@ -493,12 +493,30 @@ def main(argv=None) -> int:
         all_t = sorted(set(topics) | {r["n_topics"] for r in db["runs"].values()})
         all_m = [m for m in RUNNERS if m in set(models) | {r["model"] for r in db["runs"].values()}]
         if save_json:
-            save_db(json_path, db)
+            sync_db()
         out.parent.mkdir(parents=True, exist_ok=True)
         text = markdown(db, all_c, all_t, all_m)
         out.write_text(text)
         if out.resolve() == (HERE / "results" / "topics.md").resolve():
             update_readme(text)
+
+    mine: set[str] = set()  # the runs this process did
+
+    def sync_db():
+        """Write this process's runs into the JSON, keeping what other bench processes wrote
+        there meanwhile (several may fill one grid side by side); reads their runs back."""
+        import fcntl
+
+        with open(json_path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = load_db(json_path)
+            merged = {**disk.get("runs", {}), **{k: runs[k] for k in mine}}
+            runs.clear()
+            runs.update(merged)
+            old = disk.get("meta", {})
+            meta["commands"] = list(dict.fromkeys(old.get("commands", []) + meta.get("commands", [])))
+            meta["corpora"] = {**old.get("corpora", {}), **meta.get("corpora", {})}
+            save_db(json_path, db)
 
     if args.table_only:
         write_outputs(save_json=False)  # never rewrite the JSON: a running benchmark owns it
@@ -537,6 +555,7 @@ def main(argv=None) -> int:
             record = {"corpus": c, "model": m, "n_topics": T, "status": "error",
                       "reason": f"evaluation: {type(e).__name__}: {e}", "log_tail": traceback.format_exc()[-3000:]}
         runs[run_key(c, m, T)] = record
+        mine.add(run_key(c, m, T))
         meta["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if record["status"] == "ok":
             mt = record["metrics"]
