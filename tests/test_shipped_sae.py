@@ -40,12 +40,16 @@ def test_shipped_sae_reads_an_unseen_corpus(shipped, ng_embeddings):
     assert 10 < m["l0"] < 80, m
 
 
-def test_auto_takes_the_shipped_sae_only_when_it_fits(ng_corpus, ng_embeddings, small_params):
+def test_auto_takes_the_shipped_sae_only_when_it_fits(ng_corpus, ng_embeddings, small_params, caplog):
+    import logging
+
     from saetm.model import SAETM
 
     docs, X = ng_corpus.texts[:150], ng_embeddings[:150]
-    auto = SAETM(n_topics=4, min_df=3, verbose=False).fit(docs, X)
+    with caplog.at_level(logging.INFO, logger="saetm"):
+        auto = SAETM(n_topics=4, min_df=3, verbose=False).fit(docs, X)
     assert auto.fit_report_.sae["source"] == "default"
+    assert "shipped with saetm" in caplog.text  # the user is told which SAE read the corpus
     trained = SAETM(n_topics=4, **small_params).fit(docs, X)  # an explicit size asks for training
     assert trained.fit_report_.sae["source"] == "train"
     assert np.array_equal(auto.sae_.W_dec.detach().numpy(), load_sae(shipped_sae_dir()).W_dec.detach().numpy())

@@ -197,7 +197,10 @@ def get_sae(m, X: np.ndarray):
         root = shipped_sae_dir()
         if root is None:
             raise SaetmError("no pretrained SAE ships with this saetm build; use sae='train'")
-        return _checked(load_sae(root), X, m), {"source": "default", "path": str(root)}
+        sae = _checked(load_sae(root), X, m)
+        log.info("SAE: the one shipped with saetm (%d atoms, trained on generic English texts); "
+                 "sae='train' (--sae train) trains one on this corpus instead", sae.config.n_atoms)
+        return sae, {"source": "default", "path": str(root)}
     if choice == "train":
         return train_corpus_sae(m, X)
     path = Path(str(choice))
