@@ -465,7 +465,8 @@ def _check_consistent(model, tp, coverage, directory: Path) -> None:
         (atoms_agree, "atom counts differ between files"),
         (vector(bg, V) and (bg >= 0).all(), "the background word distribution is broken"),
         (weights_ok, "negative or no weights"),
-        (emb.ndim == 2 and emb.shape[0] == n_atoms and np.isfinite(emb).all(),
+        (emb.ndim == 2 and emb.shape[0] == n_atoms and np.isfinite(emb).all()
+         and bool((np.linalg.norm(emb.astype(np.float64), axis=1) <= 1.001).all()),  # rows are unit or zero
          "atom embeddings do not match the atoms"),
         (vector(tree.atoms, tree.atoms.shape[0], "iu") and np.array_equal(tree.atoms, np.flatnonzero(fp > 0))
          and tree.linkage.shape == (max(len(tree.atoms) - 1, 0), 4)
