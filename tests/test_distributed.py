@@ -33,6 +33,8 @@ from saetm.sae.train import TrainConfig, train_sae
 from saetm.words.em import fit_feature_words, normalize_theta
 from saetm.words.vocab import build_vocabulary
 
+from _streams import Interrupting
+
 WORLD = 2
 TOPK = dict(d_in=384, n_atoms=256, k=8, arch="topk")
 BTK = dict(d_in=384, n_atoms=256, k=8, arch="batchtopk")
@@ -59,18 +61,6 @@ class _RankHalf(BatchStream):
 
     def next_batch(self):
         return self.whole.next_batch()[self.rank_slice]
-
-
-class _Interrupting(BatchStream):
-    def __init__(self, *args, limit, **kw):
-        super().__init__(*args, **kw)
-        self.limit = limit
-
-    def next_batch(self):
-        if self.limit == 0:
-            raise KeyboardInterrupt
-        self.limit -= 1
-        return super().next_batch()
 
 
 def _state(sae) -> dict:
@@ -100,7 +90,7 @@ def _worker(rank: int, world: int, port: int, work: str) -> None:
         ref, _ = train_sae(path, SAEConfig(**BTK), tc, progress=False)
         tc = replace(tc, checkpoint_dir=str(work / "ckpt"), checkpoint_every=4)
         try:  # block_rows=50: what train_sae picks for 400 rows on 2 processes
-            train_sae(_Interrupting(path, 32, seed=0, rank=rank, world_size=world, block_rows=50, limit=10),
+            train_sae(Interrupting(path, 32, seed=0, rank=rank, world_size=world, block_rows=50, limit=10),
                       SAEConfig(**BTK), tc, progress=False)
         except KeyboardInterrupt:
             pass

@@ -19,6 +19,8 @@ from saetm.sae.models import SAEConfig, batch_topk_mask, build_sae, encode_activ
 from saetm.sae.persist import load_sae, save_sae
 from saetm.sae.train import TrainConfig, list_checkpoints, train_sae
 
+from _streams import Interrupting
+
 ARCHS = ["topk", "batchtopk", "relu", "jumprelu"]
 SMALL = dict(n_atoms=256, k=16)
 
@@ -127,20 +129,6 @@ def test_same_seed_same_model(X):
     assert not torch.equal(a.W_dec, c.W_dec)
 
 
-class _Interrupting(BatchStream):
-    """A stream that dies after ``limit`` batches, like a process being stopped."""
-
-    def __init__(self, *args, limit, **kw):
-        super().__init__(*args, **kw)
-        self.limit = limit
-
-    def next_batch(self):
-        if self.limit == 0:
-            raise KeyboardInterrupt
-        self.limit -= 1
-        return super().next_batch()
-
-
 @pytest.mark.parametrize("arch", ["batchtopk", "jumprelu"])
 def test_resume_is_bit_identical(X, tmp_path, arch):
     kw = dict(steps=16, dead_after=128)  # small dead_after: AuxK and its counters are live
@@ -148,7 +136,7 @@ def test_resume_is_bit_identical(X, tmp_path, arch):
     cfg = SAEConfig(d_in=384, arch=arch, **SMALL)
     tc = TrainConfig(batch_size=64, checkpoint_dir=str(tmp_path), checkpoint_every=4, keep_checkpoints=2, **kw)
     with pytest.raises(KeyboardInterrupt):
-        train_sae(_Interrupting(X, 64, seed=0, limit=10), cfg, tc, progress=False)
+        train_sae(Interrupting(X, 64, seed=0, limit=10), cfg, tc, progress=False)
     assert [s for s, _ in list_checkpoints(tmp_path)] == [4, 8]  # bounded: only the last two kept
     with pytest.raises(SaetmError, match="resume=True"):
         train_sae(X, cfg, tc, progress=False)
