@@ -155,6 +155,17 @@ class Meter:
         pass
 
 
+def timed_fit(meter: Meter | None, fit):
+    """Run ``fit()`` between the meter's hooks; returns (what it returned, its wall seconds)."""
+    meter = meter or Meter()
+    meter.start()
+    t = _clock()
+    out = fit()
+    seconds = _clock() - t
+    meter.stop()
+    return out, seconds
+
+
 def sentence_model():
     """The bundled all-MiniLM-L6-v2 as a SentenceTransformer (loaded from disk)."""
     from saetm.encoders.text import TextEncoder
@@ -178,12 +189,7 @@ def _run_saetm(sae: str, texts, embeddings, vocab, n_topics, seed, retopic_to=No
     # cache=False: "train" must train (saetm caches corpus SAEs by embeddings + settings, and a
     # cached one would leave training out of the fit time); the embeddings are given anyway
     model = SAETM(n_topics=n_topics, sae=sae, seed=seed, cache=False, verbose=False)
-    meter = meter or Meter()
-    meter.start()
-    t = _clock()
-    model.fit(texts, embeddings)
-    fit_seconds = _clock() - t
-    meter.stop()
+    _, fit_seconds = timed_fit(meter, lambda: model.fit(texts, embeddings))
     words = [[w for w, _ in model.get_topic(k, n_words=N_WORDS)] for k in range(model.n_topics)]
     res = Result(words, model.doc_topics_.copy(), fit_seconds,
                  extra={**vocab_check(model.vocab_, vocab), "stage_seconds": dict(model.fit_report_.seconds),
@@ -244,12 +250,7 @@ def run_bertopic(texts, embeddings, vocab, n_topics, seed, retopic_to=None, mete
     model = BERTopic(nr_topics=n_topics, top_n_words=N_WORDS, vectorizer_model=vocab.vectorizer(),
                      embedding_model=st, umap_model=umap_model)
     texts = list(texts)
-    meter = meter or Meter()
-    meter.start()
-    t = _clock()
-    model.fit_transform(texts, embeddings=embeddings)
-    fit_seconds = _clock() - t
-    meter.stop()
+    _, fit_seconds = timed_fit(meter, lambda: model.fit_transform(texts, embeddings=embeddings))
     words, dt, outliers = _bertopic_outputs(model, len(texts))
     res = Result(words, dt, fit_seconds,
                  extra={**vocab_check(model.vectorizer_model.get_feature_names_out(), vocab),
@@ -278,13 +279,11 @@ def run_keynmf(texts, embeddings, vocab, n_topics, seed, retopic_to=None, meter=
     st = sentence_model()
     texts = list(texts)
     model = KeyNMF(n_topics, encoder=st, vectorizer=vocab.vectorizer(), random_state=seed)
-    meter = meter or Meter()
-    meter.start()
-    t = _clock()
-    keywords = model.extract_keywords(texts, embeddings=embeddings)
-    dt = model.fit_transform(texts, embeddings=embeddings, keywords=keywords)
-    fit_seconds = _clock() - t
-    meter.stop()
+    def fit():
+        keywords = model.extract_keywords(texts, embeddings=embeddings)
+        return model.fit_transform(texts, embeddings=embeddings, keywords=keywords)
+
+    dt, fit_seconds = timed_fit(meter, fit)
     res = Result(top_words_from_components(model.components_, model.get_vocab()), np.asarray(dt), fit_seconds,
                  extra={**vocab_check(model.get_vocab(), vocab), "n_topics_found": int(model.components_.shape[0])})
     if retopic_to is not None:
@@ -307,12 +306,7 @@ def run_s3(texts, embeddings, vocab, n_topics, seed, retopic_to=None, meter=None
     st = sentence_model()
     texts = list(texts)
     model = SemanticSignalSeparation(n_topics, encoder=st, vectorizer=vocab.vectorizer(), random_state=seed)
-    meter = meter or Meter()
-    meter.start()
-    t = _clock()
-    dt = model.fit_transform(texts, embeddings=embeddings)
-    fit_seconds = _clock() - t
-    meter.stop()
+    dt, fit_seconds = timed_fit(meter, lambda: model.fit_transform(texts, embeddings=embeddings))
     res = Result(model.get_top_words(top_k=N_WORDS, positive=True), np.asarray(dt), fit_seconds,
                  extra={**vocab_check(model.get_vocab(), vocab), "n_topics_found": int(model.components_.shape[0]),
                         "doc_topics_note": "S³ document scores are signed; argmax over signed scores for NMI/ARI"})
@@ -335,12 +329,7 @@ def run_gmm(texts, embeddings, vocab, n_topics, seed, retopic_to=None, meter=Non
     st = sentence_model()
     texts = list(texts)
     model = GMM(n_topics, encoder=st, vectorizer=vocab.vectorizer(), random_state=seed)
-    meter = meter or Meter()
-    meter.start()
-    t = _clock()
-    dt = model.fit_transform(texts, embeddings=embeddings)
-    fit_seconds = _clock() - t
-    meter.stop()
+    dt, fit_seconds = timed_fit(meter, lambda: model.fit_transform(texts, embeddings=embeddings))
     return Result(top_words_from_components(model.components_, model.get_vocab()), np.asarray(dt), fit_seconds,
                   extra={**vocab_check(model.get_vocab(), vocab), "n_topics_found": int(model.components_.shape[0]),
                          "converged": bool(getattr(model.gmm_, "converged_", False)),
@@ -355,13 +344,7 @@ def run_lda(texts, embeddings, vocab, n_topics, seed, retopic_to=None, meter=Non
     from sklearn.decomposition import LatentDirichletAllocation
 
     model = LatentDirichletAllocation(n_components=n_topics, random_state=seed)
-    meter = meter or Meter()
-    meter.start()
-    t = _clock()
-    counts = vocab.counts(texts)
-    dt = model.fit_transform(counts)
-    fit_seconds = _clock() - t
-    meter.stop()
+    dt, fit_seconds = timed_fit(meter, lambda: model.fit_transform(vocab.counts(texts)))
     return Result(top_words_from_components(model.components_, vocab.words), dt.astype(np.float32), fit_seconds,
                   extra={**vocab_check(vocab.words, vocab), "n_topics_found": n_topics,
                          "n_iter": int(model.n_iter_)})
@@ -375,13 +358,8 @@ def run_nmf(texts, embeddings, vocab, n_topics, seed, retopic_to=None, meter=Non
     from sklearn.feature_extraction.text import TfidfTransformer
 
     model = NMF(n_components=n_topics, random_state=seed)
-    meter = meter or Meter()
-    meter.start()
-    t = _clock()
-    tfidf = TfidfTransformer().fit_transform(vocab.counts(texts))
-    dt = model.fit_transform(tfidf)
-    fit_seconds = _clock() - t
-    meter.stop()
+    dt, fit_seconds = timed_fit(
+        meter, lambda: model.fit_transform(TfidfTransformer().fit_transform(vocab.counts(texts))))
     return Result(top_words_from_components(model.components_, vocab.words), dt.astype(np.float32), fit_seconds,
                   extra={**vocab_check(vocab.words, vocab), "n_topics_found": n_topics,
                          "n_iter": int(model.n_iter_)})
@@ -414,12 +392,8 @@ def run_fastopic(texts, embeddings, vocab, n_topics, seed, retopic_to=None, mete
     np.random.seed(seed)
     model = FASTopic(n_topics, preprocess=_SharedPreprocess(vocab), doc_embed_model=st, device="cpu",
                      num_top_words=N_WORDS)
-    meter = meter or Meter()
-    meter.start()
-    t = _clock()
-    top, theta = model.fit_transform(texts, preset_doc_embeddings=np.asarray(embeddings, dtype=np.float32))
-    fit_seconds = _clock() - t
-    meter.stop()
+    (top, theta), fit_seconds = timed_fit(
+        meter, lambda: model.fit_transform(texts, preset_doc_embeddings=np.asarray(embeddings, dtype=np.float32)))
     beta = model.get_beta()
     return Result(top_words_from_components(beta, model.vocab), np.asarray(theta, dtype=np.float32), fit_seconds,
                   extra={**vocab_check(model.vocab, vocab), "n_topics_found": int(beta.shape[0])})
