@@ -32,7 +32,8 @@ import torch.distributed as dist
 from saetm.errors import SaetmError
 from saetm.sae.distributed import ProcessInfo, process_info
 from saetm.words.em import (BLOCK_KEYS, BLOCK_PAIRS, FeatureWords, SufficientStatistics, _check_inputs,
-                            accumulate_statistics, build_plan, initial_statistics, maximize)
+                            accumulate_statistics, assemble_feature_words, build_plan, drop_documents_without_atoms,
+                            initial_statistics, no_words_error, run_em)
 
 logger = logging.getLogger(__name__)
 
@@ -160,15 +161,11 @@ def fit_feature_words_distributed(
         weights /= weights.max(initial=0.0) or 1.0
         counts.data *= weights[counts.indices]
         counts.eliminate_zeros()
-    if background_weight == 0:  # documents without active atoms have no word model
-        counts = sp.csr_matrix(sp.diags((np.diff(theta.indptr) > 0).astype(np.float64)) @ counts)
-        counts.eliminate_zeros()
-        counts.sort_indices()
+    if background_weight == 0:
+        counts = drop_documents_without_atoms(theta, counts)
     (nnz,) = reducer.sum_scalars(counts.nnz)
     if nnz == 0:
-        raise SaetmError("no vocabulary word occurs in the documents"
-                         + (" after idf weighting (every word is in every document; use idf=False)" if idf else
-                            " with an active atom" if background_weight == 0 else "; check the vocabulary"))
+        raise no_words_error(idf, background_weight)
     if max_iter < 0:
         raise SaetmError(f"max_iter must be >= 0, not {max_iter}")
 
@@ -181,35 +178,10 @@ def fit_feature_words_distributed(
     def e_step(values, background):
         return reducer.statistics(accumulate_statistics(plan, values, background, background_weight))
 
-    values, background = maximize(plan, reducer.statistics(initial_statistics(plan)), None, background_weight)
-    stats = e_step(values, background)
-    history, converged, it = [stats.nll_per_token], False, 0
-    bar = None
-    if progress and info.is_main:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_iter, desc="EM", unit="it")
-    for it in range(1, int(max_iter) + 1):
-        values, background = maximize(plan, stats, background, background_weight)
-        stats = e_step(values, background)
-        history.append(stats.nll_per_token)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(nll=f"{history[-1]:.5f}")
-        # Every process sees the same summed NLL, so all stop at the same iteration.
-        if abs(history[-2] - history[-1]) / max(abs(history[-1]), 1e-300) < tol:
-            converged = True
-            break
-    if bar is not None:
-        bar.close()
-    if info.is_main:
-        logger.info("feature words: NLL/token %.5f after %d iterations (%s)", history[-1], it,
-                    "converged" if converged else "not converged")
-
-    plan.pairs = None
-    index_dtype = np.int32 if len(plan.words) < 2**31 else np.int64
-    feature_words = sp.csr_matrix((values, plan.words.astype(index_dtype, copy=False),
-                                   plan.row_ptr.astype(index_dtype)), shape=(n_atoms, plan.n_words))
+    values, background, history, it, converged = run_em(
+        plan, reducer.statistics(initial_statistics(plan)), e_step, background_weight=background_weight,
+        max_iter=max_iter, tol=tol, progress=progress, main=info.is_main)
+    feature_words = assemble_feature_words(plan, values)
     theta_sums = reducer.sum_(np.asarray(theta.sum(axis=0), dtype=np.float64).ravel())
     feature_prob = (theta_sums / max(n_docs, 1)).astype(np.float32)
     return FeatureWords(feature_words, background.astype(np.float32), feature_prob, history, it, converged,

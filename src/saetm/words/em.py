@@ -330,6 +330,66 @@ def maximize(plan: EMPlan, stats: SufficientStatistics, background: np.ndarray |
     return values, background
 
 
+def drop_documents_without_atoms(theta: sp.csr_matrix, counts: sp.csr_matrix) -> sp.csr_matrix:
+    """With π = 0, documents without active atoms have no word model: zero their counts."""
+    counts = sp.csr_matrix(sp.diags((np.diff(theta.indptr) > 0).astype(np.float64)) @ counts)
+    counts.eliminate_zeros()
+    counts.sort_indices()
+    return counts
+
+
+def no_words_error(idf: bool, background_weight: float) -> SaetmError:
+    """What to say when no (weighted) word count is left to fit."""
+    return SaetmError("no vocabulary word occurs in the documents"
+                      + (" after idf weighting (every word is in every document; use idf=False)" if idf else
+                         " with an active atom" if background_weight == 0 else "; check the vocabulary"))
+
+
+def run_em(plan: EMPlan, first: SufficientStatistics, e_step, *, background_weight: float, max_iter: int,
+           tol: float, progress: bool = False, main: bool = True):
+    """EM from the statistics ``first`` (of uniform responsibilities, :func:`initial_statistics`).
+
+    ``e_step(values, background) -> SufficientStatistics`` (summed over processes in a
+    distributed fit, so that every process stops at the same iteration). ``main``: this
+    process shows the bar and logs. Returns ``(values, background, history, n_iter,
+    converged)``: B's values on the plan's support, p0, and the NLL per token per iteration.
+    """
+    values, background = maximize(plan, first, None, background_weight)
+    stats = e_step(values, background)
+    history, converged, it = [stats.nll_per_token], False, 0
+    bar = None
+    if progress and main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iter, desc="EM", unit="it")
+    for it in range(1, int(max_iter) + 1):
+        values, background = maximize(plan, stats, background, background_weight)
+        stats = e_step(values, background)
+        history.append(stats.nll_per_token)
+        change = (history[-2] - history[-1]) / max(abs(history[-1]), 1e-300)
+        logger.debug("EM iteration %d: NLL/token %.6f (relative change %.2e)", it, history[-1], change)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(nll=f"{history[-1]:.5f}")
+        if abs(change) < tol:
+            converged = True
+            break
+    if bar is not None:
+        bar.close()
+    if main:
+        logger.info("feature words: NLL/token %.5f after %d iterations (%s)", history[-1], it,
+                    "converged" if converged else "not converged")
+    return values, background, history, it, converged
+
+
+def assemble_feature_words(plan: EMPlan, values: np.ndarray) -> sp.csr_matrix:
+    """B as ``(n_atoms, V)`` CSR from its values on the plan's support; frees the pair matrix first."""
+    plan.pairs = None
+    index_dtype = np.int32 if len(plan.words) < 2**31 else np.int64  # keeps scipy from copying the indices
+    return sp.csr_matrix((values, plan.words.astype(index_dtype, copy=False), plan.row_ptr.astype(index_dtype)),
+                         shape=(plan.n_atoms, plan.n_words))
+
+
 # ---------------------------------------------------------------- the fit
 
 
@@ -363,14 +423,9 @@ def fit_feature_words(
         counts.data *= idf_weights(counts)[counts.indices]
         counts.eliminate_zeros()
     if background_weight == 0:
-        counts = sp.diags((np.diff(theta.indptr) > 0).astype(np.float64)) @ counts
-        counts = sp.csr_matrix(counts)
-        counts.eliminate_zeros()
-        counts.sort_indices()
+        counts = drop_documents_without_atoms(theta, counts)
     if counts.nnz == 0:
-        raise SaetmError("no vocabulary word occurs in the documents"
-                         + (" after idf weighting (every word is in every document; use idf=False)" if idf else
-                            " with an active atom" if background_weight == 0 else "; check the vocabulary"))
+        raise no_words_error(idf, background_weight)
     max_iter = int(max_iter)
     if max_iter < 0:
         raise SaetmError(f"max_iter must be >= 0, not {max_iter}")
@@ -378,37 +433,10 @@ def fit_feature_words(
     plan = build_plan(theta, counts, block_pairs=block_pairs)
     logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs, plan %.0f MB",
                 n_docs, n_atoms, plan.n_words, len(plan.words), plan.pairs.nnz, plan.nbytes / 2**20)
-    values, background = maximize(plan, initial_statistics(plan), None, background_weight)
-    stats = accumulate_statistics(plan, values, background, background_weight)
-    history = [stats.nll_per_token]
-    converged = False
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_iter, desc="EM", unit="it")
-    it = 0
-    for it in range(1, max_iter + 1):
-        values, background = maximize(plan, stats, background, background_weight)
-        stats = accumulate_statistics(plan, values, background, background_weight)
-        history.append(stats.nll_per_token)
-        change = (history[-2] - history[-1]) / max(abs(history[-1]), 1e-300)
-        logger.debug("EM iteration %d: NLL/token %.6f (relative change %.2e)", it, history[-1], change)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(nll=f"{history[-1]:.5f}")
-        if abs(change) < tol:
-            converged = True
-            break
-    if bar is not None:
-        bar.close()
-    logger.info("feature words: NLL/token %.5f after %d iterations (%s)", history[-1], it,
-                "converged" if converged else "not converged")
-
-    plan.pairs = None  # done with: free it before assembling B
-    index_dtype = np.int32 if len(plan.words) < 2**31 else np.int64  # keeps scipy from copying the indices
-    feature_words = sp.csr_matrix((values, plan.words.astype(index_dtype, copy=False),
-                                   plan.row_ptr.astype(index_dtype)), shape=(n_atoms, plan.n_words))
+    values, background, history, it, converged = run_em(
+        plan, initial_statistics(plan), lambda v, b: accumulate_statistics(plan, v, b, background_weight),
+        background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
+    feature_words = assemble_feature_words(plan, values)
     feature_prob = (np.asarray(theta.sum(axis=0)).ravel() / max(n_docs, 1)).astype(np.float32)
     return FeatureWords(feature_words, background.astype(np.float32), feature_prob, history, it, converged,
                         background_weight, idf)
