@@ -439,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "embedding of their words; default: their documents' embeddings + co-activation)")
     f.add_argument("--word-vectors", default="glove", choices=["glove", "encoder"],
                    help="word vectors for --atom-space words")
-    f.add_argument("--word-ranking", default="beta", choices=["beta", "lift", "relevance"])
+    f.add_argument("--word-ranking", default="coherent", choices=["coherent", "beta", "lift", "relevance"],
+                   help="how topic words are chosen and ordered (default coherent; beta: the paper's)")
     f.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)")
     f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")

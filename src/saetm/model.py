@@ -73,9 +73,12 @@ class SAETM(TopicViews):
     tau: mass kept when sparsifying atom word distributions (``atom_space="words"``).
     word_vectors: ``"glove"`` (GloVe 6B 50-d) or ``"encoder"`` (the encoder on single words)
         to embed atoms for ``atom_space="words"``.
-    word_ranking: ``"beta"``, ``"lift"`` or ``"relevance"`` (λ = 0.6): how topic words are
-        ranked; lift and relevance compare β with the atoms' marginal word distribution
-        (:meth:`word_reference`).
+    word_ranking: how each topic's words are chosen and ordered: ``"coherent"`` (default:
+        words the topic's atoms emit more than the atoms on average, each word in at most
+        two topics, ordered so the leading words co-occur in the fitted documents; see
+        ``saetm.topics.wordrank``), ``"beta"`` (β alone, the paper), ``"lift"`` or
+        ``"relevance"`` (λ = 0.6). All but beta compare β with the atoms' marginal word
+        distribution (:meth:`word_reference`).
     seed: every random choice (SAE init and batches, k-means) derives from it.
     """
 
@@ -100,7 +103,7 @@ class SAETM(TopicViews):
         atom_space: str = "documents+coactivation",
         tau: float = 0.9,
         word_vectors: str = "glove",
-        word_ranking: str = "beta",
+        word_ranking: str = "coherent",
         seed: int = 0,
         cache: bool = True,
         verbose: bool = True,
@@ -141,6 +144,7 @@ class SAETM(TopicViews):
         images: for an image collection, each document's image (a path; inline bytes are
         not kept), so :meth:`get_representative_images` and the report can show them."""
         from saetm import pipeline
+        from saetm.topics import wordrank
 
         self._check_params()
         docs = pipeline.check_documents(documents)
@@ -158,6 +162,7 @@ class SAETM(TopicViews):
         # The vocabulary is cheap and can fail on user settings (min_df): build it first.
         t = time.perf_counter()
         self.vocab_, counts = pipeline.vocabulary(self, docs)
+        self.doc_words_ = wordrank.doc_word_incidence(counts)
         t_vocab = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -198,6 +203,7 @@ class SAETM(TopicViews):
         return self
 
     def _set_topics(self, result) -> None:
+        self._word_lists = {}  # (n_words, ranking) -> top words of these topics
         self.atom_topic_ = result.atom_topic
         self.topics_ = result.topics
         self.doc_topics_ = result.doc_topics
@@ -310,10 +316,19 @@ class SAETM(TopicViews):
         })
 
     def _top_words(self, n_words: int):
+        key = (int(n_words), self.word_ranking)
+        cache = self.__dict__.setdefault("_word_lists", {})
+        if key not in cache:
+            cache[key] = self.rank_words(self.topics_.topic_words, n_words)
+        return cache[key]
+
+    def rank_words(self, topic_words: np.ndarray, n_words: int):
+        """Top ``n_words`` of each row of ``topic_words`` (T, V) by this model's
+        ``word_ranking``: (words: T lists, weights: T arrays of β)."""
         from saetm.topics.merge import top_words
 
-        return top_words(self.topics_.topic_words, self.vocab_, n=n_words, ranking=self.word_ranking,
-                         background=self.word_reference())
+        return top_words(topic_words, self.vocab_, n=n_words, ranking=self.word_ranking,
+                         background=self.word_reference(), doc_words=getattr(self, "doc_words_", None))
 
     def word_reference(self) -> np.ndarray:
         """The word distribution that ``lift`` and ``relevance`` rankings compare against:

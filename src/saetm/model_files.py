@@ -34,6 +34,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 try:
     import fcntl
@@ -218,6 +219,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                 state = {
                     **csr_to_tensors("theta", model.theta_),
                     **csr_to_tensors("feature_words", model.feature_words_),
+                    **_doc_words_tensors(model),
                     "background": np.asarray(model.background_, np.float32),
                     "feature_prob": np.asarray(model.feature_prob_, np.float32),
                     "atom_embeddings": np.asarray(model.atom_embeddings_, np.float32),
@@ -390,6 +392,7 @@ def load_model(cls, directory: Path):
     except KeyError as e:
         raise SaetmError(f"{directory} lacks the array {e}; the model files are corrupt or from another version") from None
     _check_consistent(model, tp, coverage, directory)
+    model.doc_words_ = _doc_words(state, model.theta_.shape[0], len(model.vocab_), directory)
     model.sae_ = load_sae(directory / "sae")
     if model.sae_.config.n_atoms != model.theta_.shape[1]:
         raise SaetmError(f"{directory / 'sae'} has {model.sae_.config.n_atoms} atoms but the model has "
@@ -405,6 +408,26 @@ def load_model(cls, directory: Path):
     model.fit_info_ = info.get("fit_report")
     _check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
+
+
+def _doc_words_tensors(model) -> dict:
+    """Which documents hold which words (for the ``coherent`` word ranking), as CSR."""
+    m = getattr(model, "doc_words_", None)
+    return {} if m is None else csr_to_tensors("doc_words", sp.csr_matrix(m))
+
+
+def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path):
+    from saetm.topics.wordrank import doc_word_incidence
+
+    if "doc_words.shape" not in state:  # saved by saetm 0.1
+        log.info("%s was saved without document-word incidence (saetm 0.1): the 'coherent' word ranking "
+                 "lists words without reordering them by co-occurrence; refit to get it", directory)
+        return None
+    m = csr_from_tensors("doc_words", state)
+    if m.shape != (n_docs, n_words) or not (m.data == 1).all():
+        raise SaetmError(f"{directory} is inconsistent (the document-word incidence does not match the documents "
+                         "and vocabulary); the files are corrupt or mixed from different fits, re-run `saetm fit`")
+    return doc_word_incidence(m)
 
 
 def _check_exports(directory: Path, n_topics: int, n_docs: int) -> None:

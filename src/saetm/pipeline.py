@@ -22,7 +22,6 @@ from saetm.errors import SaetmError
 log = logging.getLogger("saetm")
 
 WORD_VECTORS = ("glove", "encoder")
-RANKINGS = ("beta", "lift", "relevance")
 ARCHS = ("topk", "batchtopk", "relu", "jumprelu")
 
 
@@ -76,6 +75,8 @@ def check_params(m) -> None:
         raise SaetmError(f"atom_space must be one of {', '.join(ATOM_SPACES)}, got {m.atom_space!r}")
     if m.word_vectors not in WORD_VECTORS:
         raise SaetmError(f"word_vectors must be one of {', '.join(WORD_VECTORS)}, got {m.word_vectors!r}")
+    from saetm.topics.merge import RANKINGS
+
     if m.word_ranking not in RANKINGS:
         raise SaetmError(f"word_ranking must be one of {', '.join(RANKINGS)}, got {m.word_ranking!r}")
     _int_in("seed", m.seed, 0, 2**32 - 1)

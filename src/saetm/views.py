@@ -144,7 +144,6 @@ class TopicViews:
         max_depth: collapse deeper subtrees to the list of their topics.
         """
         from saetm.topics.hierarchy import format_tree, topic_embeddings, topic_tree
-        from saetm.topics.merge import top_words
 
         self._check_fitted()
         if n_topics is None or int(n_topics) == self.n_topics:
@@ -154,8 +153,7 @@ class TopicViews:
 
             result = pipeline.cluster(self, n_topics)
             T = result.topics.n_topics
-            words, _ = top_words(result.topics.topic_words, self.vocab_, n=4, ranking=self.word_ranking,
-                                 background=self.word_reference())
+            words, _ = self.rank_words(result.topics.topic_words, 4)
             labels = [f"{t}: {', '.join(w)}" for t, w in enumerate(words)]
             emb = topic_embeddings(self.atom_embeddings_, self.feature_prob_, result.atom_topic, T)
             prev = result.topics.prevalence

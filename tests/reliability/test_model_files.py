@@ -90,6 +90,9 @@ BROKEN = {
     "nan in B": (_arrays("state.safetensors", _poke("feature_words.data", 0, np.inf)), ["finite"]),
     "short feature_prob": (_arrays("state.safetensors", lambda t: t.__setitem__("feature_prob", t["feature_prob"][:9])),
                            ["atom counts"]),
+    "doc_words not 0/1": (_arrays("state.safetensors", _poke("doc_words.data", 0, 2.0)), ["incidence"]),
+    "doc_words one word more": (_arrays("state.safetensors", lambda t: t.__setitem__(
+        "doc_words.shape", t["doc_words.shape"] + np.array([0, 1]))), ["incidence"]),
     "broken tree": (_arrays("state.safetensors", _poke("tree.linkage", (0, 0), 1e6)), ["atom tree"]),
     "tree of other atoms": (_arrays("state.safetensors", lambda t: t.__setitem__("tree.atoms", t["tree.atoms"][:5])),
                             ["atom tree"]),

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from saetm.errors import SaetmError
 
-RANKINGS = ("beta", "lift", "relevance")
+RANKINGS = ("coherent", "beta", "lift", "relevance")
 
 
 def _csr(x, name: str) -> sp.csr_matrix:
@@ -290,6 +290,9 @@ def doc_topics(theta, atom_topic: np.ndarray, n_topics: int, normalize: bool = F
         s = np.asarray(out.sum(axis=1)).ravel()
         scale = np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
         out = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ out)
+    # Canonical (sorted, no duplicates): scipy sorts non-canonical matrices in place on
+    # argmax & co., which corrupts copies that share index arrays (sp.csr_matrix(W, dtype=...)).
+    out.sum_duplicates()
     return out
 
 
@@ -303,7 +306,8 @@ def coverage(doc_topic) -> np.ndarray:
 
 
 def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, ranking: str = "beta", background=None,
-              lam: float = 0.6, floor: float | None = None) -> tuple[list[list[str]], list[np.ndarray]]:
+              lam: float = 0.6, floor: float | None = None,
+              doc_words=None) -> tuple[list[list[str]], list[np.ndarray]]:
     """Top ``n`` words per topic, in topic order.
 
     ``topic_words`` β: (T, V); ``vocab``: V words. ``ranking``:
@@ -311,9 +315,13 @@ def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, rankin
     - ``"lift"``: by β_cw / max(p0_w, floor) — common words are penalised, while words
       rarer than ``floor`` (default 1/V, the mean frequency) rank by β, so rare words
       with a sliver of mass cannot dominate;
-    - ``"relevance"``: LDAvis, λ·log β_cw + (1−λ)·log(β_cw / p0_w).
-    ``background`` p0: (V,), needed for lift and relevance. Words with β = 0 are never
-    listed. Returns (words: list of T lists, weights: list of T float32 arrays holding β
+    - ``"relevance"``: LDAvis, λ·log β_cw + (1−λ)·log(β_cw / p0_w);
+    - ``"coherent"``: relevance (λ = 0.4, ``lam`` is not used), each word in at most two
+      topics, then ordered so the leading words co-occur in the documents of
+      ``doc_words`` ((n_docs, V) incidence, :func:`saetm.topics.wordrank.doc_word_incidence`;
+      None: no reordering) — see :mod:`saetm.topics.wordrank`.
+    ``background`` p0: (V,), needed for lift, relevance and coherent. Words with β = 0
+    are never listed. Returns (words: list of T lists, weights: list of T float32 arrays holding β
     of the listed words).
     """
     beta = np.asarray(topic_words, dtype=np.float32)
@@ -327,12 +335,16 @@ def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, rankin
         raise SaetmError(f"n must be at least 1, got {n}")
     if ranking == "beta":
         score = beta
+    elif ranking == "coherent":
+        from saetm.topics import wordrank
+
+        score = wordrank.keep_best_topics(wordrank.relevance(beta, _background(background, V)))
+        order = wordrank.coherent_order(score, n, None if doc_words is None else sp.csc_matrix(doc_words))
+        vocab = list(vocab)
+        return ([[vocab[i] for i in idx] for idx in order],
+                [beta[c, idx].astype(np.float32) for c, idx in enumerate(order)])
     else:
-        if background is None:
-            raise SaetmError(f"ranking={ranking!r} needs the background word distribution p0 (background=...)")
-        p0 = np.asarray(background, dtype=np.float64).ravel()
-        if p0.shape[0] != V:
-            raise SaetmError(f"background has {p0.shape[0]} entries but vocab has {V} words")
+        p0 = _background(background, V, ranking)
         with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf; masked below
             if ranking == "lift":
                 fl = 1.0 / V if floor is None else float(floor)
@@ -353,3 +365,12 @@ def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, rankin
         words_out.append([vocab[i] for i in cand])
         weights_out.append(beta[c, cand].astype(np.float32))
     return words_out, weights_out
+
+
+def _background(background, V: int, ranking: str = "coherent") -> np.ndarray:
+    if background is None:
+        raise SaetmError(f"ranking={ranking!r} needs the background word distribution p0 (background=...)")
+    p0 = np.asarray(background, dtype=np.float64).ravel()
+    if p0.shape[0] != V:
+        raise SaetmError(f"background has {p0.shape[0]} entries but vocab has {V} words")
+    return p0

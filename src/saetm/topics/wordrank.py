@@ -1,0 +1,106 @@
+"""The ``"coherent"`` word ranking: which of a topic's words to show, and in what order.
+
+β (the θ̄-weighted mean of the topic's atoms' word distributions) ranks the words a
+topic's atoms emit most, and corpus-wide frequent words ("said", "time", "people") come
+first in many topics. ``"coherent"`` keeps β as the source of every word and changes only
+the selection and the order, in three steps:
+
+1. relevance against the atoms' marginal word distribution m (LDAvis, λ = 0.4):
+   λ·log β_tw + (1−λ)·log(β_tw / m_w) — words the topic's atoms emit more than the
+   atoms do on average;
+2. each word is kept in the ``MAX_TOPICS_PER_WORD`` topics where its relevance is
+   highest (diversity across topics);
+3. of the topic's ``N_CANDIDATES`` best words, the first is kept and each next one is the
+   candidate with the highest mean NPMI (document co-occurrence in the fitted corpus) with
+   those already listed — the listed words describe one set of documents instead of
+   several.
+
+Step 3 needs which documents hold which words (:func:`doc_word_incidence`, kept with the
+model); without it (models saved before saetm 0.2) the order of step 2 is used.
+``bench/results/ablation*.md`` measure each step, including NPMI on documents that the
+ranking did not see.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from saetm.errors import SaetmError
+
+LAMBDA = 0.4
+MAX_TOPICS_PER_WORD = 2
+N_CANDIDATES = 60
+
+
+def doc_word_incidence(counts) -> sp.csc_matrix:
+    """Which words each document holds: ``counts`` (n_docs, V) → CSC float32 of ones."""
+    m = sp.csc_matrix(counts, dtype=np.float32, copy=True)
+    m.eliminate_zeros()
+    m.data[:] = 1.0
+    return m
+
+
+def relevance(beta: np.ndarray, reference: np.ndarray, lam: float = LAMBDA) -> np.ndarray:
+    """λ·log β + (1−λ)·log(β / reference), −inf where β = 0. (T, V) float64."""
+    b = np.asarray(beta, dtype=np.float64)
+    ref = np.maximum(np.asarray(reference, dtype=np.float64).ravel(), 1e-300)
+    with np.errstate(divide="ignore"):
+        logb = np.log(b)
+    return np.where(b > 0, logb - (1.0 - lam) * np.log(ref)[None, :], -np.inf)
+
+
+def keep_best_topics(score: np.ndarray, max_topics: int = MAX_TOPICS_PER_WORD) -> np.ndarray:
+    """``score`` with each word left only in the ``max_topics`` topics where it scores
+    highest (ties: lower topic id); elsewhere −inf."""
+    s = np.asarray(score, dtype=np.float64)
+    if s.shape[0] <= max_topics:
+        return s
+    rank = np.argsort(np.argsort(-s, axis=0, kind="stable"), axis=0, kind="stable")
+    return np.where(rank < max_topics, s, -np.inf)
+
+
+def npmi_among(doc_words: sp.csc_matrix, words: np.ndarray) -> np.ndarray:
+    """NPMI of every pair of ``words`` over documents: (k, k), −1 for pairs that never
+    co-occur, 1 on pairs present in every document."""
+    sub = doc_words[:, words]
+    n = doc_words.shape[0]
+    both = np.asarray((sub.T @ sub).toarray(), dtype=np.float64) / max(n, 1)
+    single = np.diag(both).copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pmi = np.log(both / np.outer(single, single))
+        out = pmi / -np.log(both)
+    out[both <= 0] = -1.0
+    out[both >= 1] = 1.0
+    return out
+
+
+def coherent_order(score: np.ndarray, n: int, doc_words: sp.csc_matrix | None,
+                   n_candidates: int = N_CANDIDATES) -> list[np.ndarray]:
+    """Per topic, the indices of its ``n`` listed words (step 3 above; by ``score`` when
+    ``doc_words`` is None). ``score``: (T, V), −inf for words the topic cannot list.
+    The order is the same for every ``n`` up to ``n_candidates`` (a shorter list is a prefix)."""
+    s = np.asarray(score, dtype=np.float64)
+    if doc_words is not None and doc_words.shape[1] != s.shape[1]:
+        raise SaetmError(f"doc_words has {doc_words.shape[1]} words but the topics have {s.shape[1]}")
+    out = []
+    for row in s:
+        k = min(max(n, n_candidates), row.shape[0])
+        cand = np.argpartition(-row, k - 1)[:k] if k < row.shape[0] else np.arange(row.shape[0])
+        cand = cand[np.lexsort((cand, -row[cand]))]  # by score, ties by word index
+        cand = cand[np.isfinite(row[cand])]
+        if doc_words is None or len(cand) <= 2:
+            out.append(cand[:n])
+            continue
+        npmi = npmi_among(doc_words, cand)
+        chosen = [0]
+        total = npmi[0].copy()  # Σ NPMI with the listed words, per candidate
+        free = np.ones(len(cand), dtype=bool)
+        free[0] = False
+        while len(chosen) < min(n, len(cand)):
+            j = int(np.argmax(np.where(free, total, -np.inf)))  # first of equals: the higher-scored
+            chosen.append(j)
+            free[j] = False
+            total += npmi[j]
+        out.append(cand[np.asarray(chosen)])
+    return out

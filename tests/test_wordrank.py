@@ -1,0 +1,82 @@
+"""The "coherent" word ranking (saetm.topics.wordrank): real fits on 20 Newsgroups posts."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from safetensors.numpy import load_file, save_file
+
+from saetm.evaluation.coherence import npmi_coherence
+from saetm.model import SAETM
+from saetm.topics import wordrank
+from saetm.topics.merge import top_words
+
+
+def test_npmi_among_matches_the_definition():
+    # 4 documents: words 0 and 1 always together (docs 0, 1), word 2 alone in doc 2, word 3 everywhere
+    rows = [0, 0, 1, 1, 2, 0, 1, 2, 3]
+    cols = [0, 1, 0, 1, 2, 3, 3, 3, 3]
+    D = wordrank.doc_word_incidence(sp.csr_matrix((np.full(9, 3.0), (rows, cols)), shape=(4, 4)))
+    assert set(D.data) == {1.0}
+    got = wordrank.npmi_among(D, np.array([0, 1, 2, 3]))
+    assert got[0, 1] == pytest.approx(1.0)  # log(.5 / .25) / -log(.5)
+    assert got[0, 2] == -1.0  # never together
+    assert got[0, 3] == pytest.approx(0.0)  # word 3 is in every document: independent of all
+    assert got[3, 3] == 1.0
+
+
+def test_keep_best_topics_leaves_each_word_in_its_best_topics():
+    s = np.array([[3.0, 1.0, 0.0], [2.0, 2.0, 0.0], [1.0, 3.0, -np.inf]])
+    got = wordrank.keep_best_topics(s, max_topics=2)
+    assert np.isinf(got[2, 0]) and np.isinf(got[0, 1]) and np.isinf(got[2, 2])
+    assert got[0, 0] == 3.0 and got[1, 0] == 2.0 and got[1, 1] == 2.0 and got[2, 1] == 3.0
+
+
+def test_coherent_is_the_default_and_its_lists_are_consistent(fitted_model):
+    m = fitted_model
+    assert m.word_ranking == "coherent" and m.doc_words_.shape == (m.theta_.shape[0], len(m.vocab_))
+    long = [[w for w, _ in m.get_topic(t, n_words=25)] for t in range(m.n_topics)]
+    short = [[w for w, _ in m.get_topic(t, n_words=10)] for t in range(m.n_topics)]
+    assert all(s == lw[:10] for s, lw in zip(short, long))  # a shorter list is a prefix
+    listed = [w for ws in long for w in set(ws)]
+    assert max(listed.count(w) for w in listed) <= wordrank.MAX_TOPICS_PER_WORD
+    beta = m.topics_.topic_words
+    for t, ws in enumerate(long):  # every listed word is one of the topic's own (β > 0), β reported
+        idx = [m.vocab_.index(w) for w in ws]
+        assert (beta[t, idx] > 0).all()
+        np.testing.assert_allclose([x for _, x in m.get_topic(t, n_words=25)], beta[t, idx], rtol=1e-6)
+
+
+def test_coherent_words_co_occur_more_than_beta_words(fitted_model, ng_corpus):
+    """The point of the ranking: top-10 words that co-occur in the documents (NPMI), on a
+    real fit; β ranks the topics' frequent words, which co-occur with everything."""
+    from saetm.evaluation.scorecard import reference_tokens
+
+    m = fitted_model
+    tokens = reference_tokens(ng_corpus.texts, m.stop_words)
+    coherent = [w[:10] for w in m._top_words(10)[0]]
+    beta, _ = top_words(m.topics_.topic_words, m.vocab_, n=10, ranking="beta")
+    assert npmi_coherence(coherent, tokens)["mean"] > npmi_coherence(beta, tokens)["mean"] + 0.02
+
+
+def test_saved_model_keeps_the_ranking_and_old_models_still_load(fitted_model, tmp_path, caplog):
+    m = fitted_model
+    m.save(tmp_path / "m")
+    loaded = SAETM.load(tmp_path / "m")
+    assert (loaded.doc_words_ != m.doc_words_).nnz == 0
+    assert loaded.get_topics(n_words=12) == m.get_topics(n_words=12)
+
+    # A model saved by saetm 0.1 has no incidence: it loads, says so, and lists words by steps 1-2.
+    state = dict(load_file(tmp_path / "m" / "state.safetensors"))
+    for key in [k for k in state if k.startswith("doc_words.")]:
+        del state[key]
+    save_file(state, tmp_path / "m" / "state.safetensors")
+    with caplog.at_level(logging.INFO, logger="saetm"):
+        old = SAETM.load(tmp_path / "m")
+    assert old.doc_words_ is None and "without document-word incidence" in caplog.text
+    want, _ = top_words(m.topics_.topic_words, m.vocab_, n=12, ranking="coherent", background=m.word_reference())
+    assert [[w for w, _ in old.get_topic(t, n_words=12)] for t in range(old.n_topics)] == want
+    assert want != [[w for w, _ in m.get_topic(t, n_words=12)] for t in range(m.n_topics)]
