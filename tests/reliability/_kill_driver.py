@@ -103,6 +103,10 @@ def run_child(work, target):
     if pid == 0:  # child
         code = 3
         try:
+            # A test run started in the background by a non-interactive shell (`pytest &`)
+            # inherits SIGINT ignored, and Python then installs no Ctrl-C handler: restore
+            # the terminal's behaviour, which is what these tests are about.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             quiet_child(log)
             instrument(marker_fd, PLAN["slow"])
             code = target()

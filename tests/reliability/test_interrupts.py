@@ -151,7 +151,9 @@ def test_sigint_in_a_real_process(tiny_files, tmp_path):
 
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "saetm", *fit_argv(tiny_files, out, "--sae-steps", "100000")]
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIG_DFL in the child: a test run started with `pytest &` passes SIGINT on ignored
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (out / ".saetm.lock").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
