@@ -91,6 +91,22 @@ VARIANTS = {
                                           "β re-estimated by the stage-2 EM with the T merged atoms as features"),
     "new default, topic β by EM (π=0.6)": ({}, ("topic-em", 0.6),
                                           "β re-estimated by the stage-2 EM with the T merged atoms as features"),
+    # The steps of the "coherent" ranking (saetm.topics.wordrank; the default since saetm 0.2).
+    "new default, rank relevance (marginal, λ=0.4)": ({}, ("relevance-marginal", 0.4),
+                                                      "coherent step 1: relevance vs Σθ̄B, λ=0.4"),
+    "new default, relevance λ=0.4, each word in ≤2 topics": ({}, ("relevance-cap", 0.4),
+                                                             "coherent steps 1+2: ... each word kept in its 2 "
+                                                             "most relevant topics"),
+    "coherent ranking (default since 0.2)": ({"word_ranking": "coherent"}, None,
+                                             "steps 1+2, then the top 60 ordered greedily by mean NPMI (document "
+                                             "co-occurrence in the fitted corpus) with the words already listed"),
+    # Does the co-occurrence order only fit the corpus it is scored on? Split the documents in two
+    # halves (seeded); NPMI/C_V are scored on half B only, the ranking sees half A only.
+    "β ranking, scored on held-out half": ({}, ("heldout", "beta"),
+                                          "NPMI/C_V against half B of the documents (control for the next row)"),
+    "coherent ranking from half A, scored on half B": ({}, ("heldout", "coherent"),
+                                                       "co-occurrence order computed on half A only; "
+                                                       "NPMI/C_V against half B"),
 }
 STAGE2 = ("background_weight", "idf")
 SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans")  # handled here, not SAETM parameters
@@ -190,7 +206,21 @@ def cluster_common_atoms(m, n_topics: int, min_docs: int, orphans: str):
     return TopicResult(topics.atom_topic, topics, W, merge.coverage(W))
 
 
-def topic_words(model, override, counts=None) -> list[list[str]]:
+def halves(n_docs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of the documents into halves A and B (sorted row indices)."""
+    perm = np.random.default_rng(seed).permutation(n_docs)
+    return np.sort(perm[: n_docs // 2]), np.sort(perm[n_docs // 2:])
+
+
+class HalfB:
+    """``CorpusData`` as ``evaluate`` reads it, with only half B's tokens as the NPMI/C_V reference."""
+
+    def __init__(self, data, rows: np.ndarray):
+        self.tokens = [data.tokens[i] for i in rows]
+        self.labels = data.labels
+
+
+def topic_words(model, override, counts=None, seed: int = 0) -> list[list[str]]:
     from saetm.topics.merge import top_words
 
     beta = model.topics_.topic_words
@@ -205,6 +235,20 @@ def topic_words(model, override, counts=None) -> list[list[str]]:
         marginal = np.asarray(model.feature_words_.T @ model.feature_prob_.astype(np.float64)).ravel()
         words, _ = top_words(beta, model.vocab_, n=N_WORDS, ranking="relevance", background=marginal / marginal.sum(),
                              lam=arg)
+        return words
+    if kind == "relevance-cap":  # coherent steps 1+2, without the co-occurrence order
+        from saetm.topics import wordrank
+
+        score = wordrank.keep_best_topics(wordrank.relevance(beta, model.word_reference(), arg))
+        words, _ = top_words(np.exp(score), model.vocab_, n=N_WORDS, ranking="beta")
+        return words
+    if kind == "heldout":
+        from saetm.topics.wordrank import doc_word_incidence
+
+        a, _ = halves(counts.shape[0], seed)
+        doc_words = doc_word_incidence(counts[a]) if arg == "coherent" else None
+        words, _ = top_words(beta, model.vocab_, n=N_WORDS, ranking=arg, background=model.word_reference(),
+                             doc_words=doc_words)
         return words
     if kind == "topic-em":
         from saetm.words.em import fit_feature_words, normalize_theta
@@ -239,7 +283,9 @@ def markdown(db: dict, corpora: list[str], topics: list[int]) -> str:
              f"Machine: {meta.get('machine', '')}  ",
              f"Seed: {meta.get('seed', 0)}; one saetm fit per corpus ({sae_words}), "
              "then only stage 2 and/or 3 change per row. Measures: the same `bench_topics.evaluate` call "
-             "as `topics.md`. `s`: the row's own stage-2 (when re-run) + stage-3 seconds.", "",
+             "as `topics.md`. `s`: the row's own stage-2 (when re-run) + stage-3 seconds. Rows rank topic words "
+             "by β unless their variant says otherwise (saetm's default until 0.1; since 0.2 the default is the "
+             "`coherent` ranking, measured step by step in the last rows).", "",
              "| corpus | T | variant | NPMI | C_V | TD | NMI | ARI | s |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for c in corpora:
@@ -332,9 +378,11 @@ def main(argv=None) -> int:
                 settings, override, _ = VARIANTS[v]
                 secs = base.apply(settings, T)
                 t = time.perf_counter()
-                words = topic_words(base.model, override, base.counts)
+                words = topic_words(base.model, override, base.counts, args.seed)
                 secs += time.perf_counter() - t
-                metrics = evaluate(data, words, base.model.doc_topics_)
+                scored_on = HalfB(data, halves(len(data.texts), args.seed)[1]) if override and override[0] == "heldout" \
+                    else data
+                metrics = evaluate(scored_on, words, base.model.doc_topics_)
                 db["runs"][key(c, T, v)] = {"corpus": c, "n_topics": T, "variant": v, "seconds": secs,
                                             "metrics": metrics, "topic_words": words,
                                             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
