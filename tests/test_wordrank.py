@@ -21,11 +21,13 @@ def test_npmi_among_matches_the_definition():
     cols = [0, 1, 0, 1, 2, 3, 3, 3, 3]
     D = wordrank.doc_word_incidence(sp.csr_matrix((np.full(9, 3.0), (rows, cols)), shape=(4, 4)))
     assert set(D.data) == {1.0}
-    got = wordrank.npmi_among(D, np.array([0, 1, 2, 3]))
+    got = wordrank.npmi_among(D, np.array([0, 1, 2, 3]), min_support=1)
     assert got[0, 1] == pytest.approx(1.0)  # log(.5 / .25) / -log(.5)
     assert got[0, 2] == -1.0  # never together
     assert got[0, 3] == pytest.approx(0.0)  # word 3 is in every document: independent of all
     assert got[3, 3] == 1.0
+    # seen together in 2 documents only: not trusted with the default support of 3
+    assert wordrank.npmi_among(D, np.array([0, 1]))[0, 1] == -1.0
 
 
 def test_keep_best_topics_leaves_each_word_in_its_best_topics():

@@ -13,7 +13,10 @@ the selection and the order, in three steps:
 3. of the topic's ``N_CANDIDATES`` best words, the first is kept and each next one is the
    candidate with the highest mean NPMI (document co-occurrence in the fitted corpus) with
    those already listed — the listed words describe one set of documents instead of
-   several.
+   several. Pairs seen together in fewer than ``MIN_SUPPORT`` documents count as never
+   seen together: on short texts (fortunes) chance co-occurrences of rare words otherwise
+   win, and the order then fits the corpus it was computed on rather than the topic
+   (NPMI on held-out documents fell below β's).
 
 Step 3 needs which documents hold which words (:func:`doc_word_incidence`, kept with the
 model); without it (models saved before saetm 0.2) the order of step 2 is used.
@@ -31,6 +34,7 @@ from saetm.errors import SaetmError
 LAMBDA = 0.4
 MAX_TOPICS_PER_WORD = 2
 N_CANDIDATES = 60
+MIN_SUPPORT = 3
 
 
 def doc_word_incidence(counts) -> sp.csc_matrix:
@@ -60,17 +64,18 @@ def keep_best_topics(score: np.ndarray, max_topics: int = MAX_TOPICS_PER_WORD) -
     return np.where(rank < max_topics, s, -np.inf)
 
 
-def npmi_among(doc_words: sp.csc_matrix, words: np.ndarray) -> np.ndarray:
-    """NPMI of every pair of ``words`` over documents: (k, k), −1 for pairs that never
-    co-occur, 1 on pairs present in every document."""
+def npmi_among(doc_words: sp.csc_matrix, words: np.ndarray, min_support: int = MIN_SUPPORT) -> np.ndarray:
+    """NPMI of every pair of ``words`` over documents: (k, k), −1 for pairs that co-occur
+    in fewer than ``min_support`` documents, 1 on pairs present in every document."""
     sub = doc_words[:, words]
     n = doc_words.shape[0]
-    both = np.asarray((sub.T @ sub).toarray(), dtype=np.float64) / max(n, 1)
+    together = np.asarray((sub.T @ sub).toarray(), dtype=np.float64)
+    both = together / max(n, 1)
     single = np.diag(both).copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         pmi = np.log(both / np.outer(single, single))
         out = pmi / -np.log(both)
-    out[both <= 0] = -1.0
+    out[together < max(min_support, 1)] = -1.0
     out[both >= 1] = 1.0
     return out
 
