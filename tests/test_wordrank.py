@@ -82,3 +82,18 @@ def test_saved_model_keeps_the_ranking_and_old_models_still_load(fitted_model, t
     want, _ = top_words(m.topics_.topic_words, m.vocab_, n=12, ranking="coherent", background=m.word_reference())
     assert [[w for w, _ in old.get_topic(t, n_words=12)] for t in range(old.n_topics)] == want
     assert want != [[w for w, _ in m.get_topic(t, n_words=12)] for t in range(m.n_topics)]
+
+
+def test_incidence_of_a_large_corpus_is_a_seeded_sample(fitted_model, ng_corpus):
+    from saetm.words.vocab import build_vocabulary
+
+    m = fitted_model
+    _, counts = build_vocabulary(ng_corpus.texts, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
+                                 stop_words=m.stop_words)
+    full = wordrank.doc_word_incidence(counts, max_docs=None)
+    assert (full != m.doc_words_).nnz == 0  # the fit keeps every document below MAX_DOCS
+    a = wordrank.doc_word_incidence(counts, max_docs=100, seed=3)
+    b = wordrank.doc_word_incidence(counts, max_docs=100, seed=3)
+    assert a.shape == (100, counts.shape[1]) and (a != b).nnz == 0
+    rows = {tuple(r.indices) for r in sp.csr_matrix(full)}
+    assert all(tuple(r.indices) in rows for r in sp.csr_matrix(a))  # every sampled row is a document's

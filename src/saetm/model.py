@@ -162,7 +162,7 @@ class SAETM(TopicViews):
         # The vocabulary is cheap and can fail on user settings (min_df): build it first.
         t = time.perf_counter()
         self.vocab_, counts = pipeline.vocabulary(self, docs)
-        self.doc_words_ = wordrank.doc_word_incidence(counts)
+        self.doc_words_ = wordrank.doc_word_incidence(counts, seed=self.seed)
         t_vocab = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -423,11 +423,11 @@ def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path):
         log.info("%s was saved without document-word incidence (saetm 0.1): the 'coherent' word ranking "
                  "lists words without reordering them by co-occurrence; refit to get it", directory)
         return None
-    m = csr_from_tensors("doc_words", state)
-    if m.shape != (n_docs, n_words) or not (m.data == 1).all():
+    m = csr_from_tensors("doc_words", state)  # (a sample of) the documents, by the vocabulary
+    if m.shape[0] > n_docs or m.shape[1] != n_words or not (m.data == 1).all():
         raise SaetmError(f"{directory} is inconsistent (the document-word incidence does not match the documents "
                          "and vocabulary); the files are corrupt or mixed from different fits, re-run `saetm fit`")
-    return doc_word_incidence(m)
+    return doc_word_incidence(m, max_docs=None)
 
 
 def _check_exports(directory: Path, n_topics: int, n_docs: int) -> None:
@@ -494,7 +494,7 @@ def _check_consistent(model, tp, coverage, directory: Path) -> None:
         (vector(tree.atoms, tree.atoms.shape[0], "iu") and np.array_equal(tree.atoms, np.flatnonzero(fp > 0))
          and tree.linkage.shape == (max(len(tree.atoms) - 1, 0), 4)
          and (len(tree.atoms) < 2 or is_valid_linkage(tree.linkage.astype(np.float64))), "the atom tree is broken"),
-        (T > 0 and tp.topic_words.shape[1] == V and np.isfinite(tp.topic_words).all(),
+        (T > 0 and tp.topic_words.shape[1] == V and np.isfinite(tp.topic_words).all() and (tp.topic_words >= 0).all(),
          "topic word distributions do not match the vocabulary"),
         (T > 0 and vector(tp.prevalence, T) and vector(tp.n_atoms, T, "iu") and vector(coverage, T),
          "topic tables do not match the number of topics"),

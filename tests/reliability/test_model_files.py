@@ -103,6 +103,7 @@ BROKEN = {
                          ["atom counts"]),
     "short prevalence": (_arrays("topics.safetensors", lambda t: t.__setitem__("prevalence", t["prevalence"][:1])),
                          ["topic tables"]),
+    "negative topic word weight": (_arrays("topics.safetensors", _poke("topic_words", (0, 0), -0.5)), ["topic word"]),
     "1-d topic words": (_arrays("topics.safetensors", lambda t: t.__setitem__("topic_words", t["topic_words"][0])),
                         ["topic word"]),
     "sae claims terabytes": (_json("sae/sae.json", lambda i: i["config"].update(d_in=10**5, n_atoms=10**7)),

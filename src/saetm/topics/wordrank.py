@@ -35,10 +35,19 @@ LAMBDA = 0.4
 MAX_TOPICS_PER_WORD = 2
 N_CANDIDATES = 60
 MIN_SUPPORT = 3
+MAX_DOCS = 200_000
 
 
-def doc_word_incidence(counts) -> sp.csc_matrix:
-    """Which words each document holds: ``counts`` (n_docs, V) → CSC float32 of ones."""
+def doc_word_incidence(counts, max_docs: int | None = MAX_DOCS, seed: int = 0) -> sp.csc_matrix:
+    """Which words each document holds: ``counts`` (n_docs, V) → CSC float32 of ones.
+
+    Co-occurrence is estimated on at most ``max_docs`` documents (a seeded sample of the
+    rows, kept in their order; None: all), which bounds what the model keeps on very large
+    corpora while leaving NPMI estimates of the frequent pairs that matter unchanged."""
+    counts = sp.csr_matrix(counts)
+    if max_docs is not None and counts.shape[0] > max_docs:
+        rows = np.sort(np.random.default_rng(seed).choice(counts.shape[0], size=int(max_docs), replace=False))
+        counts = counts[rows]
     m = sp.csc_matrix(counts, dtype=np.float32, copy=True)
     m.eliminate_zeros()
     m.data[:] = 1.0
