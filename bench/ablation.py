@@ -102,6 +102,14 @@ VARIANTS = {
                                              "co-occurrence in the fitted corpus) with the words already listed"),
     # Does the co-occurrence order only fit the corpus it is scored on? Split the documents in two
     # halves (seeded); NPMI/C_V are scored on half B only, the ranking sees half A only.
+    # The NMI gap to GMM: is it the topics (the atom partition) or the document weights (Σ θ)?
+    "coherent, atoms follow document clusters": ({"word_ranking": "coherent", "doc_clusters": True}, None,
+                                                 "k-means (T) of the L2-normalised document embeddings; each atom "
+                                                 "joins the cluster holding most of its θ mass"),
+    "coherent, document weights × centroid similarity": ({"word_ranking": "coherent", "doc_weights": "centroid"},
+                                                         None, "same topics; a document's Σθ per topic (normalised) × "
+                                                         "softmax over topics of cos(document, topic centroid) / 0.05; "
+                                                         "centroid = the θ-weighted mean of its documents' embeddings"),
     "β ranking, scored on held-out half": ({}, ("heldout", "beta"),
                                           "NPMI/C_V against half B of the documents (control for the next row)"),
     "coherent ranking from half A, scored on half B": ({}, ("heldout", "coherent"),
@@ -109,7 +117,7 @@ VARIANTS = {
                                                        "NPMI/C_V against half B"),
 }
 STAGE2 = ("background_weight", "idf")
-SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans")  # handled here, not SAETM parameters
+SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans", "doc_clusters", "doc_weights")  # handled here, not SAETM parameters
 DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coactivation", "tau": 0.9,
             "word_ranking": "beta"}
 
@@ -175,10 +183,53 @@ class Base:
                                                           rows=self.rows)
         if "min_docs" in extra:
             m._set_topics(cluster_common_atoms(m, n_topics, extra["min_docs"], extra.get("orphans", "none")))
+        elif extra.get("doc_clusters"):
+            m._set_topics(atoms_by_document_clusters(m, self.X, n_topics))
         else:
             m.atom_tree_ = pipeline.atom_tree(m)
             m.retopic(n_topics)
+        if extra.get("doc_weights") == "centroid":
+            m.doc_topics_ = centroid_weighted(m.doc_topics_, self.X)
         return time.perf_counter() - t
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    n = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, n, out=np.zeros_like(X), where=n > 0)
+
+
+def atoms_by_document_clusters(m, X: np.ndarray, n_topics: int):
+    """Topics = atoms grouped by the k-means cluster of documents holding most of their θ mass."""
+    import scipy.sparse as sp
+    from sklearn.cluster import KMeans
+
+    from saetm.pipeline import TopicResult
+    from saetm.topics import merge
+
+    z = KMeans(n_topics, n_init=1, random_state=m.seed).fit_predict(_unit_rows(X))
+    Z = sp.csr_matrix((np.ones(len(z)), (np.arange(len(z)), z)), shape=(len(z), n_topics))
+    mass = np.asarray((m.theta_.T @ Z).todense())
+    labels = np.where(np.asarray(m.feature_prob_) > 0, mass.argmax(axis=1), -1)
+    kept = np.unique(labels[labels >= 0])  # clusters no atom chose are dropped
+    renumber = np.full(n_topics, -1)
+    renumber[kept] = np.arange(len(kept))
+    labels = np.where(labels >= 0, renumber[np.maximum(labels, 0)], -1)
+    topics = merge.build_topics(m.feature_words_, m.feature_prob_, labels, len(kept))
+    W = merge.doc_topics(m.theta_, topics.atom_topic, len(kept))
+    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W))
+
+
+def centroid_weighted(doc_topics, X: np.ndarray, temperature: float = 0.05):
+    import scipy.sparse as sp
+
+    W = sp.csr_matrix(doc_topics, dtype=np.float64)
+    s = np.asarray(W.sum(axis=1)).ravel()
+    W = sp.diags(np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)) @ W
+    Xn = _unit_rows(X)
+    sim = Xn @ _unit_rows(np.asarray(W.T @ Xn)).T
+    P = np.exp((sim - sim.max(axis=1, keepdims=True)) / temperature)
+    return sp.csr_matrix(W.multiply(P / P.sum(axis=1, keepdims=True)))
 
 
 def cluster_common_atoms(m, n_topics: int, min_docs: int, orphans: str):

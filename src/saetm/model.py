@@ -162,7 +162,6 @@ class SAETM(TopicViews):
         # The vocabulary is cheap and can fail on user settings (min_df): build it first.
         t = time.perf_counter()
         self.vocab_, counts = pipeline.vocabulary(self, docs)
-        self.doc_words_ = wordrank.doc_word_incidence(counts, seed=self.seed)
         t_vocab = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -172,6 +171,9 @@ class SAETM(TopicViews):
 
         t = time.perf_counter() - t_vocab
         fw = pipeline.feature_words(self, theta, counts)
+        # after EM, whose peak it would otherwise add to (and pin heap memory below)
+        self.doc_words_ = wordrank.doc_word_incidence(counts, seed=self.seed)
+        del counts
         self.theta_ = fw.theta
         self.feature_words_ = fw.feature_words
         self.background_ = fw.background

@@ -355,6 +355,7 @@ def run_em(plan: EMPlan, first: SufficientStatistics, e_step, *, background_weig
     converged)``: B's values on the plan's support, p0, and the NLL per token per iteration.
     """
     values, background = maximize(plan, first, None, background_weight)
+    del first  # as large as B's support: not kept through the iterations
     stats = e_step(values, background)
     history, converged, it = [stats.nll_per_token], False, 0
     bar = None
