@@ -64,7 +64,7 @@ def main() -> None:
     p.add_argument("--sae", default="train")
     p.add_argument("--topics", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="bench/results/fit.json")
+    p.add_argument("--out", default=None, help="default: bench/results/fit.json, fit-shipped.json with --sae default")
     p.add_argument("--worker", action="store_true")
     args = p.parse_args()
     if args.worker:
@@ -77,7 +77,8 @@ def main() -> None:
     import torch
     r["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
     r["command"] = "python bench/bench_fit.py " + " ".join(sys.argv[1:])
-    with open(args.out, "w") as f:
+    path = args.out or ("bench/results/fit-shipped.json" if args.sae == "default" else "bench/results/fit.json")
+    with open(path, "w") as f:
         json.dump(r, f, indent=2)
     s = r["seconds"]
     print(f"# saetm fit on {r['corpus']} ({r['n_docs']} documents, precomputed embeddings, SAE: {r['sae']}, T={r['topics']})")

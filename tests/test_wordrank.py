@@ -32,9 +32,14 @@ def test_npmi_among_matches_the_definition():
 
 def test_keep_best_topics_leaves_each_word_in_its_best_topics():
     s = np.array([[3.0, 1.0, 0.0], [2.0, 2.0, 0.0], [1.0, 3.0, -np.inf]])
-    got = wordrank.keep_best_topics(s, max_topics=2)
+    got = wordrank.keep_best_topics(s, max_topics=2, min_words=1)
     assert np.isinf(got[2, 0]) and np.isinf(got[0, 1]) and np.isinf(got[2, 2])
     assert got[0, 0] == 3.0 and got[1, 0] == 2.0 and got[1, 1] == 2.0 and got[2, 1] == 3.0
+    # topic 3's two words both serve topics 0-2 better: it gets them back rather than none
+    s4 = np.vstack([s, [[0.5, 0.5, -np.inf]]])
+    got = wordrank.keep_best_topics(s4, max_topics=2, min_words=2)
+    np.testing.assert_array_equal(got[3], [0.5, 0.5, -np.inf])
+    assert np.isinf(got[0, 1])  # topics with enough words keep their cap
 
 
 def test_coherent_is_the_default_and_its_lists_are_consistent(fitted_model):
@@ -43,7 +48,11 @@ def test_coherent_is_the_default_and_its_lists_are_consistent(fitted_model):
     long = [[w for w, _ in m.get_topic(t, n_words=25)] for t in range(m.n_topics)]
     short = [[w for w, _ in m.get_topic(t, n_words=10)] for t in range(m.n_topics)]
     assert all(s == lw[:10] for s, lw in zip(short, long))  # a shorter list is a prefix
-    listed = [w for ws in long for w in set(ws)]
+    assert all(len(ws) == 25 for ws in long)  # the cap never leaves a topic short of words
+    capped = wordrank.keep_best_topics(wordrank.relevance(m.topics_.topic_words, m.word_reference()), min_words=0)
+    full = np.isfinite(capped).sum(axis=1) >= 25  # topics the cap left enough words (others get theirs back)
+    listed = [w for t, ws in enumerate(long) if full[t] for w in set(ws)]
+    assert full.sum() >= m.n_topics // 2
     assert max(listed.count(w) for w in listed) <= wordrank.MAX_TOPICS_PER_WORD
     beta = m.topics_.topic_words
     for t, ws in enumerate(long):  # every listed word is one of the topic's own (β > 0), β reported

@@ -338,7 +338,8 @@ def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, rankin
     elif ranking == "coherent":
         from saetm.topics import wordrank
 
-        score = wordrank.keep_best_topics(wordrank.relevance(beta, _background(background, V)))
+        score = wordrank.keep_best_topics(wordrank.relevance(beta, _background(background, V)),
+                                          min_words=max(n, wordrank.MIN_WORDS))
         order = wordrank.coherent_order(score, n, None if doc_words is None else sp.csc_matrix(doc_words))
         vocab = list(vocab)
         return ([[vocab[i] for i in idx] for idx in order],

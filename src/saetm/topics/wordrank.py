@@ -9,7 +9,8 @@ the selection and the order, in three steps:
    λ·log β_tw + (1−λ)·log(β_tw / m_w) — words the topic's atoms emit more than the
    atoms do on average;
 2. each word is kept in the ``MAX_TOPICS_PER_WORD`` topics where its relevance is
-   highest (diversity across topics);
+   highest (diversity across topics); a topic left with fewer than ``MIN_WORDS`` words
+   gets its own best ones back;
 3. of the topic's ``N_CANDIDATES`` best words, the first is kept and each next one is the
    candidate with the highest mean NPMI (document co-occurrence in the fitted corpus) with
    those already listed — the listed words describe one set of documents instead of
@@ -36,6 +37,7 @@ MAX_TOPICS_PER_WORD = 2
 N_CANDIDATES = 60
 MIN_SUPPORT = 3
 MAX_DOCS = 200_000
+MIN_WORDS = 25  # words every topic can list despite the cap (get_topic's default length)
 
 
 def doc_word_incidence(counts, max_docs: int | None = MAX_DOCS, seed: int = 0) -> sp.csc_matrix:
@@ -63,14 +65,22 @@ def relevance(beta: np.ndarray, reference: np.ndarray, lam: float = LAMBDA) -> n
     return np.where(b > 0, logb - (1.0 - lam) * np.log(ref)[None, :], -np.inf)
 
 
-def keep_best_topics(score: np.ndarray, max_topics: int = MAX_TOPICS_PER_WORD) -> np.ndarray:
+def keep_best_topics(score: np.ndarray, max_topics: int = MAX_TOPICS_PER_WORD,
+                     min_words: int = MIN_WORDS) -> np.ndarray:
     """``score`` with each word left only in the ``max_topics`` topics where it scores
-    highest (ties: lower topic id); elsewhere −inf."""
+    highest (ties: lower topic id); elsewhere −inf. A topic left with fewer than
+    ``min_words`` words (a small topic whose words all serve larger ones better) gets its
+    own best words back, so that no topic is listed without words."""
     s = np.asarray(score, dtype=np.float64)
     if s.shape[0] <= max_topics:
         return s
     rank = np.argsort(np.argsort(-s, axis=0, kind="stable"), axis=0, kind="stable")
-    return np.where(rank < max_topics, s, -np.inf)
+    out = np.where(rank < max_topics, s, -np.inf)
+    for t in np.flatnonzero(np.isfinite(out).sum(axis=1) < min_words):
+        own = np.argsort(-s[t], kind="stable")[:min_words]
+        own = own[np.isfinite(s[t, own])]
+        out[t, own] = s[t, own]
+    return out
 
 
 def npmi_among(doc_words: sp.csc_matrix, words: np.ndarray, min_support: int = MIN_SUPPORT) -> np.ndarray:
