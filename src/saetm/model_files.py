@@ -392,7 +392,8 @@ def load_model(cls, directory: Path):
     except KeyError as e:
         raise SaetmError(f"{directory} lacks the array {e}; the model files are corrupt or from another version") from None
     _check_consistent(model, tp, coverage, directory)
-    model.doc_words_ = _doc_words(state, model.theta_.shape[0], len(model.vocab_), directory)
+    model.doc_words_ = _doc_words(state, model.theta_.shape[0], len(model.vocab_), directory,
+                                  says=model.word_ranking == "coherent")
     model.sae_ = load_sae(directory / "sae")
     if model.sae_.config.n_atoms != model.theta_.shape[1]:
         raise SaetmError(f"{directory / 'sae'} has {model.sae_.config.n_atoms} atoms but the model has "
@@ -416,12 +417,13 @@ def _doc_words_tensors(model) -> dict:
     return {} if m is None else csr_to_tensors("doc_words", sp.csr_matrix(m))
 
 
-def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path):
+def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path, says: bool = True):
     from saetm.topics.wordrank import doc_word_incidence
 
     if "doc_words.shape" not in state:  # saved by saetm 0.1
-        log.info("%s was saved without document-word incidence (saetm 0.1): the 'coherent' word ranking "
-                 "lists words without reordering them by co-occurrence; refit to get it", directory)
+        if says:
+            log.info("%s was saved without document-word incidence (saetm 0.1): the 'coherent' word ranking "
+                     "lists words without reordering them by co-occurrence; refit to get it", directory)
         return None
     m = csr_from_tensors("doc_words", state)  # (a sample of) the documents, by the vocabulary
     if m.shape[0] > n_docs or m.shape[1] != n_words or not (m.data == 1).all():
