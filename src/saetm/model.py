@@ -232,7 +232,8 @@ class SAETM(TopicViews):
 
     # ------------------------------------------------------------ inspection
     def get_topic(self, topic: int, n_words: int = 25) -> list[tuple[str, float]]:
-        """Top words of ``topic`` with their weights, best first."""
+        """Top words of ``topic`` with their weights β, in ``word_ranking`` order (best
+        first; with the default ``"coherent"`` ranking β need not decrease down the list)."""
         self._check_fitted()
         if not 0 <= int(topic) < self.n_topics:
             raise SaetmError(f"topic {topic} does not exist; topics are numbered 0..{self.n_topics - 1}")
