@@ -110,6 +110,10 @@ VARIANTS = {
                                                          None, "same topics; a document's Σθ per topic (normalised) × "
                                                          "softmax over topics of cos(document, topic centroid) / 0.05; "
                                                          "centroid = the θ-weighted mean of its documents' embeddings"),
+    "coherent, document weights × atom-space similarity": (
+        {"word_ranking": "coherent", "doc_weights": "atoms"}, None,
+        "as the row above, but documents and centroids placed in the atom space (θ-weighted mean of the atoms' "
+        "stored embeddings), temperature 0.02: needs only what the model keeps"),
     "β ranking, scored on held-out half": ({}, ("heldout", "beta"),
                                           "NPMI/C_V against half B of the documents (control for the next row)"),
     "coherent ranking from half A, scored on half B": ({}, ("heldout", "coherent"),
@@ -190,6 +194,8 @@ class Base:
             m.retopic(n_topics)
         if extra.get("doc_weights") == "centroid":
             m.doc_topics_ = centroid_weighted(m.doc_topics_, self.X)
+        elif extra.get("doc_weights") == "atoms":
+            m.doc_topics_ = centroid_weighted(m.doc_topics_, np.asarray(m.theta_ @ m.atom_embeddings_), 0.02)
         return time.perf_counter() - t
 
 
