@@ -17,7 +17,7 @@ the selection and the order, in three steps:
    several. Pairs seen together in fewer than ``MIN_SUPPORT`` documents count as never
    seen together: on short texts (fortunes) chance co-occurrences of rare words otherwise
    win, and the order then fits the corpus it was computed on rather than the topic
-   (NPMI on held-out documents fell below β's).
+   (without the minimum, NPMI on held-out fortunes fell well below β's).
 
 Step 3 needs which documents hold which words (:func:`doc_word_incidence`, kept with the
 model); without it (models saved before saetm 0.2) the order of step 2 is used.
@@ -45,7 +45,7 @@ def doc_word_incidence(counts, max_docs: int | None = MAX_DOCS, seed: int = 0) -
 
     Co-occurrence is estimated on at most ``max_docs`` documents (a seeded sample of the
     rows, kept in their order; None: all), which bounds what the model keeps on very large
-    corpora while leaving NPMI estimates of the frequent pairs that matter unchanged."""
+    corpora; the NPMI of the frequent pairs that decide the order barely moves."""
     counts = sp.csr_matrix(counts)
     if max_docs is not None and counts.shape[0] > max_docs:
         rows = np.sort(np.random.default_rng(seed).choice(counts.shape[0], size=int(max_docs), replace=False))
