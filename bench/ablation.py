@@ -199,21 +199,15 @@ class Base:
         return time.perf_counter() - t
 
 
-def _unit_rows(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float32)
-    n = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, n, out=np.zeros_like(X), where=n > 0)
-
-
 def atoms_by_document_clusters(m, X: np.ndarray, n_topics: int):
     """Topics = atoms grouped by the k-means cluster of documents holding most of their θ mass."""
     import scipy.sparse as sp
     from sklearn.cluster import KMeans
 
-    from saetm.pipeline import TopicResult
-    from saetm.topics import merge
+    from saetm.pipeline import topics_from_labels
+    from saetm.topics.atomspace import _l2_rows
 
-    z = KMeans(n_topics, n_init=1, random_state=m.seed).fit_predict(_unit_rows(X))
+    z = KMeans(n_topics, n_init=1, random_state=m.seed).fit_predict(_l2_rows(X))
     Z = sp.csr_matrix((np.ones(len(z)), (np.arange(len(z)), z)), shape=(len(z), n_topics))
     mass = np.asarray((m.theta_.T @ Z).todense())
     labels = np.where(np.asarray(m.feature_prob_) > 0, mass.argmax(axis=1), -1)
@@ -221,19 +215,19 @@ def atoms_by_document_clusters(m, X: np.ndarray, n_topics: int):
     renumber = np.full(n_topics, -1)
     renumber[kept] = np.arange(len(kept))
     labels = np.where(labels >= 0, renumber[np.maximum(labels, 0)], -1)
-    topics = merge.build_topics(m.feature_words_, m.feature_prob_, labels, len(kept))
-    W = merge.doc_topics(m.theta_, topics.atom_topic, len(kept))
-    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W))
+    return topics_from_labels(m, labels, len(kept))
 
 
 def centroid_weighted(doc_topics, X: np.ndarray, temperature: float = 0.05):
     import scipy.sparse as sp
 
+    from saetm.topics.atomspace import _l2_rows
+
     W = sp.csr_matrix(doc_topics, dtype=np.float64)
     s = np.asarray(W.sum(axis=1)).ravel()
     W = sp.diags(np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)) @ W
-    Xn = _unit_rows(X)
-    sim = Xn @ _unit_rows(np.asarray(W.T @ Xn)).T
+    Xn = _l2_rows(X)
+    sim = Xn @ _l2_rows(np.asarray(W.T @ Xn)).T
     P = np.exp((sim - sim.max(axis=1, keepdims=True)) / temperature)
     return sp.csr_matrix(W.multiply(P / P.sum(axis=1, keepdims=True)))
 
@@ -243,7 +237,7 @@ def cluster_common_atoms(m, n_topics: int, min_docs: int, orphans: str):
     corpus are left out of the tree and k-means; ``orphans="none"``: they join no topic
     (their θ mass and words are dropped), ``"nearest"``: each joins the topic whose
     θ̄-weighted centroid is nearest (cosine) after clustering."""
-    from saetm.pipeline import TopicResult
+    from saetm.pipeline import topics_from_labels
     from saetm.topics import merge
     from saetm.topics.hierarchy import build_atom_tree, cut
 
@@ -258,9 +252,7 @@ def cluster_common_atoms(m, n_topics: int, min_docs: int, orphans: str):
         centers /= np.linalg.norm(centers, axis=1, keepdims=True)
         lost = np.flatnonzero((p > 0) & ~kept)
         labels[lost] = np.argmax(E[lost] @ centers.T, axis=1)
-    topics = merge.build_topics(m.feature_words_, p, labels, n_topics)
-    W = merge.doc_topics(m.theta_, topics.atom_topic, n_topics)
-    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W))
+    return topics_from_labels(m, labels, n_topics)
 
 
 def halves(n_docs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -315,9 +307,9 @@ def topic_words(model, override, counts=None, seed: int = 0) -> list[list[str]]:
         words, _ = top_words(fw.feature_words.toarray(), model.vocab_, n=N_WORDS, ranking="beta")
         return words
     if kind == "cap":
-        b = np.asarray(beta, dtype=np.float64)
-        order = np.argsort(np.argsort(-b, axis=0, kind="stable"), axis=0, kind="stable")  # topic rank per word
-        capped = np.where(order < arg, b, 0.0)
+        from saetm.topics.wordrank import keep_best_topics
+
+        capped = np.maximum(keep_best_topics(beta, max_topics=arg, min_words=0), 0.0)  # dropped: −inf → 0
         words, _ = top_words(capped, model.vocab_, n=N_WORDS, ranking="beta")
         return words
     raise ValueError(kind)

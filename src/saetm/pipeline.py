@@ -396,7 +396,15 @@ def cluster(m, n_topics: int) -> TopicResult:
 
     labels = merge.cluster_atoms(m.atom_embeddings_, m.feature_prob_, n_topics, seed=m.seed,
                                  init=cut(m.atom_tree_, n_topics))
-    topics = merge.build_topics(m.feature_words_, m.feature_prob_, labels, n_topics)
+    return topics_from_labels(m, labels, n_topics)
+
+
+def topics_from_labels(m, atom_topic: np.ndarray, n_topics: int) -> TopicResult:
+    """Topics, document weights and coverage of a fitted model's atoms grouped by ``atom_topic``
+    (ids in [0, n_topics) or −1)."""
+    from saetm.topics import merge
+
+    topics = merge.build_topics(m.feature_words_, m.feature_prob_, atom_topic, n_topics)
     W = merge.doc_topics(m.theta_, topics.atom_topic, n_topics)
     return TopicResult(topics.atom_topic, topics, W, merge.coverage(W))
 
