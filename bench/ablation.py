@@ -106,12 +106,12 @@ VARIANTS = {
     "coherent, atoms follow document clusters": ({"word_ranking": "coherent", "doc_clusters": True}, None,
                                                  "k-means (T) of the L2-normalised document embeddings; each atom "
                                                  "joins the cluster holding most of its θ mass"),
-    "coherent, document weights × centroid similarity": ({"word_ranking": "coherent", "doc_weights": "centroid"},
-                                                         None, "same topics; a document's Σθ per topic (normalised) × "
-                                                         "softmax over topics of cos(document, topic centroid) / 0.05; "
-                                                         "centroid = the θ-weighted mean of its documents' embeddings"),
+    "coherent, document weights × centroid similarity (default since 0.3)": (
+        {"word_ranking": "coherent", "doc_weights": "centroid"}, None,
+        "same topics; a document's Σθ per topic × exp(cos(document, topic centroid) / 0.05), renormalised; "
+        "centroid = the θ-weighted mean of its documents' embeddings (SAETM(doc_weights='centroid'))"),
     "coherent, document weights × atom-space similarity": (
-        {"word_ranking": "coherent", "doc_weights": "atoms"}, None,
+        {"word_ranking": "coherent", "atom_space_weights": True}, None,
         "as the row above, but documents and centroids placed in the atom space (θ-weighted mean of the atoms' "
         "stored embeddings), temperature 0.02: needs only what the model keeps"),
     "β ranking, scored on held-out half": ({}, ("heldout", "beta"),
@@ -119,11 +119,17 @@ VARIANTS = {
     "coherent ranking from half A, scored on half B": ({}, ("heldout", "coherent"),
                                                        "co-occurrence order computed on half A only; "
                                                        "NPMI/C_V against half B"),
+    # EM stops earlier since 0.3: what does it cost?
+    "coherent, EM tolerance 1e-4 (default since 0.3)": (
+        {"word_ranking": "coherent", "em_tol": 1e-4, "doc_weights": "centroid"}, None,
+        "stage 2 stops when the NLL per token changes by < 1e-4 (relative) in one iteration, not 1e-5; "
+        "with the row above: saetm 0.3's defaults"),
 }
-STAGE2 = ("background_weight", "idf")
-SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans", "doc_clusters", "doc_weights")  # handled here, not SAETM parameters
+STAGE2 = ("background_weight", "idf", "em_tol")
+SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans", "doc_clusters", "atom_space_weights")  # not SAETM parameters
+# The rows were measured against these (saetm 0.1/0.2 settings); each row names what it changes.
 DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coactivation", "tau": 0.9,
-            "word_ranking": "beta"}
+            "word_ranking": "beta", "em_tol": 1e-5, "doc_weights": "theta"}
 
 
 # ---------------------------------------------------------------- fitting
@@ -142,7 +148,9 @@ class Base:
         self.X = np.load(data.embeddings_path, allow_pickle=False)
         # The corpus-trained base keeps the settings its rows were measured with.
         first = OLD_DEFAULT if sae == "train" else {}
-        self.model = SAETM(n_topics=20, sae=sae, seed=seed, verbose=False, **{**DEFAULTS, **first})
+        # doc_weights="centroid" at the fit only keeps the embeddings; each row sets its own
+        self.model = SAETM(n_topics=20, sae=sae, seed=seed, verbose=False,
+                           **{**DEFAULTS, **first, "doc_weights": "centroid"})
         t = time.perf_counter()
         self.model.fit(data.texts, self.X)
         self.fit_seconds = time.perf_counter() - t
@@ -192,10 +200,11 @@ class Base:
         else:
             m.atom_tree_ = pipeline.atom_tree(m)
             m.retopic(n_topics)
-        if extra.get("doc_weights") == "centroid":
-            m.doc_topics_ = centroid_weighted(m.doc_topics_, self.X)
-        elif extra.get("doc_weights") == "atoms":
-            m.doc_topics_ = centroid_weighted(m.doc_topics_, np.asarray(m.theta_ @ m.atom_embeddings_), 0.02)
+        if extra.get("atom_space_weights"):
+            from saetm.topics import docweights
+
+            E = np.asarray(m.theta_ @ m.atom_embeddings_)
+            m.doc_topics_ = docweights.sharpen(m.doc_topics_, E, docweights.topic_centroids(m.doc_topics_, E), 0.02)
         return time.perf_counter() - t
 
 
@@ -216,20 +225,6 @@ def atoms_by_document_clusters(m, X: np.ndarray, n_topics: int):
     renumber[kept] = np.arange(len(kept))
     labels = np.where(labels >= 0, renumber[np.maximum(labels, 0)], -1)
     return topics_from_labels(m, labels, len(kept))
-
-
-def centroid_weighted(doc_topics, X: np.ndarray, temperature: float = 0.05):
-    import scipy.sparse as sp
-
-    from saetm.topics.atomspace import _l2_rows
-
-    W = sp.csr_matrix(doc_topics, dtype=np.float64)
-    s = np.asarray(W.sum(axis=1)).ravel()
-    W = sp.diags(np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)) @ W
-    Xn = _l2_rows(X)
-    sim = Xn @ _l2_rows(np.asarray(W.T @ Xn)).T
-    P = np.exp((sim - sim.max(axis=1, keepdims=True)) / temperature)
-    return sp.csr_matrix(W.multiply(P / P.sum(axis=1, keepdims=True)))
 
 
 def cluster_common_atoms(m, n_topics: int, min_docs: int, orphans: str):

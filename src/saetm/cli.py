@@ -331,7 +331,8 @@ def _model_from_args(args):
         n_topics=args.topics, encoder=args.encoder, sae="train" if image and args.sae == "auto" else args.sae,
         n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
         min_df=args.min_df, max_features=args.max_features, idf=args.idf, atom_space=args.atom_space,
-        word_vectors=args.word_vectors, word_ranking=args.word_ranking, seed=args.seed, verbose=not args.quiet,
+        word_vectors=args.word_vectors, word_ranking=args.word_ranking, doc_weights=args.doc_weights, seed=args.seed,
+        verbose=not args.quiet,
         cache=not getattr(args, "no_cache", False),
     )
 
@@ -441,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="word vectors for --atom-space words")
     f.add_argument("--word-ranking", default="coherent", choices=["coherent", "beta", "lift", "relevance"],
                    help="how topic words are chosen and ordered (default coherent; beta: the paper's)")
+    f.add_argument("--doc-weights", default="centroid", choices=["centroid", "theta"],
+                   help="document-topic weights: the atoms' share of each document, weighted toward the topics "
+                        "nearest its embedding (default centroid; keeps the embeddings as float16), or that share "
+                        "alone (theta: the paper's)")
     f.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)")
     f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")

@@ -79,6 +79,13 @@ class SAETM(TopicViews):
         ``saetm.topics.wordrank``), ``"beta"`` (β alone, the paper), ``"lift"`` or
         ``"relevance"`` (λ = 0.6). All but beta compare β with the atoms' marginal word
         distribution (:meth:`word_reference`).
+    doc_weights: how document–topic weights are formed: ``"centroid"`` (default: each
+        topic's share of the document's atom activations θ, reweighted toward the topics
+        whose centroid is nearest to the document's embedding; the model keeps the
+        embeddings as float16 for it, see ``saetm.topics.docweights``) or ``"theta"``
+        (the share of θ alone, the paper; keeps no embeddings).
+    em_max_iter, em_tol: EM stops after this many iterations or when the NLL per token
+        changes by less than ``em_tol`` (relative) in one iteration.
     seed: every random choice (SAE init and batches, k-means) derives from it.
     """
 
@@ -99,11 +106,12 @@ class SAETM(TopicViews):
         background_weight: float = 0.3,
         idf: bool = False,
         em_max_iter: int = 200,
-        em_tol: float = 1e-5,
+        em_tol: float = 1e-4,
         atom_space: str = "documents+coactivation",
         tau: float = 0.9,
         word_vectors: str = "glove",
         word_ranking: str = "coherent",
+        doc_weights: str = "centroid",
         seed: int = 0,
         cache: bool = True,
         verbose: bool = True,
@@ -127,6 +135,7 @@ class SAETM(TopicViews):
         self.tau = tau
         self.word_vectors = word_vectors
         self.word_ranking = word_ranking
+        self.doc_weights = doc_weights
         self.seed = seed
         self.cache = cache
         self.verbose = verbose
@@ -157,6 +166,7 @@ class SAETM(TopicViews):
         self.encoder_ = pipeline.make_encoder(self.encoder)
         self.embedding_name_ = embedding_name or self.encoder_.name
         X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose)
+        self.doc_embeddings_ = pipeline.document_embeddings(self, X, rows, len(docs))
         report.seconds["embed"] = time.perf_counter() - t
 
         # The vocabulary is cheap and can fail on user settings (min_df): build it first.
@@ -209,6 +219,7 @@ class SAETM(TopicViews):
         self.atom_topic_ = result.atom_topic
         self.topics_ = result.topics
         self.doc_topics_ = result.doc_topics
+        self.topic_centroids_ = result.centroids
         self.coverage_ = result.coverage
         self.n_topics = int(result.topics.topic_words.shape[0])
 
@@ -217,8 +228,11 @@ class SAETM(TopicViews):
                   normalize: bool = False) -> sp.csr_matrix:
         """Topic weights of new documents: ``(n_docs, T)`` CSR.
 
-        Rows hold the θ mass of each topic's atoms (sum to 1, or 0 for a document that
-        activates no atom); ``normalize=True`` also renormalises over topics."""
+        Rows sum to 1 (0 for a document that activates no atom). With
+        ``doc_weights="centroid"`` they are weighted toward the topics nearest to each
+        document's embedding, exactly as the fitted documents' ``doc_topics_``; with
+        ``"theta"`` they hold the θ mass of each topic's atoms (``normalize`` is kept for
+        compatibility: the rows already sum to 1 or 0)."""
         from saetm import pipeline
 
         self._check_fitted()
@@ -228,7 +242,7 @@ class SAETM(TopicViews):
         X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
                                  expected_dim=self.sae_.config.d_in)
         theta = pipeline.theta_of(self.sae_, X, rows, len(docs) if docs is not None else X.shape[0])
-        return pipeline.topic_weights(theta, self.atom_topic_, self.n_topics, normalize=normalize)
+        return pipeline.topic_weights(self, theta, X, rows, normalize=normalize)
 
     # ------------------------------------------------------------ inspection
     def get_topic(self, topic: int, n_words: int = 25) -> list[tuple[str, float]]:

@@ -5,7 +5,9 @@ Directory layout (``DIR``)::
     model.json          settings, versions, fit report — written LAST: its presence
                         means the directory is complete
     vocab.json          the vocabulary (list of words)
-    state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings   — stages 1–2
+    state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings, atom tree — stages 1–2;
+                        document-word incidence (word ranking) and float16 document
+                        embeddings (doc_weights="centroid"; absent before saetm 0.3)
     topics.safetensors  atom→topic, topic word distributions, prevalence, coverage — stage 3
     sae/                the SAE (sae.safetensors + sae.json)
     documents.parquet   text (cut to 1,000 characters), and id / date / label / image
@@ -220,6 +222,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                     **csr_to_tensors("theta", model.theta_),
                     **csr_to_tensors("feature_words", model.feature_words_),
                     **_doc_words_tensors(model),
+                    **_doc_embeddings_tensors(model),
                     "background": np.asarray(model.background_, np.float32),
                     "feature_prob": np.asarray(model.feature_prob_, np.float32),
                     "atom_embeddings": np.asarray(model.atom_embeddings_, np.float32),
@@ -343,10 +346,10 @@ def _read_documents(path: Path, n_docs: int) -> dict:
 
 def load_model(cls, directory: Path):
     from saetm.encoders.text import TextEncoder
-    from saetm.pipeline import TopicResult, check_params
+    from saetm.pipeline import TopicResult, check_params, document_weights
     from saetm.sae.persist import load_sae
     from saetm.topics.hierarchy import AtomTree
-    from saetm.topics.merge import Topics, doc_topics
+    from saetm.topics.merge import Topics
 
     if not directory.is_dir():
         raise SaetmError(f"{directory} is not a directory; give the folder written by `saetm fit`")
@@ -402,8 +405,9 @@ def load_model(cls, directory: Path):
     name = info.get("embedding_name")
     model.embedding_name_ = name if isinstance(name, str) and name else model.encoder_.name
 
-    W = doc_topics(model.theta_, tp.atom_topic, tp.topic_words.shape[0])
-    model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage))
+    model.doc_embeddings_ = _doc_embeddings(state, model, directory)
+    W, centroids = document_weights(model, tp.atom_topic, tp.topic_words.shape[0])
+    model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
     model.fit_info_ = info.get("fit_report")
@@ -415,6 +419,26 @@ def _doc_words_tensors(model) -> dict:
     """Which documents hold which words (for the ``coherent`` word ranking), as CSR."""
     m = getattr(model, "doc_words_", None)
     return {} if m is None else csr_to_tensors("doc_words", sp.csr_matrix(m))
+
+
+def _doc_embeddings_tensors(model) -> dict:
+    E = getattr(model, "doc_embeddings_", None)
+    return {} if E is None else {"doc_embeddings": np.asarray(E, np.float16)}
+
+
+def _doc_embeddings(state: dict, model, directory: Path):
+    """The documents' embeddings for ``doc_weights="centroid"`` (float16), checked."""
+    if model.doc_weights == "theta":
+        return None
+    E = state.get("doc_embeddings")
+    if E is None:  # saved by saetm ≤ 0.2 or with doc_weights="theta"
+        log.info("%s was saved without document embeddings: document-topic weights are the atoms' θ share "
+                 "(doc_weights='theta'); refit to weight them by embedding", directory)
+        return None
+    if E.shape != (model.theta_.shape[0], model.sae_.config.d_in) or not np.isfinite(E).all():
+        raise SaetmError(f"{directory} is inconsistent (the document embeddings do not match the documents and "
+                         "the SAE); the files are corrupt or mixed from different fits, re-run `saetm fit`")
+    return E
 
 
 def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path, says: bool = True):

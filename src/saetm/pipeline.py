@@ -79,6 +79,10 @@ def check_params(m) -> None:
 
     if m.word_ranking not in RANKINGS:
         raise SaetmError(f"word_ranking must be one of {', '.join(RANKINGS)}, got {m.word_ranking!r}")
+    from saetm.topics.docweights import DOC_WEIGHTS
+
+    if m.doc_weights not in DOC_WEIGHTS:
+        raise SaetmError(f"doc_weights must be one of {', '.join(DOC_WEIGHTS)}, got {m.doc_weights!r}")
     _int_in("seed", m.seed, 0, 2**32 - 1)
 
 
@@ -386,6 +390,7 @@ class TopicResult:
     topics: object
     doc_topics: sp.csr_matrix
     coverage: np.ndarray
+    centroids: np.ndarray | None = None  # (T, dim) with doc_weights="centroid"
 
 
 def cluster(m, n_topics: int) -> TopicResult:
@@ -405,11 +410,40 @@ def topics_from_labels(m, atom_topic: np.ndarray, n_topics: int) -> TopicResult:
     from saetm.topics import merge
 
     topics = merge.build_topics(m.feature_words_, m.feature_prob_, atom_topic, n_topics)
-    W = merge.doc_topics(m.theta_, topics.atom_topic, n_topics)
-    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W))
+    W, centroids = document_weights(m, topics.atom_topic, n_topics)
+    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W), centroids)
 
 
-def topic_weights(theta: sp.csr_matrix, atom_topic: np.ndarray, n_topics: int, *, normalize: bool) -> sp.csr_matrix:
-    from saetm.topics import merge
+def document_weights(m, atom_topic: np.ndarray, n_topics: int) -> tuple[sp.csr_matrix, np.ndarray | None]:
+    """The fitted documents' topic weights and the topic centroids (``None`` with
+    ``doc_weights="theta"`` or a model saved without document embeddings)."""
+    from saetm.topics import docweights, merge
 
-    return merge.doc_topics(theta, atom_topic, n_topics, normalize=normalize)
+    W = merge.doc_topics(m.theta_, atom_topic, n_topics)
+    E = getattr(m, "doc_embeddings_", None)
+    if m.doc_weights == "theta" or E is None:
+        return W, None
+    centroids = docweights.topic_centroids(W, E)
+    return docweights.sharpen(W, E, centroids), centroids
+
+
+def document_embeddings(m, X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray | None:
+    """What the model keeps of the embeddings for ``doc_weights="centroid"``: ``(n_rows, dim)``
+    float16, all-zero rows for documents without one (empty texts); ``None`` otherwise."""
+    if m.doc_weights == "theta":
+        return None
+    out = np.zeros((n_rows, X.shape[1]), dtype=np.float16)
+    out[rows] = X
+    return out
+
+
+def topic_weights(m, theta: sp.csr_matrix, X: np.ndarray, rows: np.ndarray, *, normalize: bool) -> sp.csr_matrix:
+    """Topic weights of new documents (θ of their atoms, embeddings ``X`` at ``rows``)."""
+    from saetm.topics import docweights, merge
+
+    W = merge.doc_topics(theta, m.atom_topic_, m.n_topics, normalize=normalize)
+    centroids = getattr(m, "topic_centroids_", None)
+    if centroids is None:
+        return W
+    # float16, as the fitted documents' embeddings are kept: the same text gets the same weights
+    return docweights.sharpen(W, document_embeddings(m, X, rows, theta.shape[0]), centroids)

@@ -1,0 +1,84 @@
+"""Stage 3, last step: document–topic weights, sharpened by where documents lie.
+
+The paper's weight of topic c in document d is its atoms' share of d's activation,
+θ_topic[d, c] = Σ_{k∈c} θ_dk (:func:`saetm.topics.merge.doc_topics`). A document
+activates ~32 atoms, and a few generic ones (style, length, "a question") often
+outweigh the atoms of what the document is about, so its largest weight is not
+always its subject. ``doc_weights="centroid"`` (the default) keeps that support and
+reweights it with the document's embedding x_d:
+
+    W[d, c] ∝ θ_topic[d, c] · exp(cos(x_d, μ_c) / t),   rows summing to 1,
+
+where μ_c = Σ_d θ̂_topic[d, c] x̂_d is the topic's centroid (x̂: unit-length
+embeddings, θ̂: rows of θ_topic summing to 1) and t = 0.05. It is the posterior of a
+mixture of von Mises–Fisher directions with θ_topic as each document's prior: a
+document keeps only topics its atoms gave it, and among them the one nearest in
+embedding space gains weight. Topic words and atoms are unchanged. Measured on three
+labelled corpora (``bench/ablation.py``): NMI with the labels +0.02 to +0.07.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from saetm.errors import SaetmError
+
+DOC_WEIGHTS = ("centroid", "theta")
+#: t above: 0.02–0.1 measured within ±0.01 NMI of each other.
+TEMPERATURE = 0.05
+
+
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (all-zero rows stay zero), float32."""
+    X = np.asarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+
+
+def _row_normalized(W) -> sp.csr_matrix:
+    W = sp.csr_matrix(W, dtype=np.float64)
+    s = np.asarray(W.sum(axis=1)).ravel()
+    return sp.csr_matrix(sp.diags(np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)) @ W)
+
+
+def topic_centroids(doc_topics, embeddings: np.ndarray) -> np.ndarray:
+    """μ: ``(T, dim)`` float32 unit rows, each topic's weighted mean document direction.
+
+    ``doc_topics``: ``(n_docs, T)`` θ_topic; ``embeddings``: ``(n_docs, dim)`` (all-zero
+    rows for documents without one). A topic no document uses gets a zero row.
+    """
+    W = _row_normalized(doc_topics)
+    if embeddings.shape[0] != W.shape[0]:
+        raise SaetmError(f"{embeddings.shape[0]} document embeddings for {W.shape[0]} documents")
+    return unit_rows(np.asarray(W.T @ unit_rows(embeddings), dtype=np.float64))
+
+
+def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperature: float = TEMPERATURE,
+            block_entries: int = 1 << 22) -> sp.csr_matrix:
+    """W as in the module doc: ``(n_docs, T)`` float32 canonical CSR, rows summing to 1 or 0.
+
+    Documents are scored in blocks of ``block_entries`` (document, topic) cosines, which
+    bounds the temporary memory.
+    """
+    W = sp.csr_matrix(doc_topics, dtype=np.float64, copy=True)
+    W.sum_duplicates()
+    if embeddings.shape[0] != W.shape[0] or centroids.shape != (W.shape[1], embeddings.shape[1]):
+        raise SaetmError(f"cannot weight {W.shape} document–topic weights with {embeddings.shape} embeddings "
+                         f"and {centroids.shape} topic centroids; they must describe the same documents and topics")
+    rows = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
+    score = np.empty(W.nnz)
+    block = max(1, block_entries // max(W.shape[1], 1))
+    for lo in range(0, W.shape[0], block):
+        hi = min(lo + block, W.shape[0])
+        a, b = W.indptr[lo], W.indptr[hi]
+        cosines = unit_rows(embeddings[lo:hi]) @ centroids.T
+        score[a:b] = cosines[rows[a:b] - lo, W.indices[a:b]]
+    # exp((cos − row max) / t): the row max cancels in the normalisation and keeps exp ≤ 1
+    top = np.full(W.shape[0], -np.inf)
+    np.maximum.at(top, rows, score)
+    W.data *= np.exp((score - top[rows]) / temperature)
+    out = sp.csr_matrix(_row_normalized(W), dtype=np.float32)
+    out.eliminate_zeros()
+    out.sum_duplicates()
+    return out

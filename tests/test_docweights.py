@@ -1,0 +1,111 @@
+"""Document–topic weights sharpened toward the nearest topic centroid (doc_weights="centroid")."""
+
+import logging
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from safetensors.numpy import load_file, save_file
+
+from saetm.errors import SaetmError
+from saetm.evaluation.measures import label_agreement
+from saetm.model import SAETM
+from saetm.topics import merge
+from saetm.topics.docweights import TEMPERATURE, sharpen, topic_centroids
+
+
+def theta_weights(m):
+    return merge.doc_topics(m.theta_, m.atom_topic_, m.n_topics)
+
+
+def test_sharpen_is_the_von_mises_fisher_posterior():
+    W = sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.2, 0.0, 0.8], [0.0, 0.0, 0.0]]))
+    E = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=np.float16)
+    C = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    out = sharpen(W, E, C).toarray()
+    # document 0: cosines 1 and 0 with topics 0 and 1, equal priors
+    p = np.exp(1 / TEMPERATURE)
+    np.testing.assert_allclose(out[0], [p / (p + 1), 1 / (p + 1), 0.0], rtol=1e-6)
+    # document 1: cosines 0 and 0.8 with topics 0 and 2, priors 0.2 and 0.8
+    a, b = 0.2, 0.8 * np.exp(0.8 / TEMPERATURE)
+    np.testing.assert_allclose(out[1], [a / (a + b), 0.0, b / (a + b)], rtol=1e-5)
+    assert (out[2] == 0).all()  # no atoms, no embedding: no topic
+    with pytest.raises(SaetmError, match="same documents and topics"):
+        sharpen(W, E[:2], C)
+
+
+def test_centroids_are_unit_weighted_means():
+    W = sp.csr_matrix(np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0]]))
+    E = np.array([[3.0, 0.0], [0.0, 5.0], [1.0, 1.0]])
+    C = topic_centroids(W, E)
+    np.testing.assert_allclose(C[0], np.array([1.0, 0.5]) / np.hypot(1.0, 0.5), rtol=1e-6)
+    np.testing.assert_allclose(C[1], [0.0, 1.0], atol=1e-7)
+
+
+def test_default_weights_keep_the_support_and_agree_more_with_the_labels(fitted_model, ng_corpus):
+    """On real newsgroups: same topics per document as the θ share, rows summing to 1, and
+    the main topic agrees more with the newsgroup (measured +0.04 NMI on this slice)."""
+    m = fitted_model
+    assert m.doc_weights == "centroid" and m.doc_embeddings_.dtype == np.float16
+    W0, W = theta_weights(m), m.doc_topics_
+    assert (W0 != 0).toarray().tolist() == (W != 0).toarray().tolist()
+    sums = np.asarray(W.sum(axis=1)).ravel()
+    np.testing.assert_allclose(sums[sums > 0], 1.0, rtol=1e-5)
+    assert (W.argmax(axis=1) != W0.argmax(axis=1)).sum() > 0
+    assert label_agreement(W, ng_corpus.labels)["nmi"] > label_agreement(W0, ng_corpus.labels)["nmi"] + 0.02
+
+
+def test_transform_of_the_fitted_documents_gives_their_weights(fitted_model, ng_embeddings):
+    m = fitted_model
+    np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
+
+
+def test_theta_weights_keep_no_embeddings(ng_corpus, ng_embeddings, small_params, tmp_path):
+    m = SAETM(n_topics=8, doc_weights="theta", **small_params).fit(ng_corpus.texts, ng_embeddings)
+    assert m.doc_embeddings_ is None and m.topic_centroids_ is None
+    assert (m.doc_topics_ != theta_weights(m)).nnz == 0
+    m.save(tmp_path / "m")
+    assert "doc_embeddings" not in load_file(tmp_path / "m" / "state.safetensors")
+    assert (SAETM.load(tmp_path / "m").doc_topics_ != m.doc_topics_).nnz == 0
+
+
+def test_retopic_and_save_keep_the_weighting_and_old_models_load(fitted_model, tmp_path, caplog):
+    import copy
+
+    m = copy.deepcopy(fitted_model).retopic(5)
+    assert m.topic_centroids_.shape == (5, 384)
+    assert (m.doc_topics_ != theta_weights(m)).nnz > 0
+    m.save(tmp_path / "m")
+    loaded = SAETM.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.doc_embeddings_, m.doc_embeddings_)
+    np.testing.assert_allclose(loaded.doc_topics_.toarray(), m.doc_topics_.toarray(), atol=1e-7)
+
+    # saetm 0.2 kept no embeddings: the model loads, says so, and uses the θ share
+    state = dict(load_file(tmp_path / "m" / "state.safetensors"))
+    del state["doc_embeddings"]
+    save_file(state, tmp_path / "m" / "state.safetensors")
+    with caplog.at_level(logging.INFO, logger="saetm"):
+        old = SAETM.load(tmp_path / "m")
+    assert "without document embeddings" in caplog.text
+    assert old.topic_centroids_ is None and (old.doc_topics_ != theta_weights(old)).nnz == 0
+
+
+@pytest.mark.parametrize("damage", ["shape", "nan"])
+def test_damaged_embeddings_are_refused(fitted_model, tmp_path, damage):
+    fitted_model.save(tmp_path / "m")
+    state = dict(load_file(tmp_path / "m" / "state.safetensors"))
+    E = state["doc_embeddings"]
+    if damage == "shape":
+        state["doc_embeddings"] = np.ascontiguousarray(E[:-1])
+    else:
+        E = E.copy()
+        E[3, 7] = np.nan
+        state["doc_embeddings"] = E
+    save_file(state, tmp_path / "m" / "state.safetensors")
+    with pytest.raises(SaetmError, match="document embeddings do not match"):
+        SAETM.load(tmp_path / "m")
+
+
+def test_unknown_setting_is_refused(ng_corpus, ng_embeddings):
+    with pytest.raises(SaetmError, match="doc_weights must be one of centroid, theta"):
+        SAETM(doc_weights="mean", verbose=False).fit(ng_corpus.texts[:50], ng_embeddings[:50])
