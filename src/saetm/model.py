@@ -106,7 +106,7 @@ class SAETM(TopicViews):
         background_weight: float = 0.3,
         idf: bool = False,
         em_max_iter: int = 200,
-        em_tol: float = 1e-4,
+        em_tol: float = 1e-3,
         atom_space: str = "documents+coactivation",
         tau: float = 0.9,
         word_vectors: str = "glove",

@@ -30,7 +30,8 @@ from saetm.errors import SaetmError
 ATOM_SPACES = ("words", "documents", "decoder", "coactivation", "documents+coactivation")
 
 
-def _l2_rows(X: np.ndarray) -> np.ndarray:
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (all-zero rows stay zero), float32."""
     X = np.asarray(X, dtype=np.float32)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
@@ -47,7 +48,7 @@ def document_embeddings(theta, embeddings: np.ndarray) -> np.ndarray:
     if X.ndim != 2 or X.shape[0] != theta.shape[0]:
         raise SaetmError(f"embeddings have shape {X.shape} but theta has {theta.shape[0]} documents; "
                          "pass one embedding per row of theta")
-    return _l2_rows(np.asarray(theta.T.astype(np.float32) @ _l2_rows(X)))
+    return unit_rows(np.asarray(theta.T.astype(np.float32) @ unit_rows(X)))
 
 
 def decoder_embeddings(decoder: np.ndarray) -> np.ndarray:
@@ -55,7 +56,7 @@ def decoder_embeddings(decoder: np.ndarray) -> np.ndarray:
     W = np.asarray(decoder, dtype=np.float32)
     if W.ndim != 2:
         raise SaetmError(f"decoder must be a (d, n_atoms) matrix, got shape {W.shape}")
-    return _l2_rows(W.T)
+    return unit_rows(W.T)
 
 
 def coactivation_embeddings(theta, dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -73,9 +74,9 @@ def coactivation_embeddings(theta, dim: int = 64, seed: int = 0) -> np.ndarray:
     from sklearn.utils.extmath import randomized_svd
 
     _, S, Vt = randomized_svd(theta, rank, random_state=seed)
-    return _l2_rows((Vt.T * S).astype(np.float32))
+    return unit_rows((Vt.T * S).astype(np.float32))
 
 
 def combine(*parts: np.ndarray) -> np.ndarray:
     """Side-by-side concatenation of L2-normalised views (equal weight), normalised again."""
-    return _l2_rows(np.hstack([_l2_rows(p) for p in parts]))
+    return unit_rows(np.hstack([unit_rows(p) for p in parts]))

@@ -23,17 +23,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+from saetm.topics.atomspace import unit_rows
 
 DOC_WEIGHTS = ("centroid", "theta")
 #: t above: 0.02–0.1 measured within ±0.01 NMI of each other.
 TEMPERATURE = 0.05
-
-
-def unit_rows(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1 (all-zero rows stay zero), float32."""
-    X = np.asarray(X, dtype=np.float32)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
 
 
 def _row_normalized(W) -> sp.csr_matrix:
