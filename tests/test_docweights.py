@@ -55,6 +55,18 @@ def test_default_weights_keep_the_support_and_agree_more_with_the_labels(fitted_
     assert label_agreement(W, ng_corpus.labels)["nmi"] > label_agreement(W0, ng_corpus.labels)["nmi"] + 0.02
 
 
+def test_embeddings_of_any_scale_are_kept_as_finite_directions(fitted_model, ng_embeddings):
+    """float16 overflows at 65,504: raw features of large magnitude must not turn into inf."""
+    from saetm.pipeline import document_embeddings
+    from saetm.topics.atomspace import unit_rows
+
+    n = len(ng_embeddings)
+    rows = np.arange(1, n)  # document 0 has no embedding (an empty text)
+    E = document_embeddings(fitted_model, ng_embeddings[1:] * 1e6, rows, n)
+    assert E.dtype == np.float16 and np.isfinite(E).all() and not E[0].any()
+    np.testing.assert_allclose(E[1:].astype(np.float32), unit_rows(ng_embeddings[1:]), atol=1e-3)
+
+
 def test_transform_of_the_fitted_documents_gives_their_weights(fitted_model, ng_embeddings):
     m = fitted_model
     np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)

@@ -428,12 +428,15 @@ def document_weights(m, atom_topic: np.ndarray, n_topics: int) -> tuple[sp.csr_m
 
 
 def document_embeddings(m, X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray | None:
-    """What the model keeps of the embeddings for ``doc_weights="centroid"``: ``(n_rows, dim)``
-    float16, all-zero rows for documents without one (empty texts); ``None`` otherwise."""
+    """What the model keeps of the embeddings for ``doc_weights="centroid"``: their directions
+    (only cosines are used) as ``(n_rows, dim)`` float16 — unit rows cannot overflow it —, all-zero
+    rows for documents without one (empty texts); ``None`` otherwise."""
+    from saetm.topics.atomspace import unit_rows
+
     if m.doc_weights == "theta":
         return None
     out = np.zeros((n_rows, X.shape[1]), dtype=np.float16)
-    out[rows] = X
+    out[rows] = unit_rows(X)
     return out
 
 
