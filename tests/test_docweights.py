@@ -68,8 +68,13 @@ def test_embeddings_of_any_scale_are_kept_as_finite_directions(fitted_model, ng_
 
 
 def test_transform_of_the_fitted_documents_gives_their_weights(fitted_model, ng_embeddings):
+    import copy
+
     m = fitted_model
     np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
+    # a setting changed after the fit takes effect at the next fit/retopic; until then transform follows the fit
+    m2 = copy.deepcopy(m).set_params(doc_weights="theta")
+    np.testing.assert_allclose(m2.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
 
 
 def test_theta_weights_keep_no_embeddings(ng_corpus, ng_embeddings, small_params, tmp_path):

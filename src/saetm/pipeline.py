@@ -431,10 +431,12 @@ def document_embeddings(m, X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.n
     """What the model keeps of the embeddings for ``doc_weights="centroid"``: their directions
     (only cosines are used) as ``(n_rows, dim)`` float16 — unit rows cannot overflow it —, all-zero
     rows for documents without one (empty texts); ``None`` otherwise."""
+    return None if m.doc_weights == "theta" else _directions(X, rows, n_rows)
+
+
+def _directions(X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     from saetm.topics.atomspace import unit_rows
 
-    if m.doc_weights == "theta":
-        return None
     out = np.zeros((n_rows, X.shape[1]), dtype=np.float16)
     out[rows] = unit_rows(X)
     return out
@@ -448,5 +450,6 @@ def topic_weights(m, theta: sp.csr_matrix, X: np.ndarray, rows: np.ndarray, *, n
     centroids = getattr(m, "topic_centroids_", None)
     if centroids is None:
         return W
-    # float16, as the fitted documents' embeddings are kept: the same text gets the same weights
-    return docweights.sharpen(W, document_embeddings(m, X, rows, theta.shape[0]), centroids)
+    # Weighted whenever the fitted documents are (the centroids say so, whatever set_params
+    # changed since), and in float16 as theirs: the same text gets the same weights.
+    return docweights.sharpen(W, _directions(X, rows, theta.shape[0]), centroids)
