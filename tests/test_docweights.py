@@ -11,7 +11,8 @@ from saetm.errors import SaetmError
 from saetm.evaluation.measures import label_agreement
 from saetm.model import SAETM
 from saetm.topics import merge
-from saetm.topics.docweights import TEMPERATURE, sharpen, topic_centroids
+from saetm.topics.atomspace import unit_rows
+from saetm.topics.docweights import ITERATIONS, TEMPERATURE, fit_centroids, sharpen, topic_centroids
 
 
 def theta_weights(m):
@@ -40,6 +41,32 @@ def test_centroids_are_unit_weighted_means():
     C = topic_centroids(W, E)
     np.testing.assert_allclose(C[0], np.array([1.0, 0.5]) / np.hypot(1.0, 0.5), rtol=1e-6)
     np.testing.assert_allclose(C[1], [0.0, 1.0], atol=1e-7)
+
+
+def mixture_log_likelihood(W, E, C, t=TEMPERATURE):
+    """Σ_d log Σ_c θ̂_dc exp(cos(x_d, μ_c) / t) over documents with topics: what the rounds climb."""
+    P = np.asarray(sp.csr_matrix(W).toarray(), dtype=np.float64)
+    P /= np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
+    S = unit_rows(E.astype(np.float64)) @ C.astype(np.float64).T
+    has = P.sum(axis=1) > 0
+    return float(np.log((P * np.exp((S - 1.0) / t)).sum(axis=1)[has]).sum())
+
+
+def test_centroid_rounds_are_em_of_the_mixture(fitted_model):
+    m = fitted_model
+    W0, E = theta_weights(m), m.doc_embeddings_
+    C1 = fit_centroids(W0, E, n_iter=1)
+    np.testing.assert_array_equal(C1, topic_centroids(W0, E))
+    np.testing.assert_allclose(fit_centroids(W0, E, n_iter=2), topic_centroids(sharpen(W0, E, C1), E), atol=1e-7)
+    # EM never lowers the likelihood, and the refined centroids differ from the first ones
+    ll = [mixture_log_likelihood(W0, E, fit_centroids(W0, E, n_iter=r)) for r in range(1, ITERATIONS + 1)]
+    assert all(b >= a - 1e-6 * abs(a) for a, b in zip(ll, ll[1:])), ll
+    assert ll[-1] > ll[0]
+    # the fitted model holds the default rounds' centroids and their weights
+    np.testing.assert_allclose(m.topic_centroids_, fit_centroids(W0, E), atol=1e-7)
+    np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, m.topic_centroids_).toarray(), atol=1e-7)
+    with pytest.raises(SaetmError, match="at least 1"):
+        fit_centroids(W0, E, n_iter=0)
 
 
 def test_default_weights_keep_the_support_and_agree_more_with_the_labels(fitted_model, ng_corpus):

@@ -414,16 +414,18 @@ def topics_from_labels(m, atom_topic: np.ndarray, n_topics: int) -> TopicResult:
     return TopicResult(topics.atom_topic, topics, W, merge.coverage(W), centroids)
 
 
-def document_weights(m, atom_topic: np.ndarray, n_topics: int) -> tuple[sp.csr_matrix, np.ndarray | None]:
+def document_weights(m, atom_topic: np.ndarray, n_topics: int, *,
+                     rounds: int | None = None) -> tuple[sp.csr_matrix, np.ndarray | None]:
     """The fitted documents' topic weights and the topic centroids (``None`` with
-    ``doc_weights="theta"`` or a model saved without document embeddings)."""
+    ``doc_weights="theta"`` or a model saved without document embeddings). ``rounds``: of
+    the centroid EM (:func:`saetm.topics.docweights.fit_centroids`; its default if None)."""
     from saetm.topics import docweights, merge
 
     W = merge.doc_topics(m.theta_, atom_topic, n_topics)
     E = getattr(m, "doc_embeddings_", None)
     if m.doc_weights == "theta" or E is None:
         return W, None
-    centroids = docweights.topic_centroids(W, E)
+    centroids = docweights.fit_centroids(W, E, n_iter=rounds)
     return docweights.sharpen(W, E, centroids), centroids
 
 

@@ -9,12 +9,16 @@ reweights it with the document's embedding x_d:
 
     W[d, c] ∝ θ_topic[d, c] · exp(cos(x_d, μ_c) / t),   rows summing to 1,
 
-where μ_c = Σ_d θ̂_topic[d, c] x̂_d is the topic's centroid (x̂: unit-length
-embeddings, θ̂: rows of θ_topic summing to 1) and t = 0.05. It is the posterior of a
-mixture of von Mises–Fisher directions with θ_topic as each document's prior: a
-document keeps only topics its atoms gave it, and among them the one nearest in
-embedding space gains weight. Topic words and atoms are unchanged. Measured on three
-labelled corpora (``bench/ablation.py``): NMI with the labels +0.02 to +0.07.
+where μ_c is the topic's centroid direction (x̂: unit-length embeddings) and t = 0.05.
+It is the posterior of a mixture of von Mises–Fisher directions with θ_topic as each
+document's prior: a document keeps only topics its atoms gave it, and among them the
+one nearest in embedding space gains weight. The centroids are that mixture's
+maximum-likelihood means, found by EM (:func:`fit_centroids`): they start as
+μ_c ∝ Σ_d θ̂_topic[d, c] x̂_d (θ̂: rows of θ_topic summing to 1), then each round
+sets μ_c ∝ Σ_d W[d, c] x̂_d under the current W (10 rounds; θ_topic stays the prior, so
+the support never changes). Topic words and atoms are unchanged. Measured on three
+labelled corpora (``bench/ablation.py``): NMI with the labels +0.02 to +0.07 with the
+first centroids; the rounds add −0.001 to +0.024 (up in 10 of 12 cells).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from saetm.topics.atomspace import unit_rows
 DOC_WEIGHTS = ("centroid", "theta")
 #: t above: 0.02–0.1 measured within ±0.01 NMI of each other.
 TEMPERATURE = 0.05
+#: rounds of the centroid EM in :func:`fit_centroids` (1: centroids of θ_topic alone).
+ITERATIONS = 10
 
 
 def _row_normalized(W) -> sp.csr_matrix:
@@ -46,6 +52,23 @@ def topic_centroids(doc_topics, embeddings: np.ndarray) -> np.ndarray:
     if embeddings.shape[0] != W.shape[0]:
         raise SaetmError(f"{embeddings.shape[0]} document embeddings for {W.shape[0]} documents")
     return unit_rows(np.asarray(W.T @ unit_rows(embeddings), dtype=np.float64))
+
+
+def fit_centroids(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERATURE,
+                  n_iter: int | None = None) -> np.ndarray:
+    """μ refined by ``n_iter`` rounds of the mixture's EM: start from :func:`topic_centroids`
+    of θ_topic, then ``n_iter − 1`` times μ ← topic_centroids(sharpen(θ_topic, μ)).
+
+    θ_topic stays each document's prior throughout, so the support never changes; only the
+    centroids move towards the documents the embeddings say belong to the topic.
+    """
+    n_iter = ITERATIONS if n_iter is None else int(n_iter)
+    if n_iter < 1:
+        raise SaetmError(f"n_iter must be at least 1, got {n_iter}")
+    centroids = topic_centroids(doc_topics, embeddings)
+    for _ in range(n_iter - 1):
+        centroids = topic_centroids(sharpen(doc_topics, embeddings, centroids, temperature), embeddings)
+    return centroids
 
 
 def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperature: float = TEMPERATURE,
