@@ -12,7 +12,8 @@ from saetm.evaluation.measures import label_agreement
 from saetm.model import SAETM
 from saetm.topics import merge
 from saetm.topics.atomspace import unit_rows
-from saetm.topics.docweights import ITERATIONS, TEMPERATURE, fit_centroids, sharpen, topic_centroids
+from saetm.topics.docweights import (ITERATIONS, PRIOR_FLOOR, TEMPERATURE, fit_mixture, sharpen, topic_centroids,
+                                     update_priors)
 
 
 def theta_weights(m):
@@ -43,30 +44,53 @@ def test_centroids_are_unit_weighted_means():
     np.testing.assert_allclose(C[1], [0.0, 1.0], atol=1e-7)
 
 
-def mixture_log_likelihood(W, E, C, t=TEMPERATURE):
-    """Σ_d log Σ_c θ̂_dc exp(cos(x_d, μ_c) / t) over documents with topics: what the rounds climb."""
-    P = np.asarray(sp.csr_matrix(W).toarray(), dtype=np.float64)
-    P /= np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
-    S = unit_rows(E.astype(np.float64)) @ C.astype(np.float64).T
+def mixture_log_likelihood(W, E, C, priors, t=TEMPERATURE):
+    """Σ_d log Σ_c p(c | d) exp(cos(x_d, μ_c) / t), p(c | d) ∝ θ̂_dc π_c, over documents with
+    topics: what the EM rounds climb."""
+    P = np.asarray(sp.csr_matrix(W).toarray(), dtype=np.float64) * priors[None, :]
     has = P.sum(axis=1) > 0
-    return float(np.log((P * np.exp((S - 1.0) / t)).sum(axis=1)[has]).sum())
+    P = P[has] / P[has].sum(axis=1, keepdims=True)
+    S = unit_rows(E.astype(np.float64))[has] @ C.astype(np.float64).T
+    return float(np.log((P * np.exp((S - 1.0) / t)).sum(axis=1)).sum())
 
 
-def test_centroid_rounds_are_em_of_the_mixture(fitted_model):
+def test_prior_update_by_hand():
+    prior = sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]))
+    # both documents' weight went to topic 0: π_0 = 2 / (0.5 + 0.5), π_1 = 0 → floored; topic 2 unused keeps 1
+    W = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(update_priors(prior, W, np.ones(3)), [2.0, PRIOR_FLOOR, 1.0])
+    # a floored topic still keeps its place in a document that only has it
+    E = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float16)
+    out = sharpen(sp.csr_matrix(np.array([[0.0, 1.0], [0.3, 0.7]])), E, np.eye(2, dtype=np.float32),
+                  priors=np.array([1.0, PRIOR_FLOOR]))
+    assert out[0, 1] == 1.0 and out[1, 1] > 0
+    with pytest.raises(SaetmError, match="topic priors"):
+        sharpen(prior, np.zeros((3, 2)), np.zeros((3, 2)), priors=np.ones(2))
+
+
+def test_mixture_rounds_are_em(fitted_model):
     m = fitted_model
     W0, E = theta_weights(m), m.doc_embeddings_
-    C1 = fit_centroids(W0, E, n_iter=1)
+    C1, p1 = fit_mixture(W0, E, n_iter=1)
     np.testing.assert_array_equal(C1, topic_centroids(W0, E))
-    np.testing.assert_allclose(fit_centroids(W0, E, n_iter=2), topic_centroids(sharpen(W0, E, C1), E), atol=1e-7)
-    # EM never lowers the likelihood, and the refined centroids differ from the first ones
-    ll = [mixture_log_likelihood(W0, E, fit_centroids(W0, E, n_iter=r)) for r in range(1, ITERATIONS + 1)]
+    np.testing.assert_array_equal(p1, np.ones(m.n_topics))
+    W1 = sharpen(W0, E, C1)
+    C2, p2 = fit_mixture(W0, E, n_iter=2)
+    np.testing.assert_allclose(C2, topic_centroids(W1, E), atol=1e-7)
+    row_share = sp.csr_matrix(sp.diags(1.0 / np.maximum(np.asarray(W0.sum(axis=1)).ravel(), 1e-300)) @ W0)
+    np.testing.assert_allclose(p2, update_priors(row_share, W1, np.ones(m.n_topics)), rtol=1e-6)
+    assert np.ptp(p2) > 0.05  # the topic weights do move
+    # EM never lowers the likelihood (μ and π), and ends higher than the first centroids'
+    ll = [mixture_log_likelihood(W0, E, *fit_mixture(W0, E, n_iter=r)) for r in range(1, ITERATIONS + 1)]
     assert all(b >= a - 1e-6 * abs(a) for a, b in zip(ll, ll[1:])), ll
     assert ll[-1] > ll[0]
-    # the fitted model holds the default rounds' centroids and their weights
-    np.testing.assert_allclose(m.topic_centroids_, fit_centroids(W0, E), atol=1e-7)
-    np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, m.topic_centroids_).toarray(), atol=1e-7)
+    # the fitted model holds the default rounds' μ, π and their weights
+    C, p = fit_mixture(W0, E)
+    np.testing.assert_allclose(m.topic_centroids_, C, atol=1e-7)
+    np.testing.assert_allclose(m.topic_priors_, p, rtol=1e-6)
+    np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, C, priors=p).toarray(), atol=1e-7)
     with pytest.raises(SaetmError, match="at least 1"):
-        fit_centroids(W0, E, n_iter=0)
+        fit_mixture(W0, E, n_iter=0)
 
 
 def test_default_weights_keep_the_support_and_agree_more_with_the_labels(fitted_model, ng_corpus):
@@ -106,7 +130,7 @@ def test_transform_of_the_fitted_documents_gives_their_weights(fitted_model, ng_
 
 def test_theta_weights_keep_no_embeddings(ng_corpus, ng_embeddings, small_params, tmp_path):
     m = SAETM(n_topics=8, doc_weights="theta", **small_params).fit(ng_corpus.texts, ng_embeddings)
-    assert m.doc_embeddings_ is None and m.topic_centroids_ is None
+    assert m.doc_embeddings_ is None and m.topic_centroids_ is None and m.topic_priors_ is None
     assert (m.doc_topics_ != theta_weights(m)).nnz == 0
     m.save(tmp_path / "m")
     assert "doc_embeddings" not in load_file(tmp_path / "m" / "state.safetensors")
@@ -131,7 +155,7 @@ def test_retopic_and_save_keep_the_weighting_and_old_models_load(fitted_model, t
     with caplog.at_level(logging.INFO, logger="saetm"):
         old = SAETM.load(tmp_path / "m")
     assert "without document embeddings" in caplog.text
-    assert old.topic_centroids_ is None and (old.doc_topics_ != theta_weights(old)).nnz == 0
+    assert old.topic_centroids_ is None and old.topic_priors_ is None and (old.doc_topics_ != theta_weights(old)).nnz == 0
 
 
 @pytest.mark.parametrize("damage", ["shape", "nan"])

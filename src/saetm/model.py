@@ -220,6 +220,7 @@ class SAETM(TopicViews):
         self.topics_ = result.topics
         self.doc_topics_ = result.doc_topics
         self.topic_centroids_ = result.centroids
+        self.topic_priors_ = result.priors
         self.coverage_ = result.coverage
         self.n_topics = int(result.topics.topic_words.shape[0])
 

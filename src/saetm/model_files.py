@@ -406,8 +406,8 @@ def load_model(cls, directory: Path):
     model.embedding_name_ = name if isinstance(name, str) and name else model.encoder_.name
 
     model.doc_embeddings_ = _doc_embeddings(state, model, directory)
-    W, centroids = document_weights(model, tp.atom_topic, tp.topic_words.shape[0])
-    model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids))
+    W, centroids, priors = document_weights(model, tp.atom_topic, tp.topic_words.shape[0])
+    model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
     model.fit_info_ = info.get("fit_report")

@@ -391,6 +391,7 @@ class TopicResult:
     doc_topics: sp.csr_matrix
     coverage: np.ndarray
     centroids: np.ndarray | None = None  # (T, dim) with doc_weights="centroid"
+    priors: np.ndarray | None = None  # (T,) π, with doc_weights="centroid"
 
 
 def cluster(m, n_topics: int) -> TopicResult:
@@ -410,23 +411,24 @@ def topics_from_labels(m, atom_topic: np.ndarray, n_topics: int) -> TopicResult:
     from saetm.topics import merge
 
     topics = merge.build_topics(m.feature_words_, m.feature_prob_, atom_topic, n_topics)
-    W, centroids = document_weights(m, topics.atom_topic, n_topics)
-    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W), centroids)
+    W, centroids, priors = document_weights(m, topics.atom_topic, n_topics)
+    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W), centroids, priors)
 
 
-def document_weights(m, atom_topic: np.ndarray, n_topics: int, *,
-                     rounds: int | None = None) -> tuple[sp.csr_matrix, np.ndarray | None]:
-    """The fitted documents' topic weights and the topic centroids (``None`` with
-    ``doc_weights="theta"`` or a model saved without document embeddings). ``rounds``: of
-    the centroid EM (:func:`saetm.topics.docweights.fit_centroids`; its default if None)."""
+def document_weights(m, atom_topic: np.ndarray, n_topics: int, *, rounds: int | None = None,
+                     fit_priors: bool = True) -> tuple[sp.csr_matrix, np.ndarray | None, np.ndarray | None]:
+    """The fitted documents' topic weights, the topic centroids μ and priors π (both ``None``
+    with ``doc_weights="theta"`` or a model saved without document embeddings). ``rounds``
+    and ``fit_priors``: of the mixture's EM (:func:`saetm.topics.docweights.fit_mixture`;
+    its default rounds if None)."""
     from saetm.topics import docweights, merge
 
     W = merge.doc_topics(m.theta_, atom_topic, n_topics)
     E = getattr(m, "doc_embeddings_", None)
     if m.doc_weights == "theta" or E is None:
-        return W, None
-    centroids = docweights.fit_centroids(W, E, n_iter=rounds)
-    return docweights.sharpen(W, E, centroids), centroids
+        return W, None, None
+    centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors)
+    return docweights.sharpen(W, E, centroids, priors=priors), centroids, priors
 
 
 def document_embeddings(m, X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray | None:
@@ -454,4 +456,5 @@ def topic_weights(m, theta: sp.csr_matrix, X: np.ndarray, rows: np.ndarray, *, n
         return W
     # Weighted whenever the fitted documents are (the centroids say so, whatever set_params
     # changed since), and in float16 as theirs: the same text gets the same weights.
-    return docweights.sharpen(W, _directions(X, rows, theta.shape[0]), centroids)
+    return docweights.sharpen(W, _directions(X, rows, theta.shape[0]), centroids,
+                              priors=getattr(m, "topic_priors_", None))
