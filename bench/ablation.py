@@ -129,7 +129,7 @@ VARIANTS = {
     "coherent, EM tolerance 1e-3 (default since 0.3)": (
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "centroid_rounds": 1}, None,
         "as the row above, < 1e-3: saetm 0.3's defaults"),
-    # Since 0.4 the mixture's centroids (and topic weights π) are fitted by EM (θ_topic stays the prior).
+    # Since 0.4 the mixture's centroids (and topic weights ρ) are fitted by EM (θ_topic stays the prior).
     "coherent, centroids refined in 5 rounds": (
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "centroid_rounds": 5,
          "mixture_priors": False}, None,
@@ -145,7 +145,7 @@ VARIANTS = {
         "as the row above, 20 rounds"),
     "coherent, centroids and topic weights by EM, 10 rounds (default since 0.4)": (
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid"}, None,
-        "10 rounds as above, each also re-estimating every topic's weight π in the mixture (W ∝ Σθ · π · "
+        "10 rounds as above, each also re-estimating every topic's weight ρ in the mixture (W ∝ Σθ · ρ · "
         "exp(cos / 0.05)): saetm 0.4's defaults"),
 }
 STAGE2 = ("background_weight", "idf", "em_tol")
