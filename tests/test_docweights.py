@@ -45,7 +45,7 @@ def test_centroids_are_unit_weighted_means():
 
 
 def mixture_log_likelihood(W, E, C, priors, t=TEMPERATURE):
-    """Σ_d log Σ_c p(c | d) exp(cos(x_d, μ_c) / t), p(c | d) ∝ θ̂_dc π_c, over documents with
+    """Σ_d log Σ_c p(c | d) exp(cos(x_d, μ_c) / t), p(c | d) ∝ θ̂_dc ρ_c, over documents with
     topics: what the EM rounds climb."""
     P = np.asarray(sp.csr_matrix(W).toarray(), dtype=np.float64) * priors[None, :]
     has = P.sum(axis=1) > 0
@@ -56,7 +56,7 @@ def mixture_log_likelihood(W, E, C, priors, t=TEMPERATURE):
 
 def test_prior_update_by_hand():
     prior = sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]))
-    # both documents' weight went to topic 0: π_0 = 2 / (0.5 + 0.5), π_1 = 0 → floored; topic 2 unused keeps 1
+    # both documents' weight went to topic 0: ρ_0 = 2 / (0.5 + 0.5), ρ_1 = 0 → floored; topic 2 unused keeps 1
     W = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
     np.testing.assert_allclose(update_priors(prior, W, np.ones(3)), [2.0, PRIOR_FLOOR, 1.0])
     # a floored topic still keeps its place in a document that only has it
@@ -80,11 +80,11 @@ def test_mixture_rounds_are_em(fitted_model):
     row_share = sp.csr_matrix(sp.diags(1.0 / np.maximum(np.asarray(W0.sum(axis=1)).ravel(), 1e-300)) @ W0)
     np.testing.assert_allclose(p2, update_priors(row_share, W1, np.ones(m.n_topics)), rtol=1e-6)
     assert np.ptp(p2) > 0.05  # the topic weights do move
-    # EM never lowers the likelihood (μ and π), and ends higher than the first centroids'
+    # EM never lowers the likelihood (μ and ρ), and ends higher than the first centroids'
     ll = [mixture_log_likelihood(W0, E, *fit_mixture(W0, E, n_iter=r)) for r in range(1, ITERATIONS + 1)]
     assert all(b >= a - 1e-6 * abs(a) for a, b in zip(ll, ll[1:])), ll
     assert ll[-1] > ll[0]
-    # the fitted model holds the default rounds' μ, π and their weights
+    # the fitted model holds the default rounds' μ, ρ and their weights
     C, p = fit_mixture(W0, E)
     np.testing.assert_allclose(m.topic_centroids_, C, atol=1e-7)
     np.testing.assert_allclose(m.topic_priors_, p, rtol=1e-6)

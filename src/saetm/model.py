@@ -81,8 +81,9 @@ class SAETM(TopicViews):
         distribution (:meth:`word_reference`).
     doc_weights: how document–topic weights are formed: ``"centroid"`` (default: each
         topic's share of the document's atom activations θ, reweighted toward the topics
-        whose centroid is nearest to the document's embedding; the model keeps the
-        embeddings as float16 for it, see ``saetm.topics.docweights``) or ``"theta"``
+        whose centroid is nearest to the document's embedding, centroids and topic
+        weights fitted by EM; the model keeps the embeddings as float16 for it, see
+        ``saetm.topics.docweights``) or ``"theta"``
         (the share of θ alone, the paper; keeps no embeddings).
     em_max_iter, em_tol: EM stops after this many iterations or when the NLL per token
         changes by less than ``em_tol`` (relative) in one iteration.

@@ -391,7 +391,7 @@ class TopicResult:
     doc_topics: sp.csr_matrix
     coverage: np.ndarray
     centroids: np.ndarray | None = None  # (T, dim) with doc_weights="centroid"
-    priors: np.ndarray | None = None  # (T,) π, with doc_weights="centroid"
+    priors: np.ndarray | None = None  # (T,) ρ, the topic weights, with doc_weights="centroid"
 
 
 def cluster(m, n_topics: int) -> TopicResult:
@@ -417,7 +417,7 @@ def topics_from_labels(m, atom_topic: np.ndarray, n_topics: int) -> TopicResult:
 
 def document_weights(m, atom_topic: np.ndarray, n_topics: int, *, rounds: int | None = None,
                      fit_priors: bool = True) -> tuple[sp.csr_matrix, np.ndarray | None, np.ndarray | None]:
-    """The fitted documents' topic weights, the topic centroids μ and priors π (both ``None``
+    """The fitted documents' topic weights, the topic centroids μ and weights ρ (both ``None``
     with ``doc_weights="theta"`` or a model saved without document embeddings). ``rounds``
     and ``fit_priors``: of the mixture's EM (:func:`saetm.topics.docweights.fit_mixture`;
     its default rounds if None)."""
