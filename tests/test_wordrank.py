@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 from safetensors.numpy import load_file, save_file
 
+from saetm.errors import SaetmError
 from saetm.evaluation.coherence import npmi_coherence
 from saetm.model import SAETM
 from saetm.topics import wordrank
@@ -40,6 +41,58 @@ def test_keep_best_topics_leaves_each_word_in_its_best_topics():
     got = wordrank.keep_best_topics(s4, max_topics=2, min_words=2)
     np.testing.assert_array_equal(got[3], [0.5, 0.5, -np.inf])
     assert np.isinf(got[0, 1])  # topics with enough words keep their cap
+
+
+def _docs_holding(n_docs: int, words: dict[int, list[int]]) -> sp.csc_matrix:
+    """Incidence (n_docs, V) where word w is in the documents words[w]."""
+    rows = [d for docs in words.values() for d in docs]
+    cols = [w for w, docs in words.items() for _ in docs]
+    return wordrank.doc_word_incidence(sp.csr_matrix((np.ones(len(rows)), (rows, cols)),
+                                                     shape=(n_docs, max(words) + 1)))
+
+
+def test_a_word_listed_by_an_earlier_topic_needs_a_clear_lead_to_be_listed_again():
+    # Topic 0 lists words 0 and 1. Topic 1 starts with word 2; its candidates 0 (already listed by
+    # topic 0) and 3 (new) both co-occur with word 2, word 0 a little more, word 4 much less.
+    D = _docs_holding(40, {0: list(range(0, 10)) + [30, 31], 1: list(range(0, 10)),
+                           2: list(range(0, 10)) + list(range(20, 22)),
+                           3: list(range(1, 10)) + list(range(20, 23)) + [35, 36, 37],
+                           4: [0, 1, 2] + list(range(24, 34))})
+    npmi = wordrank.npmi_among(D, np.array([2, 0, 3, 4]))
+    assert npmi[0, 2] < npmi[0, 1] < npmi[0, 2] + 0.2 and npmi[0, 3] < npmi[0, 2] - 0.2  # the premise
+    ninf = -np.inf
+    score = np.array([[5.0, 4.0, ninf, ninf, ninf],
+                      [3.0, ninf, 5.0, 2.0, 1.0]])  # by score topic 1 would list 2, 0, 3, 4
+    alone = wordrank.coherent_order(score, 3, D, repeat_penalty=0.0)
+    assert [list(x) for x in alone] == [[0, 1], [2, 0, 3]]  # each topic on its own: 0 leads 3
+    got = wordrank.coherent_order(score, 3, D)  # default penalty 0.2: 0's lead is less than that
+    assert [list(x) for x in got] == [[0, 1], [2, 3, 0]]
+    # a clear lead keeps the shared word: with a penalty below the lead, 0 comes second again
+    lead = npmi[0, 1] - npmi[0, 2]
+    assert [list(x) for x in wordrank.coherent_order(score, 3, D, repeat_penalty=lead / 2)] == [[0, 1], [2, 0, 3]]
+    # the penalty never moves a topic's first word, and word 4 (far behind) stays last
+    assert [list(x) for x in wordrank.coherent_order(score, 4, D, repeat_penalty=10.0)][1] == [2, 3, 4, 0]
+    with pytest.raises(SaetmError, match="repeat_penalty"):
+        wordrank.coherent_order(score, 3, D, repeat_penalty=-0.1)
+
+
+def test_the_repeat_penalty_lists_fewer_shared_words_on_a_real_fit(fitted_model):
+    m = fitted_model
+    score = wordrank.keep_best_topics(wordrank.relevance(m.topics_.topic_words, m.word_reference()))
+
+    def repeats(penalty):
+        lists = wordrank.coherent_order(score, 25, m.doc_words_, repeat_penalty=penalty)
+        words = [w for ws in lists for w in ws]
+        return lists, len(words) - len(set(words))
+
+    alone, n_alone = repeats(0.0)
+    default, n_default = repeats(None)
+    strict, n_strict = repeats(10.0)
+    assert n_alone > 0  # the premise: listed on their own, some topics share words
+    assert n_strict < n_default <= n_alone
+    assert np.array_equal(alone[0], default[0])  # the largest topic has no earlier topic
+    assert all(a[0] == d[0] for a, d in zip(alone, default))  # nor does any topic's first word move
+    assert [[m.vocab_[i] for i in ws] for ws in default] == m._top_words(25)[0]  # what the model lists
 
 
 def test_coherent_is_the_default_and_its_lists_are_consistent(fitted_model):

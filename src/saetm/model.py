@@ -75,7 +75,8 @@ class SAETM(TopicViews):
         to embed atoms for ``atom_space="words"``.
     word_ranking: how each topic's words are chosen and ordered: ``"coherent"`` (default:
         words the topic's atoms emit more than the atoms on average, each word in at most
-        two topics, ordered so the leading words co-occur in the fitted documents; see
+        two topics, ordered so the leading words co-occur in the fitted documents and
+        repeat fewer of the words of larger topics; see
         ``saetm.topics.wordrank``), ``"beta"`` (β alone, the paper), ``"lift"`` or
         ``"relevance"`` (λ = 0.6). All but beta compare β with the atoms' marginal word
         distribution (:meth:`word_reference`).

@@ -319,7 +319,8 @@ def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, rankin
     - ``"coherent"``: relevance (λ = 0.4, ``lam`` is not used), each word in at most two
       topics, then ordered so the leading words co-occur in the documents of
       ``doc_words`` ((n_docs, V) incidence, :func:`saetm.topics.wordrank.doc_word_incidence`;
-      None: no reordering) — see :mod:`saetm.topics.wordrank`.
+      None: no reordering) and a word listed by an earlier row comes again only with a
+      clear lead in co-occurrence — see :mod:`saetm.topics.wordrank`.
     ``background`` p0: (V,), needed for lift, relevance and coherent. Words with β = 0
     are never listed. Returns (words: list of T lists, weights: list of T float32 arrays holding β
     of the listed words).

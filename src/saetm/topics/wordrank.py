@@ -18,6 +18,12 @@ the selection and the order, in three steps:
    seen together: on short texts (fortunes) chance co-occurrences of rare words otherwise
    win, and the order then fits the corpus it was computed on rather than the topic
    (without the minimum, NPMI on held-out fortunes fell well below β's).
+   Topics are listed in order (largest first), and a candidate already among the first
+   ``MIN_WORDS`` words of an earlier topic has ``REPEAT_PENALTY`` subtracted from its mean
+   NPMI per such topic: a word shared by two topics is listed twice only when it fits the
+   second topic's words clearly better than any unlisted candidate. Near-duplicate topics
+   (Reuters at 50 topics) then show more of what sets them apart at little cost in NPMI;
+   topics with distinct vocabularies (20 Newsgroups) barely change.
 
 Step 3 needs which documents hold which words (:func:`doc_word_incidence`, kept with the
 model); without it (models saved before saetm 0.2) the order of step 2 is used.
@@ -36,6 +42,7 @@ LAMBDA = 0.4
 MAX_TOPICS_PER_WORD = 2
 N_CANDIDATES = 60
 MIN_SUPPORT = 3
+REPEAT_PENALTY = 0.2  # mean NPMI a word loses per earlier topic listing it (step 3)
 MAX_DOCS = 200_000
 MIN_WORDS = 25  # words every topic can list despite the cap (get_topic's default length)
 
@@ -100,13 +107,19 @@ def npmi_among(doc_words: sp.csc_matrix, words: np.ndarray, min_support: int = M
 
 
 def coherent_order(score: np.ndarray, n: int, doc_words: sp.csc_matrix | None,
-                   n_candidates: int = N_CANDIDATES) -> list[np.ndarray]:
+                   n_candidates: int = N_CANDIDATES, repeat_penalty: float | None = None) -> list[np.ndarray]:
     """Per topic, the indices of its ``n`` listed words (step 3 above; by ``score`` when
     ``doc_words`` is None). ``score``: (T, V), −inf for words the topic cannot list.
-    The order is the same for every ``n`` up to ``n_candidates`` (a shorter list is a prefix)."""
+    ``repeat_penalty``: None → ``REPEAT_PENALTY``; 0 lists each topic on its own.
+    The order is the same for every ``n`` up to ``n_candidates`` (a shorter list is a
+    prefix): the penalty counts the first ``MIN_WORDS`` words of earlier topics whatever ``n``."""
     s = np.asarray(score, dtype=np.float64)
     if doc_words is not None and doc_words.shape[1] != s.shape[1]:
         raise SaetmError(f"doc_words has {doc_words.shape[1]} words but the topics have {s.shape[1]}")
+    penalty = REPEAT_PENALTY if repeat_penalty is None else float(repeat_penalty)
+    if not np.isfinite(penalty) or penalty < 0:
+        raise SaetmError(f"repeat_penalty must be a number ≥ 0, got {repeat_penalty}")
+    shown = np.zeros(s.shape[1])  # per word: earlier topics listing it among their first MIN_WORDS
     out = []
     for row in s:
         k = min(max(n, n_candidates), row.shape[0])
@@ -114,17 +127,22 @@ def coherent_order(score: np.ndarray, n: int, doc_words: sp.csc_matrix | None,
         cand = cand[np.lexsort((cand, -row[cand]))]  # by score, ties by word index
         cand = cand[np.isfinite(row[cand])]
         if doc_words is None or len(cand) <= 2:
+            shown[cand[:MIN_WORDS]] += 1
             out.append(cand[:n])
             continue
         npmi = npmi_among(doc_words, cand)
+        repeats = penalty * shown[cand]
         chosen = [0]
         total = npmi[0].copy()  # Σ NPMI with the listed words, per candidate
         free = np.ones(len(cand), dtype=bool)
         free[0] = False
-        while len(chosen) < min(n, len(cand)):
-            j = int(np.argmax(np.where(free, total, -np.inf)))  # first of equals: the higher-scored
+        while len(chosen) < min(max(n, MIN_WORDS), len(cand)):
+            gain = total / len(chosen) - repeats
+            j = int(np.argmax(np.where(free, gain, -np.inf)))  # first of equals: the higher-scored
             chosen.append(j)
             free[j] = False
             total += npmi[j]
-        out.append(cand[np.asarray(chosen)])
+        listed = cand[np.asarray(chosen)]
+        shown[listed[:MIN_WORDS]] += 1
+        out.append(listed[:n])
     return out
