@@ -18,12 +18,13 @@ the selection and the order, in three steps:
    seen together: on short texts (fortunes) chance co-occurrences of rare words otherwise
    win, and the order then fits the corpus it was computed on rather than the topic
    (without the minimum, NPMI on held-out fortunes fell well below β's).
-   Topics are listed in order (largest first), and a candidate already among the first
-   ``MIN_WORDS`` words of an earlier topic has ``REPEAT_PENALTY`` subtracted from its mean
-   NPMI per such topic: a word shared by two topics is listed twice only when it fits the
-   second topic's words clearly better than any unlisted candidate. Near-duplicate topics
-   (Reuters at 50 topics) then show more of what sets them apart at little cost in NPMI;
-   topics with distinct vocabularies (20 Newsgroups) barely change.
+   Topics are taken in their order (saetm numbers them largest first), and a candidate
+   already among the first ``MIN_WORDS`` words of an earlier topic has ``REPEAT_PENALTY``
+   subtracted from its mean NPMI per such topic: a word shared by two topics is listed
+   twice only when it fits the second topic's words clearly better than any unlisted
+   candidate. Near-duplicate topics (Reuters' earnings reports) then show more of what
+   sets them apart: TD +0.03 to +0.08 on R8 for −0.03 NPMI at most; topics with distinct
+   vocabularies (20 Newsgroups) barely change.
 
 Step 3 needs which documents hold which words (:func:`doc_word_incidence`, kept with the
 model); without it (models saved before saetm 0.2) the order of step 2 is used.
