@@ -150,22 +150,23 @@ VARIANTS = {
     # Since 0.5 a word already listed by an earlier (larger) topic must beat the unlisted candidates'
     # mean NPMI by the penalty to be listed again (saetm.topics.wordrank, step 3).
     "coherent, repeated words penalised 0.1": (
-        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "repeat_penalty": 0.1}, None,
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.1}, None,
         "as the row above; in the co-occurrence order a word among the first 25 of an earlier topic has 0.1 "
         "subtracted from its mean NPMI with the words listed"),
     "coherent, repeated words penalised 0.2 (default since 0.5)": (
-        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "repeat_penalty": 0.2}, None,
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2}, None,
         "as the row above, 0.2: saetm 0.5's defaults"),
     "coherent, repeated words penalised 0.4": (
-        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "repeat_penalty": 0.4}, None,
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.4}, None,
         "as the row above, 0.4"),
 }
 STAGE2 = ("background_weight", "idf", "em_tol")
 SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans", "doc_clusters", "atom_space_weights",
-                 "centroid_rounds", "mixture_priors", "repeat_penalty")  # not SAETM parameters
+                 "centroid_rounds", "mixture_priors")  # not SAETM parameters
 # The rows were measured against these (saetm 0.1/0.2 settings); each row names what it changes.
 DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coactivation", "tau": 0.9,
-            "word_ranking": "beta", "em_tol": 1e-5, "doc_weights": "theta"}
+            "word_ranking": "beta", "em_tol": 1e-5, "doc_weights": "theta",
+            "word_diversity": 0.0}  # rows before saetm 0.5 list each topic's words on its own
 
 
 # ---------------------------------------------------------------- fitting
@@ -216,11 +217,6 @@ class Base:
         want = {**DEFAULTS, **{k: v for k, v in settings.items() if k not in SCRIPT_LEVERS}}
         t = time.perf_counter()
         m.set_params(**want)
-        # rows before saetm 0.5 were measured without the repeat penalty of the coherent order
-        from saetm.topics import wordrank
-
-        wordrank.REPEAT_PENALTY = float(extra.get("repeat_penalty", 0.0))
-        m._word_lists = {}
         if any(self.stage2[k] != want[k] for k in STAGE2):
             fw = pipeline.feature_words(m, m.theta_, self.counts)
             m.feature_words_, m.background_, m.feature_prob_ = fw.feature_words, fw.background, fw.feature_prob
@@ -337,7 +333,7 @@ def topic_words(model, override, counts=None, seed: int = 0) -> list[list[str]]:
         a, _ = halves(counts.shape[0], seed)
         doc_words = doc_word_incidence(counts[a]) if arg == "coherent" else None
         words, _ = top_words(beta, model.vocab_, n=N_WORDS, ranking=arg, background=model.word_reference(),
-                             doc_words=doc_words)
+                             doc_words=doc_words, repeat_penalty=model.word_diversity)
         return words
     if kind == "topic-em":
         from saetm.words.em import fit_feature_words, normalize_theta

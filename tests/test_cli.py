@@ -88,14 +88,14 @@ def test_errors_are_one_line_with_exit_code_2(argv, message, tmp_path):
 
 
 def test_fit_takes_the_atom_space_and_doc_weights(corpus_files, tmp_path):
-    """--atom-space and --doc-weights reach the model (the SAE is the cached one of `fitted_dir`: same flags)."""
+    """--atom-space, --doc-weights and --word-diversity reach the model (the SAE is the cached one of `fitted_dir`: same flags)."""
     from saetm.model import SAETM
 
     out = tmp_path / "words"
     rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(out), "--text-field", "body",
                "--embeddings", str(corpus_files / "emb.npy"), "--topics", "6", "--atom-space", "words",
-               "--doc-weights", "theta", *SMALL_FLAGS])
+               "--doc-weights", "theta", "--word-diversity", "0", *SMALL_FLAGS])
     assert rc == 0
     model = SAETM.load(out)
-    assert model.atom_space == "words" and model.n_topics == 6
+    assert model.atom_space == "words" and model.n_topics == 6 and model.word_diversity == 0.0
     assert model.doc_weights == "theta" and model.doc_embeddings_ is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -93,6 +94,34 @@ def test_the_repeat_penalty_lists_fewer_shared_words_on_a_real_fit(fitted_model)
     assert np.array_equal(alone[0], default[0])  # the largest topic has no earlier topic
     assert all(a[0] == d[0] for a, d in zip(alone, default))  # nor does any topic's first word move
     assert [[m.vocab_[i] for i in ws] for ws in default] == m._top_words(25)[0]  # what the model lists
+
+
+def test_word_diversity_re_ranks_without_refitting_and_is_saved(fitted_model, tmp_path):
+    m = fitted_model
+    assert m.word_diversity == wordrank.REPEAT_PENALTY == 0.2
+    score = wordrank.keep_best_topics(wordrank.relevance(m.topics_.topic_words, m.word_reference()))
+    default = m.get_topics(n_words=25)
+    try:
+        m.set_params(word_diversity=0.0)
+        alone = [[m.vocab_[i] for i in ws] for ws in wordrank.coherent_order(score, 25, m.doc_words_, repeat_penalty=0)]
+        assert [[w for w, _ in m.get_topic(t, n_words=25)] for t in range(m.n_topics)] == alone
+        assert m.get_topics(n_words=25) != default
+        m.save(tmp_path / "m")
+        assert SAETM.load(tmp_path / "m").word_diversity == 0.0
+        m.set_params(word_diversity=float("nan"))
+        with pytest.raises(SaetmError, match="word_diversity"):
+            m.get_topic(0)
+    finally:
+        m.set_params(word_diversity=0.2)
+    assert m.get_topics(n_words=25) == default
+    # a model saved before saetm 0.5 has no word_diversity: it loads with the default
+    info = json.loads((tmp_path / "m" / "model.json").read_text())
+    del info["params"]["word_diversity"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(info))
+    old = SAETM.load(tmp_path / "m")
+    assert old.word_diversity == 0.2 and old.get_topics(n_words=25) == default
+    with pytest.raises(SaetmError, match="word_diversity"):
+        SAETM(word_diversity=-0.1).fit(["a text"] * 3)
 
 
 def test_coherent_is_the_default_and_its_lists_are_consistent(fitted_model):

@@ -331,7 +331,8 @@ def _model_from_args(args):
         n_topics=args.topics, encoder=args.encoder, sae="train" if image and args.sae == "auto" else args.sae,
         n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
         min_df=args.min_df, max_features=args.max_features, idf=args.idf, atom_space=args.atom_space,
-        word_vectors=args.word_vectors, word_ranking=args.word_ranking, doc_weights=args.doc_weights, seed=args.seed,
+        word_vectors=args.word_vectors, word_ranking=args.word_ranking, word_diversity=args.word_diversity,
+        doc_weights=args.doc_weights, seed=args.seed,
         verbose=not args.quiet,
         cache=not getattr(args, "no_cache", False),
     )
@@ -442,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="word vectors for --atom-space words")
     f.add_argument("--word-ranking", default="coherent", choices=["coherent", "beta", "lift", "relevance"],
                    help="how topic words are chosen and ordered (default coherent; beta: the paper's)")
+    f.add_argument("--word-diversity", type=float, default=0.2, metavar="P",
+                   help="coherent ranking: mean NPMI a word loses per larger topic already listing it "
+                        "(default 0.2; 0: each topic on its own; higher: fewer words shared between topics)")
     f.add_argument("--doc-weights", default="centroid", choices=["centroid", "theta"],
                    help="document-topic weights: the atoms' share of each document, weighted toward the topics "
                         "nearest its embedding (default centroid; keeps the embeddings as float16), or that share "

@@ -12,6 +12,7 @@ Changing the number of topics (:meth:`SAETM.retopic`) re-runs stage 3 only.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,10 @@ class SAETM(TopicViews):
         ``saetm.topics.wordrank``), ``"beta"`` (β alone, the paper), ``"lift"`` or
         ``"relevance"`` (λ = 0.6). All but beta compare β with the atoms' marginal word
         distribution (:meth:`word_reference`).
+    word_diversity: for ``"coherent"``, the mean NPMI a word loses in a topic's order for
+        each larger topic already listing it among its first 25 words (default 0.2; 0:
+        every topic listed on its own, as before saetm 0.5; ≥ 2: never repeat a word while
+        an unlisted candidate is left). Changing it re-ranks words without refitting.
     doc_weights: how document–topic weights are formed: ``"centroid"`` (default: each
         topic's share of the document's atom activations θ, reweighted toward the topics
         whose centroid is nearest to the document's embedding, centroids and topic
@@ -113,6 +118,7 @@ class SAETM(TopicViews):
         tau: float = 0.9,
         word_vectors: str = "glove",
         word_ranking: str = "coherent",
+        word_diversity: float = 0.2,
         doc_weights: str = "centroid",
         seed: int = 0,
         cache: bool = True,
@@ -137,6 +143,7 @@ class SAETM(TopicViews):
         self.tau = tau
         self.word_vectors = word_vectors
         self.word_ranking = word_ranking
+        self.word_diversity = word_diversity
         self.doc_weights = doc_weights
         self.seed = seed
         self.cache = cache
@@ -336,7 +343,7 @@ class SAETM(TopicViews):
         })
 
     def _top_words(self, n_words: int):
-        key = (int(n_words), self.word_ranking)
+        key = (int(n_words), self.word_ranking, float(self.word_diversity))
         cache = self.__dict__.setdefault("_word_lists", {})
         if key not in cache:
             cache[key] = self.rank_words(self.topics_.topic_words, n_words)
@@ -345,10 +352,13 @@ class SAETM(TopicViews):
     def rank_words(self, topic_words: np.ndarray, n_words: int):
         """Top ``n_words`` of each row of ``topic_words`` (T, V) by this model's
         ``word_ranking``: (words: T lists, weights: T arrays of β)."""
+        from saetm.pipeline import _float_in
         from saetm.topics.merge import top_words
 
+        _float_in("word_diversity", self.word_diversity, 0.0, math.inf, hi_open=True)  # set_params skips checks
         return top_words(topic_words, self.vocab_, n=n_words, ranking=self.word_ranking,
-                         background=self.word_reference(), doc_words=getattr(self, "doc_words_", None))
+                         background=self.word_reference(), doc_words=getattr(self, "doc_words_", None),
+                         repeat_penalty=self.word_diversity)
 
     def word_reference(self) -> np.ndarray:
         """The word distribution that ``lift`` and ``relevance`` rankings compare against:

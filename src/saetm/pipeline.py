@@ -79,6 +79,7 @@ def check_params(m) -> None:
 
     if m.word_ranking not in RANKINGS:
         raise SaetmError(f"word_ranking must be one of {', '.join(RANKINGS)}, got {m.word_ranking!r}")
+    _float_in("word_diversity", m.word_diversity, 0.0, math.inf, hi_open=True)
     from saetm.topics.docweights import DOC_WEIGHTS
 
     if m.doc_weights not in DOC_WEIGHTS:

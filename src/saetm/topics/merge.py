@@ -307,7 +307,7 @@ def coverage(doc_topic) -> np.ndarray:
 
 def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, ranking: str = "beta", background=None,
               lam: float = 0.6, floor: float | None = None,
-              doc_words=None) -> tuple[list[list[str]], list[np.ndarray]]:
+              doc_words=None, repeat_penalty: float | None = None) -> tuple[list[list[str]], list[np.ndarray]]:
     """Top ``n`` words per topic, in topic order.
 
     ``topic_words`` β: (T, V); ``vocab``: V words. ``ranking``:
@@ -320,7 +320,8 @@ def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, rankin
       topics, then ordered so the leading words co-occur in the documents of
       ``doc_words`` ((n_docs, V) incidence, :func:`saetm.topics.wordrank.doc_word_incidence`;
       None: no reordering) and a word listed by an earlier row comes again only with a
-      clear lead in co-occurrence — see :mod:`saetm.topics.wordrank`.
+      lead in co-occurrence of ``repeat_penalty`` (None: ``wordrank.REPEAT_PENALTY``) —
+      see :mod:`saetm.topics.wordrank`.
     ``background`` p0: (V,), needed for lift, relevance and coherent. Words with β = 0
     are never listed. Returns (words: list of T lists, weights: list of T float32 arrays holding β
     of the listed words).
@@ -341,7 +342,8 @@ def top_words(topic_words: np.ndarray, vocab: Sequence[str], n: int = 25, rankin
 
         score = wordrank.keep_best_topics(wordrank.relevance(beta, _background(background, V)),
                                           min_words=max(n, wordrank.MIN_WORDS))
-        order = wordrank.coherent_order(score, n, None if doc_words is None else sp.csc_matrix(doc_words))
+        order = wordrank.coherent_order(score, n, None if doc_words is None else sp.csc_matrix(doc_words),
+                                        repeat_penalty=repeat_penalty)
         vocab = list(vocab)
         return ([[vocab[i] for i in idx] for idx in order],
                 [beta[c, idx].astype(np.float32) for c, idx in enumerate(order)])
