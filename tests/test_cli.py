@@ -58,6 +58,31 @@ def test_retopic_and_topics(fitted_dir, capsys):
     assert json.loads(capsys.readouterr().out)["n_topics"] == 4
 
 
+def test_retopic_changes_the_word_diversity_alone(fitted_dir, tmp_path, capsys):
+    import shutil
+
+    from saetm.model import SAETM
+
+    d = tmp_path / "model"
+    shutil.copytree(fitted_dir, d)
+    before = SAETM.load(d)
+    assert main(["retopic", str(d), "--word-diversity", "0", "-q"]) == 0
+    after = SAETM.load(d)
+    assert after.word_diversity == 0.0 and after.n_topics == before.n_topics
+    assert sp.load_npz(d / "doc_topics.npz").shape[1] == before.n_topics
+    written = [t["words"] for t in json.loads((d / "topics.json").read_text())["topics"]]
+    assert written == [[w for w, _ in after.get_topic(t, n_words=25)] for t in range(after.n_topics)]
+    before.set_params(word_diversity=0.0)
+    assert written == [[w for w, _ in before.get_topic(t, n_words=25)] for t in range(before.n_topics)]
+    files = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["retopic", str(d), "--word-diversity", "-1", "-q"]) == 2
+    assert "word_diversity" in capsys.readouterr().err
+    assert main(["retopic", str(d), "-q"]) == 2
+    assert "--topics" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == files  # nothing rewritten
+
+
 def test_transform_writes_tables_and_npz(fitted_dir, corpus_files):
     for name in ("w.npz", "w.csv", "w.jsonl", "w.parquet"):
         out = corpus_files / name

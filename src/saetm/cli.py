@@ -50,14 +50,21 @@ def cmd_fit(args) -> int:
 def cmd_retopic(args) -> int:
     from saetm.model import SAETM
     from saetm.model_files import MODEL_FILE, directory_lock, save_topics
+    from saetm.pipeline import check_params
 
+    if args.topics is None and args.word_diversity is None:
+        raise SaetmError("nothing to change; give --topics T and/or --word-diversity P")
     directory = Path(args.dir)
     if not (directory / MODEL_FILE).is_file():
         SAETM.load(directory)  # says what is missing, before the lock creates anything
     with directory_lock(directory):  # load under the lock: no other process rewrites it meanwhile
         model = SAETM.load(directory)
-        model.retopic(args.topics)
-        model.custom_labels_ = None
+        if args.word_diversity is not None:  # only the word lists change: custom labels stay
+            model.set_params(word_diversity=args.word_diversity)
+            check_params(model)
+        if args.topics is not None:
+            model.retopic(args.topics)
+            model.custom_labels_ = None
         save_topics(model, directory)
     _print_topics(model, args.words)
     return 0
@@ -455,9 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     f.set_defaults(func=cmd_fit)
 
-    r = sub.add_parser("retopic", parents=[common], help="change the number of topics of a fitted model (no refit)")
+    r = sub.add_parser("retopic", parents=[common],
+                       help="change the number of topics or the word diversity of a fitted model (no refit)")
     r.add_argument("dir")
-    r.add_argument("--topics", type=_positive_int, required=True)
+    r.add_argument("--topics", type=_positive_int, default=None)
+    r.add_argument("--word-diversity", type=float, default=None, metavar="P",
+                   help="re-rank the topics' words with this repeat penalty (see fit --word-diversity)")
     r.set_defaults(func=cmd_retopic)
 
     t = sub.add_parser("topics", parents=[common], help="print the topic table of a fitted model")

@@ -83,8 +83,9 @@ class SAETM(TopicViews):
         distribution (:meth:`word_reference`).
     word_diversity: for ``"coherent"``, the mean NPMI a word loses in a topic's order for
         each larger topic already listing it among its first 25 words (default 0.2; 0:
-        every topic listed on its own, as before saetm 0.5; ≥ 2: never repeat a word while
-        an unlisted candidate is left). Changing it re-ranks words without refitting.
+        every topic listed on its own, as before saetm 0.5; above 2, the most NPMI can
+        differ by: a larger topic's word only once no other candidate is left). Changing
+        it re-ranks words without refitting (``set_params``; ``saetm retopic --word-diversity``).
     doc_weights: how document–topic weights are formed: ``"centroid"`` (default: each
         topic's share of the document's atom activations θ, reweighted toward the topics
         whose centroid is nearest to the document's embedding, centroids and topic

@@ -241,7 +241,8 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
 
 
 def save_topics(model, directory: Path) -> None:
-    """Rewrite the stage-3 files and ``model.json`` of a saved model after ``retopic``.
+    """Rewrite the stage-3 files and ``model.json`` of a saved model after ``retopic`` (or
+    a new ``word_diversity``).
 
     ``topics.safetensors`` is renamed in first and is what ``load`` reads; the exports
     and ``model.json`` follow, each replaced whole."""
@@ -250,6 +251,7 @@ def save_topics(model, directory: Path) -> None:
         with directory_lock(directory), _staging(directory) as stage:
             info = read_json(directory / MODEL_FILE)
             info["params"]["n_topics"] = model.n_topics
+            info["params"]["word_diversity"] = float(model.word_diversity)
             info["custom_labels"] = labels if labels is not None and len(labels) == model.n_topics else None
             write_topics(model, stage)
             write_json(stage / MODEL_FILE, info)
