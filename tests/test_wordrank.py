@@ -108,9 +108,10 @@ def test_word_diversity_re_ranks_without_refitting_and_is_saved(fitted_model, tm
         assert m.get_topics(n_words=25) != default
         m.save(tmp_path / "m")
         assert SAETM.load(tmp_path / "m").word_diversity == 0.0
-        m.set_params(word_diversity=float("nan"))
-        with pytest.raises(SaetmError, match="word_diversity"):
-            m.get_topic(0)
+        for bad in (float("nan"), "lots", -1):
+            m.set_params(word_diversity=bad)
+            with pytest.raises(SaetmError, match="word_diversity"):
+                m.get_topic(0)
     finally:
         m.set_params(word_diversity=0.2)
     assert m.get_topics(n_words=25) == default

@@ -344,22 +344,26 @@ class SAETM(TopicViews):
         })
 
     def _top_words(self, n_words: int):
-        key = (int(n_words), self.word_ranking, float(self.word_diversity))
+        key = (int(n_words), self.word_ranking, self._repeat_penalty())
         cache = self.__dict__.setdefault("_word_lists", {})
         if key not in cache:
             cache[key] = self.rank_words(self.topics_.topic_words, n_words)
         return cache[key]
 
+    def _repeat_penalty(self) -> float:
+        """``word_diversity`` checked here too: ``set_params`` does not validate."""
+        from saetm.pipeline import _float_in
+
+        return _float_in("word_diversity", self.word_diversity, 0.0, math.inf, hi_open=True)
+
     def rank_words(self, topic_words: np.ndarray, n_words: int):
         """Top ``n_words`` of each row of ``topic_words`` (T, V) by this model's
         ``word_ranking``: (words: T lists, weights: T arrays of β)."""
-        from saetm.pipeline import _float_in
         from saetm.topics.merge import top_words
 
-        _float_in("word_diversity", self.word_diversity, 0.0, math.inf, hi_open=True)  # set_params skips checks
         return top_words(topic_words, self.vocab_, n=n_words, ranking=self.word_ranking,
                          background=self.word_reference(), doc_words=getattr(self, "doc_words_", None),
-                         repeat_penalty=self.word_diversity)
+                         repeat_penalty=self._repeat_penalty())
 
     def word_reference(self) -> np.ndarray:
         """The word distribution that ``lift`` and ``relevance`` rankings compare against:
