@@ -80,6 +80,8 @@ def test_retopic_changes_the_word_diversity_alone(fitted_dir, tmp_path, capsys):
     assert "word_diversity" in capsys.readouterr().err
     assert main(["retopic", str(d), "-q"]) == 2
     assert "--topics" in capsys.readouterr().err
+    assert main(["retopic", str(tmp_path / "nowhere"), "--word-diversity", "nan", "-q"]) == 2
+    assert "word_diversity" in capsys.readouterr().err  # checked before the model is looked for
     assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == files  # nothing rewritten
 
 
