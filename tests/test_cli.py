@@ -1,6 +1,7 @@
 """The command-line contract: files written, exit codes, one-line errors."""
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -58,7 +59,7 @@ def test_retopic_and_topics(fitted_dir, capsys):
     assert json.loads(capsys.readouterr().out)["n_topics"] == 4
 
 
-def test_retopic_changes_the_word_diversity_alone(fitted_dir, tmp_path, capsys):
+def test_retopic_changes_the_word_diversity_alone(fitted_dir, tmp_path, capsys, caplog):
     import shutil
 
     from saetm.model import SAETM
@@ -83,6 +84,13 @@ def test_retopic_changes_the_word_diversity_alone(fitted_dir, tmp_path, capsys):
     assert main(["retopic", str(tmp_path / "nowhere"), "--word-diversity", "nan", "-q"]) == 2
     assert "word_diversity" in capsys.readouterr().err  # checked before the model is looked for
     assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == files  # nothing rewritten
+    # a model ranking words by β is not changed by the penalty, and says so
+    info = json.loads((d / "model.json").read_text())
+    info["params"]["word_ranking"] = "beta"
+    (d / "model.json").write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING, logger="saetm"):
+        assert main(["retopic", str(d), "--word-diversity", "0.3"]) == 0
+    assert "changes only the coherent ranking" in caplog.text
 
 
 def test_transform_writes_tables_and_npz(fitted_dir, corpus_files):

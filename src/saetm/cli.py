@@ -63,6 +63,9 @@ def cmd_retopic(args) -> int:
         model = SAETM.load(directory)
         if args.word_diversity is not None:  # only the word lists change: custom labels stay
             model.set_params(word_diversity=args.word_diversity)
+            if model.word_ranking != "coherent":
+                log.warning("--word-diversity changes only the coherent ranking; this model lists words by %r",
+                            model.word_ranking)
         if args.topics is not None:
             model.retopic(args.topics)
             model.custom_labels_ = None
