@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("retopic", parents=[common],
                        help="change the number of topics or the word diversity of a fitted model (no refit)")
     r.add_argument("dir")
-    r.add_argument("--topics", type=_positive_int, default=None)
+    r.add_argument("--topics", type=_positive_int, default=None, help="the new number of topics")
     r.add_argument("--word-diversity", type=float, default=None, metavar="P",
                    help="re-rank the topics' words with this repeat penalty (see fit --word-diversity)")
     r.set_defaults(func=cmd_retopic)
