@@ -50,12 +50,12 @@ def cmd_fit(args) -> int:
 def cmd_retopic(args) -> int:
     from saetm.model import SAETM
     from saetm.model_files import MODEL_FILE, directory_lock, save_topics
-    from saetm.pipeline import _float_in
+    from saetm.pipeline import check_word_diversity
 
     if args.topics is None and args.word_diversity is None:
         raise SaetmError("nothing to change; give --topics T and/or --word-diversity P")
     if args.word_diversity is not None:  # settings are checked before data is read
-        _float_in("word_diversity", args.word_diversity, 0.0, float("inf"), hi_open=True)
+        check_word_diversity(args.word_diversity)
     directory = Path(args.dir)
     if not (directory / MODEL_FILE).is_file():
         SAETM.load(directory)  # says what is missing, before the lock creates anything

@@ -12,7 +12,6 @@ Changing the number of topics (:meth:`SAETM.retopic`) re-runs stage 3 only.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,9 +351,9 @@ class SAETM(TopicViews):
 
     def _repeat_penalty(self) -> float:
         """``word_diversity`` checked here too: ``set_params`` does not validate."""
-        from saetm.pipeline import _float_in
+        from saetm.pipeline import check_word_diversity
 
-        return _float_in("word_diversity", self.word_diversity, 0.0, math.inf, hi_open=True)
+        return check_word_diversity(self.word_diversity)
 
     def rank_words(self, topic_words: np.ndarray, n_words: int):
         """Top ``n_words`` of each row of ``topic_words`` (T, V) by this model's

@@ -46,6 +46,11 @@ def _float_in(name: str, value, lo: float, hi: float, *, lo_open=False, hi_open=
     return v
 
 
+def check_word_diversity(value) -> float:
+    """``word_diversity`` as a float ≥ 0 (finite), or a one-line SaetmError."""
+    return _float_in("word_diversity", value, 0.0, math.inf, hi_open=True)
+
+
 def check_params(m) -> None:
     """Validate the estimator's hyper-parameters once, at the boundary (scikit-learn habit)."""
     _int_in("n_topics", m.n_topics, 1)
@@ -79,7 +84,7 @@ def check_params(m) -> None:
 
     if m.word_ranking not in RANKINGS:
         raise SaetmError(f"word_ranking must be one of {', '.join(RANKINGS)}, got {m.word_ranking!r}")
-    _float_in("word_diversity", m.word_diversity, 0.0, math.inf, hi_open=True)
+    check_word_diversity(m.word_diversity)
     from saetm.topics.docweights import DOC_WEIGHTS
 
     if m.doc_weights not in DOC_WEIGHTS:

@@ -32,7 +32,7 @@ from saetm.errors import SaetmError
 from saetm.topics.atomspace import unit_rows
 
 DOC_WEIGHTS = ("centroid", "theta")
-#: t above: 0.02–0.1 measured within ±0.01 NMI of each other.
+#: t above: 0.03–0.08 measured within ±0.015 NMI of 0.05 with ρ fitted (bench/README.md).
 TEMPERATURE = 0.05
 #: rounds of the mixture's EM in :func:`fit_mixture` (1: centroids of θ_topic alone, ρ = 1).
 ITERATIONS = 10
