@@ -159,6 +159,20 @@ VARIANTS = {
     "coherent, repeated words penalised 0.4": (
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.4}, None,
         "as the row above, 0.4"),
+    # Since 0.6 each document's prior in the mixture is (1 − s)·θ share + s/T (saetm.topics.docweights).
+    "0.5 defaults, document prior smoothed 0.25": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.25}, None,
+        "as the 0.2 row; in the mixture's EM each document's prior is 0.75 × its atoms' θ share + 0.25 spread "
+        "evenly over all topics (the weights still cover only the topics of its atoms)"),
+    "0.5 defaults, document prior smoothed 0.5 (default since 0.6)": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5}, None,
+        "as the row above, s = 0.5: saetm 0.6's defaults"),
+    "0.5 defaults, document prior smoothed 0.75": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.75}, None,
+        "as the row above, s = 0.75"),
     # The partition itself, with everything else at 0.5's defaults (measured, not adopted).
     "0.5 defaults, atoms follow document clusters": (
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
@@ -172,7 +186,8 @@ SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans", "doc_clusters", "ato
 # The rows were measured against these (saetm 0.1/0.2 settings); each row names what it changes.
 DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coactivation", "tau": 0.9,
             "word_ranking": "beta", "em_tol": 1e-5, "doc_weights": "theta",
-            "word_diversity": 0.0}  # rows before saetm 0.5 list each topic's words on its own
+            "word_diversity": 0.0,  # rows before saetm 0.5 list each topic's words on its own
+            "doc_smoothing": 0.0}  # and before 0.6 the mixture's prior is the θ share alone
 
 
 # ---------------------------------------------------------------- fitting

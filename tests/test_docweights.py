@@ -12,8 +12,8 @@ from saetm.evaluation.measures import label_agreement
 from saetm.model import SAETM
 from saetm.topics import merge
 from saetm.topics.atomspace import unit_rows
-from saetm.topics.docweights import (ITERATIONS, PRIOR_FLOOR, TEMPERATURE, fit_mixture, sharpen, topic_centroids,
-                                     update_priors)
+from saetm.topics.docweights import (ITERATIONS, PRIOR_FLOOR, SMOOTHING, TEMPERATURE, document_prior, fit_mixture,
+                                     sharpen, topic_centroids, update_priors)
 
 
 def theta_weights(m):
@@ -32,6 +32,12 @@ def test_sharpen_is_the_von_mises_fisher_posterior():
     a, b = 0.2, 0.8 * np.exp(0.8 / TEMPERATURE)
     np.testing.assert_allclose(out[1], [a / (a + b), 0.0, b / (a + b)], rtol=1e-5)
     assert (out[2] == 0).all()  # no atoms, no embedding: no topic
+    # smoothed by s = 0.5 over T = 3 topics, document 1's prior is 0.5·(0.2, 0.8) + 1/6 on its two topics
+    smooth = sharpen(W, E, C, smoothing=0.5).toarray()
+    a, b = 0.1 + 1 / 6, (0.4 + 1 / 6) * np.exp(0.8 / TEMPERATURE)
+    np.testing.assert_allclose(smooth[1], [a / (a + b), 0.0, b / (a + b)], rtol=1e-5)
+    assert (smooth[2] == 0).all() and (smooth != 0).tolist() == (out != 0).tolist()  # the support stays
+    np.testing.assert_allclose(document_prior(W, 1.0).toarray()[1], [1 / 3, 0.0, 1 / 3])
     with pytest.raises(SaetmError, match="same documents and topics"):
         sharpen(W, E[:2], C)
 
@@ -44,21 +50,31 @@ def test_centroids_are_unit_weighted_means():
     np.testing.assert_allclose(C[1], [0.0, 1.0], atol=1e-7)
 
 
-def mixture_log_likelihood(W, E, C, priors, t=TEMPERATURE):
-    """Σ_d log Σ_c p(c | d) exp(cos(x_d, μ_c) / t), p(c | d) ∝ θ̂_dc ρ_c, over documents with
-    topics: what the EM rounds climb."""
-    P = np.asarray(sp.csr_matrix(W).toarray(), dtype=np.float64) * priors[None, :]
+def mixture_log_likelihood(W, E, C, priors, smoothing=0.0, t=TEMPERATURE):
+    """Σ_d log Σ_c p(c | d) exp(cos(x_d, μ_c) / t), p(c | d) ∝ p_dc ρ_c with p_d = (1 − s)·θ̂_d + s/T
+    over all topics, over documents with topics: what the EM rounds climb."""
+    P = np.asarray(sp.csr_matrix(W).toarray(), dtype=np.float64)
     has = P.sum(axis=1) > 0
     P = P[has] / P[has].sum(axis=1, keepdims=True)
+    P = ((1 - smoothing) * P + smoothing / P.shape[1]) * priors[None, :]
+    P /= P.sum(axis=1, keepdims=True)
     S = unit_rows(E.astype(np.float64))[has] @ C.astype(np.float64).T
     return float(np.log((P * np.exp((S - 1.0) / t)).sum(axis=1)).sum())
+
+
+def column_sums(W):
+    return np.asarray(sp.csr_matrix(W).sum(axis=0)).ravel()
 
 
 def test_prior_update_by_hand():
     prior = sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]))
     # both documents' weight went to topic 0: ρ_0 = 2 / (0.5 + 0.5), ρ_1 = 0 → floored; topic 2 unused keeps 1
     W = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
-    np.testing.assert_allclose(update_priors(prior, W, np.ones(3)), [2.0, PRIOR_FLOOR, 1.0])
+    np.testing.assert_allclose(update_priors(prior, column_sums(W), np.ones(3)), [2.0, PRIOR_FLOOR, 1.0])
+    # smoothed by s, every document's prior holds s/3 of each topic: Z_d = 1 (ρ = 1), so
+    # ρ_c ∝ mass_c / ((1 − s)·Σ_d θ̂_dc + 2·s/3); s = 0.5: [2 / (0.5 + 1/3), 1e-6, 1e-6] → mean 1, floored
+    rho = update_priors(prior, column_sums(W), np.ones(3), smoothing=0.5)
+    np.testing.assert_allclose(rho, [3.0, PRIOR_FLOOR, PRIOR_FLOOR])
     # a floored topic still keeps its place in a document that only has it
     E = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float16)
     out = sharpen(sp.csr_matrix(np.array([[0.0, 1.0], [0.3, 0.7]])), E, np.eye(2, dtype=np.float32),
@@ -78,17 +94,22 @@ def test_mixture_rounds_are_em(fitted_model):
     C2, p2 = fit_mixture(W0, E, n_iter=2)
     np.testing.assert_allclose(C2, topic_centroids(W1, E), atol=1e-7)
     row_share = sp.csr_matrix(sp.diags(1.0 / np.maximum(np.asarray(W0.sum(axis=1)).ravel(), 1e-300)) @ W0)
-    np.testing.assert_allclose(p2, update_priors(row_share, W1, np.ones(m.n_topics)), rtol=1e-6)
+    np.testing.assert_allclose(p2, update_priors(row_share, column_sums(W1), np.ones(m.n_topics)), rtol=1e-6)
     assert np.ptp(p2) > 0.05  # the topic weights do move
-    # EM never lowers the likelihood (μ and ρ), and ends higher than the first centroids'
-    ll = [mixture_log_likelihood(W0, E, *fit_mixture(W0, E, n_iter=r)) for r in range(1, ITERATIONS + 1)]
-    assert all(b >= a - 1e-6 * abs(a) for a, b in zip(ll, ll[1:])), ll
-    assert ll[-1] > ll[0]
+    # EM never lowers the likelihood (μ and ρ), and ends higher than the first centroids', with or without smoothing
+    for s in (0.0, SMOOTHING, 1.0):
+        ll = [mixture_log_likelihood(W0, E, *fit_mixture(W0, E, n_iter=r, smoothing=s), smoothing=s)
+              for r in range(1, ITERATIONS + 1)]
+        assert all(b >= a - 1e-6 * abs(a) for a, b in zip(ll, ll[1:])), (s, ll)
+        assert ll[-1] > ll[0]
     # the fitted model holds the default rounds' μ, ρ and their weights
-    C, p = fit_mixture(W0, E)
+    assert m.doc_smoothing == m.doc_smoothing_ == SMOOTHING == 0.5
+    C, p = fit_mixture(W0, E, smoothing=SMOOTHING)
     np.testing.assert_allclose(m.topic_centroids_, C, atol=1e-7)
     np.testing.assert_allclose(m.topic_priors_, p, rtol=1e-6)
-    np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, C, priors=p).toarray(), atol=1e-7)
+    np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, C, priors=p, smoothing=SMOOTHING).toarray(),
+                               atol=1e-7)
+    assert np.abs(p - fit_mixture(W0, E)[1]).max() > 0.05  # the smoothing changes ρ
     with pytest.raises(SaetmError, match="at least 1"):
         fit_mixture(W0, E, n_iter=0)
 
@@ -177,3 +198,37 @@ def test_damaged_embeddings_are_refused(fitted_model, tmp_path, damage):
 def test_unknown_setting_is_refused(ng_corpus, ng_embeddings):
     with pytest.raises(SaetmError, match="doc_weights must be one of centroid, theta"):
         SAETM(doc_weights="mean", verbose=False).fit(ng_corpus.texts[:50], ng_embeddings[:50])
+
+
+def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embeddings, tmp_path):
+    import copy
+    import json
+
+    m = copy.deepcopy(fitted_model)
+    smoothed = m.doc_topics_.copy()
+    W0, E = theta_weights(m), m.doc_embeddings_
+    m.set_params(doc_smoothing=0.0)
+    # until the next fit or retopic, weights of new documents follow the fitted mixture
+    np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), smoothed.toarray(), atol=1e-6)
+    m.retopic(m.n_topics)  # s = 0: the mixture of saetm 0.4–0.5
+    C, p = fit_mixture(W0, E)
+    np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, C, priors=p).toarray(), atol=1e-7)
+    assert abs(m.doc_topics_ - smoothed).max() > 0.01 and m.doc_smoothing_ == 0.0
+    np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
+
+    m.set_params(doc_smoothing=0.25).save(tmp_path / "m")
+    assert SAETM.load(tmp_path / "m").doc_smoothing == 0.25
+    # a model saved before saetm 0.6 has no doc_smoothing: it loads with the weights it had (s = 0)
+    m.set_params(doc_smoothing=0.0).retopic(m.n_topics).save(tmp_path / "old")
+    info = json.loads((tmp_path / "old" / "model.json").read_text())
+    del info["params"]["doc_smoothing"]
+    (tmp_path / "old" / "model.json").write_text(json.dumps(info))
+    old = SAETM.load(tmp_path / "old")
+    assert old.doc_smoothing == 0.0
+    np.testing.assert_allclose(old.doc_topics_.toarray(), m.doc_topics_.toarray(), atol=1e-7)
+
+    for bad in (-0.1, 1.5, float("nan"), "half"):
+        with pytest.raises(SaetmError, match="doc_smoothing"):
+            copy.deepcopy(fitted_model).set_params(doc_smoothing=bad).retopic(4)
+        with pytest.raises(SaetmError, match="doc_smoothing"):
+            SAETM(doc_smoothing=bad, verbose=False).fit(["a text"] * 3)

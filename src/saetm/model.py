@@ -91,6 +91,10 @@ class SAETM(TopicViews):
         weights fitted by EM; the model keeps the embeddings as float16 for it, see
         ``saetm.topics.docweights``) or ``"theta"``
         (the share of θ alone, the paper; keeps no embeddings).
+    doc_smoothing: for ``"centroid"``, the share of each document's prior in that mixture
+        spread evenly over all topics, the rest being its atoms' θ share (default 0.5; 0: θ
+        alone, as before saetm 0.6; 1: every topic alike). A document's weights still cover
+        only the topics its atoms belong to. Takes effect at the next fit or ``retopic``.
     em_max_iter, em_tol: EM stops after this many iterations or when the NLL per token
         changes by less than ``em_tol`` (relative) in one iteration.
     seed: every random choice (SAE init and batches, k-means) derives from it.
@@ -120,6 +124,7 @@ class SAETM(TopicViews):
         word_ranking: str = "coherent",
         word_diversity: float = 0.2,
         doc_weights: str = "centroid",
+        doc_smoothing: float = 0.5,
         seed: int = 0,
         cache: bool = True,
         verbose: bool = True,
@@ -145,6 +150,7 @@ class SAETM(TopicViews):
         self.word_ranking = word_ranking
         self.word_diversity = word_diversity
         self.doc_weights = doc_weights
+        self.doc_smoothing = doc_smoothing
         self.seed = seed
         self.cache = cache
         self.verbose = verbose
@@ -230,6 +236,8 @@ class SAETM(TopicViews):
         self.doc_topics_ = result.doc_topics
         self.topic_centroids_ = result.centroids
         self.topic_priors_ = result.priors
+        # the smoothing those centroids and ρ were fitted with: transform() must use it too
+        self.doc_smoothing_ = None if result.centroids is None else float(self.doc_smoothing)
         self.coverage_ = result.coverage
         self.n_topics = int(result.topics.topic_words.shape[0])
 

@@ -372,6 +372,8 @@ def load_model(cls, directory: Path):
     if not isinstance(params, dict):
         raise SaetmError(f"{directory / MODEL_FILE} has no valid settings (params); the file is corrupt, "
                          "re-run `saetm fit`")
+    # saetm < 0.6 fitted the document weights without smoothing: keep the weights it wrote
+    params = {"doc_smoothing": 0.0, **params}
     model = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
     try:
         check_params(model)

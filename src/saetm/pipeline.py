@@ -51,6 +51,11 @@ def check_word_diversity(value) -> float:
     return _float_in("word_diversity", value, 0.0, math.inf, hi_open=True)
 
 
+def check_doc_smoothing(value) -> float:
+    """``doc_smoothing`` as a float in [0, 1], or a one-line SaetmError."""
+    return _float_in("doc_smoothing", value, 0.0, 1.0)
+
+
 def check_params(m) -> None:
     """Validate the estimator's hyper-parameters once, at the boundary (scikit-learn habit)."""
     _int_in("n_topics", m.n_topics, 1)
@@ -89,6 +94,7 @@ def check_params(m) -> None:
 
     if m.doc_weights not in DOC_WEIGHTS:
         raise SaetmError(f"doc_weights must be one of {', '.join(DOC_WEIGHTS)}, got {m.doc_weights!r}")
+    check_doc_smoothing(m.doc_smoothing)
     _int_in("seed", m.seed, 0, 2**32 - 1)
 
 
@@ -433,8 +439,9 @@ def document_weights(m, atom_topic: np.ndarray, n_topics: int, *, rounds: int | 
     E = getattr(m, "doc_embeddings_", None)
     if m.doc_weights == "theta" or E is None:
         return W, None, None
-    centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors)
-    return docweights.sharpen(W, E, centroids, priors=priors), centroids, priors
+    smoothing = check_doc_smoothing(m.doc_smoothing)  # set_params does not validate
+    centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing)
+    return docweights.sharpen(W, E, centroids, priors=priors, smoothing=smoothing), centroids, priors
 
 
 def document_embeddings(m, X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray | None:
@@ -463,4 +470,4 @@ def topic_weights(m, theta: sp.csr_matrix, X: np.ndarray, rows: np.ndarray, *, n
     # Weighted whenever the fitted documents are (the centroids say so, whatever set_params
     # changed since), and in float16 as theirs: the same text gets the same weights.
     return docweights.sharpen(W, _directions(X, rows, theta.shape[0]), centroids,
-                              priors=getattr(m, "topic_priors_", None))
+                              priors=getattr(m, "topic_priors_", None), smoothing=m.doc_smoothing_)
