@@ -173,6 +173,23 @@ VARIANTS = {
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
          "doc_smoothing": 0.75}, None,
         "as the row above, s = 0.75"),
+    # Since 0.6 a topic's first word is the one of its 5 best candidates whose co-occurrence list
+    # leads with the most coherent 10 words (saetm.topics.wordrank, step 3); before, the best one.
+    "0.6 defaults, first word the best of 5 anchors (default since 0.6)": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5, "anchors": 5}, None,
+        "as the smoothed 0.5 row; each topic's list is built from each of its 5 best candidates as the first "
+        "word and the one whose first 10 words have the highest mean NPMI (less their repeat penalty) kept"),
+    "0.6 defaults, first word the best of 10 anchors": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5, "anchors": 10}, None, "as the row above, 10 candidates tried"),
+    "0.5 defaults (one anchor), ranked on half A, scored on half B": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5}, ("heldout", "coherent"),
+        "the smoothed 0.5 row, its words ranked with half A's co-occurrences, NPMI/C_V scored on half B only"),
+    "0.6 defaults (5 anchors), ranked on half A, scored on half B": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5, "anchors": 5}, ("heldout", "coherent"), "as the row above, with 5 anchors"),
     # The partition itself, with everything else at 0.5's defaults (measured, not adopted).
     "0.5 defaults, atoms follow document clusters": (
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
@@ -182,7 +199,7 @@ VARIANTS = {
 }
 STAGE2 = ("background_weight", "idf", "em_tol")
 SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans", "doc_clusters", "atom_space_weights",
-                 "centroid_rounds", "mixture_priors")  # not SAETM parameters
+                 "centroid_rounds", "mixture_priors", "anchors")  # not SAETM parameters
 # The rows were measured against these (saetm 0.1/0.2 settings); each row names what it changes.
 DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coactivation", "tau": 0.9,
             "word_ranking": "beta", "em_tol": 1e-5, "doc_weights": "theta",
@@ -232,9 +249,13 @@ class Base:
     def apply(self, settings: dict, n_topics: int) -> float:
         """Set a variant's settings and recompute what they touch; returns seconds."""
         from saetm import pipeline
+        from saetm.topics import wordrank
 
         m = self.model
         extra = {k: settings[k] for k in SCRIPT_LEVERS if k in settings}
+        # first-word candidates of the coherent order: 1 (the best) before saetm 0.6
+        wordrank.N_ANCHORS = int(extra.get("anchors", 1))
+        m._word_lists = {}
         want = {**DEFAULTS, **{k: v for k, v in settings.items() if k not in SCRIPT_LEVERS}}
         t = time.perf_counter()
         m.set_params(**want)

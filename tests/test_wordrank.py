@@ -77,6 +77,27 @@ def test_a_word_listed_by_an_earlier_topic_needs_a_clear_lead_to_be_listed_again
         wordrank.coherent_order(score, 3, D, repeat_penalty=-0.1)
 
 
+def test_the_first_word_is_the_best_anchor_among_the_leading_candidates():
+    # Words 0 and 10-14 share four documents but are each also found in six of their own (weakly
+    # related); words 1-6 always appear together; 7-9 each in documents of their own.
+    words = {w: list(range(4)) + list(range(10 + 6 * i, 16 + 6 * i)) for i, w in enumerate([0, 10, 11, 12, 13, 14])}
+    words |= {w: list(range(100, 120)) for w in range(1, 7)}
+    words |= {w: list(range(130 + 5 * i, 135 + 5 * i)) for i, w in enumerate([7, 8, 9])}
+    D = _docs_holding(200, words)
+    by_score = [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 7, 8, 9]
+    score = np.full((1, 15), -np.inf)
+    score[0, by_score] = np.arange(15, 0, -1)
+    got = list(wordrank.coherent_order(score, 15, D)[0])
+    assert got[:6] == [1, 2, 3, 4, 5, 6] and sorted(got) == list(range(15))  # led by words that meet
+    assert list(wordrank.coherent_order(score, 1, D)[0]) == [1]  # a shorter list is still a prefix
+    alone = list(wordrank.coherent_order(score[:, :], 15, D, repeat_penalty=0.0)[0])
+    assert alone == got  # (no earlier topic: the penalty plays no part)
+    # only the N_ANCHORS best candidates may lead: with 1-6 ranked below 0 and 10-14, one of those leads
+    late = np.full((1, 15), -np.inf)
+    late[0, [0, 10, 11, 12, 13, 14, 1, 2, 3, 4, 5, 6, 7, 8, 9]] = np.arange(15, 0, -1)
+    assert wordrank.N_ANCHORS == 5 and wordrank.coherent_order(late, 15, D)[0][0] in (0, 10, 11, 12, 13)
+
+
 def test_the_repeat_penalty_lists_fewer_shared_words_on_a_real_fit(fitted_model):
     m = fitted_model
     score = wordrank.keep_best_topics(wordrank.relevance(m.topics_.topic_words, m.word_reference()))
@@ -92,7 +113,8 @@ def test_the_repeat_penalty_lists_fewer_shared_words_on_a_real_fit(fitted_model)
     assert n_alone > 0  # the premise: listed on their own, some topics share words
     assert n_strict < n_default <= n_alone
     assert np.array_equal(alone[0], default[0])  # the largest topic has no earlier topic
-    assert all(a[0] == d[0] for a, d in zip(alone, default))  # nor does any topic's first word move
+    best = [set(np.argsort(-row, kind="stable")[:wordrank.N_ANCHORS]) for row in score]
+    assert all(d[0] in b for d, b in zip(default, best))  # each list leads with one of its best candidates
     assert [[m.vocab_[i] for i in ws] for ws in default] == m._top_words(25)[0]  # what the model lists
 
 

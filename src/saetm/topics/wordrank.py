@@ -11,10 +11,14 @@ the selection and the order, in three steps:
 2. each word is kept in the ``MAX_TOPICS_PER_WORD`` topics where its relevance is
    highest (diversity across topics); a topic left with fewer than ``MIN_WORDS`` words
    gets its own best ones back;
-3. of the topic's ``N_CANDIDATES`` best words, the first is kept and each next one is the
-   candidate with the highest mean NPMI (document co-occurrence in the fitted corpus) with
-   those already listed — the listed words describe one set of documents instead of
-   several. Pairs seen together in fewer than ``MIN_SUPPORT`` documents count as never
+3. of the topic's ``N_CANDIDATES`` best words, each next one listed is the candidate with
+   the highest mean NPMI (document co-occurrence in the fitted corpus) with those already
+   listed — the listed words describe one set of documents instead of several. The list is
+   built from each of the ``N_ANCHORS`` best candidates as its first word, and the one whose
+   first ``N_SCORED`` words have the highest mean NPMI among themselves (less their repeat
+   penalty, below) is kept: a top word that seldom meets the others (a rare name) no longer
+   decides what the rest of the list is about (since saetm 0.6; before, the best candidate
+   always came first). Pairs seen together in fewer than ``MIN_SUPPORT`` documents count as never
    seen together: on short texts (fortunes) chance co-occurrences of rare words otherwise
    win, and the order then fits the corpus it was computed on rather than the topic
    (without the minimum, NPMI on held-out fortunes fell well below β's).
@@ -46,6 +50,8 @@ MIN_SUPPORT = 3
 REPEAT_PENALTY = 0.2  # mean NPMI a word loses per earlier topic listing it (step 3)
 MAX_DOCS = 200_000
 MIN_WORDS = 25  # words every topic can list despite the cap (get_topic's default length)
+N_ANCHORS = 5  # candidates tried as a topic's first word (step 3)
+N_SCORED = 10  # leading words whose mean NPMI picks the first word (NPMI's usual top 10)
 
 
 def doc_word_incidence(counts, max_docs: int | None = MAX_DOCS, seed: int = 0) -> sp.csc_matrix:
@@ -133,17 +139,34 @@ def coherent_order(score: np.ndarray, n: int, doc_words: sp.csc_matrix | None,
             continue
         npmi = npmi_among(doc_words, cand)
         repeats = penalty * shown[cand]
-        chosen = [0]
-        total = npmi[0].copy()  # Σ NPMI with the listed words, per candidate
-        free = np.ones(len(cand), dtype=bool)
-        free[0] = False
-        while len(chosen) < min(max(n, MIN_WORDS), len(cand)):
-            gain = total / len(chosen) - repeats
-            j = int(np.argmax(np.where(free, gain, -np.inf)))  # first of equals: the higher-scored
-            chosen.append(j)
-            free[j] = False
-            total += npmi[j]
-        listed = cand[np.asarray(chosen)]
+        length = min(max(n, MIN_WORDS), len(cand))
+        # the anchor: of the N_ANCHORS best candidates, the one whose list leads with the most
+        # coherent (and least repeated) N_SCORED words; first of equals: the higher-scored
+        options = [_greedy(npmi, repeats, start, length) for start in range(min(N_ANCHORS, len(cand)))]
+        quality = [_lead_quality(npmi, repeats, o[:N_SCORED]) for o in options]
+        listed = cand[options[int(np.argmax(quality))]]
         shown[listed[:MIN_WORDS]] += 1
         out.append(listed[:n])
     return out
+
+
+def _lead_quality(npmi: np.ndarray, repeats: np.ndarray, lead: np.ndarray) -> float:
+    """Mean NPMI of the pairs among ``lead`` less their mean repeat penalty."""
+    pairs = npmi[np.ix_(lead, lead)][np.triu_indices(len(lead), 1)]
+    return float(pairs.mean() - repeats[lead].mean())
+
+
+def _greedy(npmi: np.ndarray, repeats: np.ndarray, start: int, length: int) -> np.ndarray:
+    """Candidate positions listed from ``start``: each next one has the highest mean NPMI with
+    those already listed less its repeat penalty (first of equals: the higher-scored)."""
+    chosen = [start]
+    total = npmi[start].copy()  # Σ NPMI with the listed words, per candidate
+    free = np.ones(len(npmi), dtype=bool)
+    free[start] = False
+    while len(chosen) < length:
+        gain = total / len(chosen) - repeats
+        j = int(np.argmax(np.where(free, gain, -np.inf)))
+        chosen.append(j)
+        free[j] = False
+        total += npmi[j]
+    return np.asarray(chosen)
