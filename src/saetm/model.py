@@ -93,8 +93,9 @@ class SAETM(TopicViews):
         (the share of θ alone, the paper; keeps no embeddings).
     doc_smoothing: for ``"centroid"``, the share of each document's prior in that mixture
         spread evenly over all topics, the rest being its atoms' θ share (default 0.5; 0: θ
-        alone, as before saetm 0.6; 1: every topic alike). A document's weights still cover
-        only the topics its atoms belong to. Takes effect at the next fit or ``retopic``.
+        alone, as before saetm 0.6; 1: a uniform prior, the atoms only start the mixture, which
+        then drifts away from them: measured far worse). A document's weights still cover only
+        the topics its atoms belong to. Takes effect at the next fit or ``retopic``.
     em_max_iter, em_tol: EM stops after this many iterations or when the NLL per token
         changes by less than ``em_tol`` (relative) in one iteration.
     seed: every random choice (SAE init and batches, k-means) derives from it.
