@@ -190,6 +190,24 @@ VARIANTS = {
     "0.6 defaults (5 anchors), ranked on half A, scored on half B": (
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
          "doc_smoothing": 0.5, "anchors": 5}, ("heldout", "coherent"), "as the row above, with 5 anchors"),
+    # Since 0.7 atoms weigh θ̄^p, p = 0.5, when clustered into topics (saetm.topics.merge.cluster_weights);
+    # before, θ̄ itself (p = 1, the paper's weighted k-means).
+    "0.6 defaults, atoms clustered with weights θ̄^0.75": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5, "anchors": 5, "prevalence_power": 0.75}, None,
+        "as the 5-anchor row; in the atom tree and the k-means that group atoms into topics each atom weighs "
+        "θ̄^0.75 instead of θ̄ (β, the words, still θ̄-weighted)"),
+    "0.6 defaults, atoms clustered with weights θ̄^0.5 (default since 0.7)": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5, "anchors": 5, "prevalence_power": 0.5}, None,
+        "as the row above, p = 0.5: saetm 0.7's defaults"),
+    "0.6 defaults, atoms clustered with weights θ̄^0.25": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5, "anchors": 5, "prevalence_power": 0.25}, None, "as the row above, p = 0.25"),
+    "0.7 defaults, ranked on half A, scored on half B": (
+        {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
+         "doc_smoothing": 0.5, "anchors": 5, "prevalence_power": 0.5}, ("heldout", "coherent"),
+        "saetm 0.7's defaults, words ranked with half A's co-occurrences, NPMI/C_V scored on half B only"),
     # The partition itself, with everything else at 0.5's defaults (measured, not adopted).
     "0.5 defaults, atoms follow document clusters": (
         {"word_ranking": "coherent", "em_tol": 1e-3, "doc_weights": "centroid", "word_diversity": 0.2,
@@ -204,7 +222,8 @@ SCRIPT_LEVERS = ("mix", "coact_dim", "min_docs", "orphans", "doc_clusters", "ato
 DEFAULTS = {"background_weight": 0.3, "idf": False, "atom_space": "documents+coactivation", "tau": 0.9,
             "word_ranking": "beta", "em_tol": 1e-5, "doc_weights": "theta",
             "word_diversity": 0.0,  # rows before saetm 0.5 list each topic's words on its own
-            "doc_smoothing": 0.0}  # and before 0.6 the mixture's prior is the θ share alone
+            "doc_smoothing": 0.0,  # and before 0.6 the mixture's prior is the θ share alone
+            "prevalence_power": 1.0}  # and before 0.7 atoms are clustered with weights θ̄
 
 
 # ---------------------------------------------------------------- fitting

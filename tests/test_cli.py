@@ -111,6 +111,14 @@ def test_fit_refuses_a_bad_doc_smoothing_and_writes_nothing(corpus_files, tmp_pa
     assert not out.exists()
 
 
+def test_fit_refuses_a_bad_prevalence_power_and_writes_nothing(corpus_files, tmp_path, capsys):
+    out = tmp_path / "m"
+    rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(out), "--text-field", "body",
+               "--embeddings", str(corpus_files / "emb.npy"), "--prevalence-power", "-1", "-q"])
+    assert rc == 2 and "prevalence_power must be in [0.0, 1.0], got -1.0" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_refuses_to_overwrite_a_model(fitted_dir, corpus_files, capsys):
     rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(fitted_dir), "--text-field", "body", "-q"])
     assert rc == 2
@@ -131,16 +139,18 @@ def test_errors_are_one_line_with_exit_code_2(argv, message, tmp_path):
 
 
 def test_fit_takes_the_atom_space_and_doc_weights(corpus_files, tmp_path):
-    """--atom-space, --doc-weights, --doc-smoothing and --word-diversity reach the model (the SAE is the cached one
+    """--atom-space, --doc-weights, --doc-smoothing, --prevalence-power and --word-diversity reach the model (the SAE is the cached one
     of `fitted_dir`: same flags)."""
     from saetm.model import SAETM
 
     out = tmp_path / "words"
     rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(out), "--text-field", "body",
                "--embeddings", str(corpus_files / "emb.npy"), "--topics", "6", "--atom-space", "words",
-               "--doc-weights", "theta", "--word-diversity", "0", "--doc-smoothing", "0.25", *SMALL_FLAGS])
+               "--doc-weights", "theta", "--word-diversity", "0", "--doc-smoothing", "0.25",
+               "--prevalence-power", "1", *SMALL_FLAGS])
     assert rc == 0
     model = SAETM.load(out)
     assert model.atom_space == "words" and model.n_topics == 6 and model.word_diversity == 0.0
     assert model.doc_smoothing == 0.25
+    assert model.prevalence_power == model.atom_tree_.power == 1.0
     assert model.doc_weights == "theta" and model.doc_embeddings_ is None

@@ -343,7 +343,8 @@ def _model_from_args(args):
         n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
         min_df=args.min_df, max_features=args.max_features, idf=args.idf, atom_space=args.atom_space,
         word_vectors=args.word_vectors, word_ranking=args.word_ranking, word_diversity=args.word_diversity,
-        doc_weights=args.doc_weights, doc_smoothing=args.doc_smoothing, seed=args.seed,
+        doc_weights=args.doc_weights, doc_smoothing=args.doc_smoothing, prevalence_power=args.prevalence_power,
+        seed=args.seed,
         verbose=not args.quiet,
         cache=not getattr(args, "no_cache", False),
     )
@@ -464,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--doc-smoothing", type=float, default=0.5, metavar="S",
                    help="centroid weights: share of each document's prior spread evenly over all topics, the rest "
                         "being its atoms' share (default 0.5; 0: the atoms' share alone, as before saetm 0.6)")
+    f.add_argument("--prevalence-power", type=float, default=0.5, metavar="P",
+                   help="atoms weigh (mean activation)^P when clustered into topics (default 0.5; 1: the paper's "
+                        "weighting, as before saetm 0.7, where atoms firing in most documents take whole topics)")
     f.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)")
     f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")

@@ -73,6 +73,11 @@ class SAETM(TopicViews):
     tau: mass kept when sparsifying atom word distributions (``atom_space="words"``).
     word_vectors: ``"glove"`` (GloVe 6B 50-d) or ``"encoder"`` (the encoder on single words)
         to embed atoms for ``atom_space="words"``.
+    prevalence_power: p in [0, 1]: when atoms are clustered into topics each weighs θ̄^p, its
+        mean activation to the power p (default 0.5; 1: θ̄, the paper's weighted k-means and
+        saetm before 0.7, where a few atoms firing in most documents take whole topics; 0: every
+        used atom the same). β still weighs atoms by θ̄. Takes effect at the next fit or
+        ``retopic`` (which then rebuilds the atom tree, seconds). See ``saetm.topics.merge``.
     word_ranking: how each topic's words are chosen and ordered: ``"coherent"`` (default:
         words the topic's atoms emit more than the atoms on average, each word in at most
         two topics, ordered so the leading words co-occur in the fitted documents and
@@ -122,6 +127,7 @@ class SAETM(TopicViews):
         atom_space: str = "documents+coactivation",
         tau: float = 0.9,
         word_vectors: str = "glove",
+        prevalence_power: float = 0.5,
         word_ranking: str = "coherent",
         word_diversity: float = 0.2,
         doc_weights: str = "centroid",
@@ -148,6 +154,7 @@ class SAETM(TopicViews):
         self.atom_space = atom_space
         self.tau = tau
         self.word_vectors = word_vectors
+        self.prevalence_power = prevalence_power
         self.word_ranking = word_ranking
         self.word_diversity = word_diversity
         self.doc_weights = doc_weights
@@ -221,11 +228,14 @@ class SAETM(TopicViews):
         return self.fit(documents, embeddings, **kwargs).doc_topics_
 
     def retopic(self, n_topics: int) -> "SAETM":
-        """Change the number of topics: re-runs stage 3 only (no SAE or EM refit)."""
+        """Change the number of topics: re-runs stage 3 only (no SAE or EM refit). A new
+        ``prevalence_power`` (``set_params``) rebuilds the atom tree first."""
         from saetm import pipeline
 
         self._check_fitted()
         self.n_topics = pipeline.check_n_topics(n_topics, self.feature_prob_)
+        if pipeline.check_prevalence_power(self.prevalence_power) != self.atom_tree_.power:
+            self.atom_tree_ = pipeline.atom_tree(self)
         self._set_topics(pipeline.cluster(self, self.n_topics))
         self.custom_labels_ = None  # labels named the old topics
         return self

@@ -228,6 +228,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                     "atom_embeddings": np.asarray(model.atom_embeddings_, np.float32),
                     "tree.linkage": np.asarray(model.atom_tree_.linkage, np.float64),
                     "tree.atoms": np.asarray(model.atom_tree_.atoms, np.int64),
+                    "tree.power": np.asarray([model.atom_tree_.power], np.float64),
                 }
                 write_tensors(stage / "state.safetensors", state)
                 save_sae(model.sae_, stage / "sae")
@@ -346,6 +347,22 @@ def _read_documents(path: Path, n_docs: int) -> dict:
     return meta
 
 
+def _tree_power(state: dict, directory: Path) -> float:
+    """The p of the weights θ̄^p the saved atom tree was built with (1 before saetm 0.7)."""
+    from saetm.pipeline import check_prevalence_power
+
+    if "tree.power" not in state:
+        return 1.0
+    value = np.asarray(state["tree.power"]).ravel()
+    try:
+        if value.shape != (1,):
+            raise SaetmError(f"{value.shape[0]} values")
+        return check_prevalence_power(float(value[0]))
+    except SaetmError as e:
+        raise SaetmError(f"{directory / 'state.safetensors'} holds an invalid tree.power ({e}); the file is corrupt, "
+                         "re-run `saetm fit`") from None
+
+
 def load_model(cls, directory: Path):
     from saetm.encoders.text import TextEncoder
     from saetm.pipeline import TopicResult, check_params, document_weights
@@ -372,8 +389,9 @@ def load_model(cls, directory: Path):
     if not isinstance(params, dict):
         raise SaetmError(f"{directory / MODEL_FILE} has no valid settings (params); the file is corrupt, "
                          "re-run `saetm fit`")
-    # saetm < 0.6 fitted the document weights without smoothing: keep the weights it wrote
-    params = {"doc_smoothing": 0.0, **params}
+    # saetm < 0.6 fitted the document weights without smoothing and < 0.7 clustered atoms by
+    # θ̄ itself: keep the weights and topics they wrote
+    params = {"doc_smoothing": 0.0, "prevalence_power": 1.0, **params}
     model = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
     try:
         check_params(model)
@@ -392,7 +410,8 @@ def load_model(cls, directory: Path):
         model.background_ = state["background"]
         model.feature_prob_ = state["feature_prob"]
         model.atom_embeddings_ = state["atom_embeddings"]
-        model.atom_tree_ = AtomTree(state["tree.linkage"], state["tree.atoms"], len(model.feature_prob_))
+        model.atom_tree_ = AtomTree(state["tree.linkage"], state["tree.atoms"], len(model.feature_prob_),
+                                    power=_tree_power(state, directory))
         tp = Topics(atom_topic=topics["atom_topic"], topic_words=topics["topic_words"],
                     prevalence=topics["prevalence"], n_atoms=topics["n_atoms"])
         coverage = topics["coverage"]

@@ -56,6 +56,11 @@ def check_doc_smoothing(value) -> float:
     return _float_in("doc_smoothing", value, 0.0, 1.0)
 
 
+def check_prevalence_power(value) -> float:
+    """``prevalence_power`` as a float in [0, 1], or a one-line SaetmError."""
+    return _float_in("prevalence_power", value, 0.0, 1.0)
+
+
 def check_params(m) -> None:
     """Validate the estimator's hyper-parameters once, at the boundary (scikit-learn habit)."""
     _int_in("n_topics", m.n_topics, 1)
@@ -90,6 +95,7 @@ def check_params(m) -> None:
     if m.word_ranking not in RANKINGS:
         raise SaetmError(f"word_ranking must be one of {', '.join(RANKINGS)}, got {m.word_ranking!r}")
     check_word_diversity(m.word_diversity)
+    check_prevalence_power(m.prevalence_power)
     from saetm.topics.docweights import DOC_WEIGHTS
 
     if m.doc_weights not in DOC_WEIGHTS:
@@ -389,11 +395,16 @@ def atom_embeddings(m, B: sp.csr_matrix, theta: sp.csr_matrix | None = None, X: 
 
 
 def atom_tree(m):
-    """Weighted Ward tree over the used atoms: every granularity at once, and the
-    starting point that makes k-means for any T fast and stable."""
-    from saetm.topics.hierarchy import build_atom_tree
+    """Weighted Ward tree over the used atoms (weights θ̄^p, p = ``m.prevalence_power``):
+    every granularity at once, and the starting point that makes k-means for any T fast
+    and stable."""
+    from dataclasses import replace
 
-    return build_atom_tree(m.atom_embeddings_, m.feature_prob_)
+    from saetm.topics.hierarchy import build_atom_tree
+    from saetm.topics.merge import cluster_weights
+
+    power = check_prevalence_power(m.prevalence_power)  # set_params does not validate
+    return replace(build_atom_tree(m.atom_embeddings_, cluster_weights(m.feature_prob_, power)), power=power)
 
 
 @dataclass
@@ -412,7 +423,9 @@ def cluster(m, n_topics: int) -> TopicResult:
     n_topics = check_n_topics(n_topics, m.feature_prob_)
     from saetm.topics.hierarchy import cut
 
-    labels = merge.cluster_atoms(m.atom_embeddings_, m.feature_prob_, n_topics, seed=m.seed,
+    # k-means weighs the atoms as the tree that starts it did
+    weights = merge.cluster_weights(m.feature_prob_, m.atom_tree_.power)
+    labels = merge.cluster_atoms(m.atom_embeddings_, weights, n_topics, seed=m.seed,
                                  init=cut(m.atom_tree_, n_topics))
     return topics_from_labels(m, labels, n_topics)
 

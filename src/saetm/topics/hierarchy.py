@@ -37,13 +37,16 @@ class AtomTree:
     """A hierarchy over the used atoms.
 
     ``linkage``: (n_leaves − 1, 4) scipy linkage over the leaves; ``atoms``: (n_leaves,)
-    the atom index of each leaf; ``n_atoms``: the total number of atoms (used or not).
+    the atom index of each leaf; ``n_atoms``: the total number of atoms (used or not);
+    ``power``: the p of the weights θ̄^p it was built with
+    (:func:`saetm.topics.merge.cluster_weights`; 1 for trees saved before saetm 0.7).
     """
 
     linkage: np.ndarray
     atoms: np.ndarray
     n_atoms: int
     method: str = "ward"
+    power: float = 1.0
 
     @property
     def n_leaves(self) -> int:
