@@ -1,11 +1,12 @@
 """Topic hierarchies: one tree over the atoms gives every number of topics at once.
 
 The default linkage is *weighted* Ward: the cost of merging clusters a and b is the
-increase of the θ̄-weighted within-cluster sum of squares,
+increase of the weighted within-cluster sum of squares (each atom weighing θ̄^p,
+:func:`saetm.topics.merge.cluster_weights`),
 
     Δ(a, b) = w_a w_b / (w_a + w_b) · ‖μ_a − μ_b‖²,
 
-with w the summed θ̄ and μ the θ̄-weighted centroids of the L2-normalised atom
+with w the summed weights and μ the weighted centroids of the L2-normalised atom
 embeddings — the objective the weighted k-means of :mod:`saetm.topics.merge`
 minimises, so tree cuts and k-means clusterings optimise the same thing. With unit
 weights it is exactly scipy's Ward linkage (heights included). Weighted Ward is
@@ -216,7 +217,7 @@ def build_atom_tree(atom_emb: np.ndarray, weights: np.ndarray, method: str = "wa
     """A tree over the used atoms (weight > 0).
 
     ``atom_emb``: (n_atoms, d), usually L2-normalised (:func:`saetm.topics.merge.atom_embeddings`);
-    ``weights``: (n_atoms,) θ̄. ``method``: ``"ward"`` (θ̄-weighted Ward) or ``"average"``
+    ``weights``: (n_atoms,), e.g. θ̄^p. ``method``: ``"ward"`` (weighted Ward) or ``"average"``
     (unweighted average linkage on cosine distance).
     """
     X = np.asarray(atom_emb, dtype=np.float64)
