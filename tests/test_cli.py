@@ -103,19 +103,15 @@ def test_transform_writes_tables_and_npz(fitted_dir, corpus_files):
     assert np.allclose(W.toarray(), sp.load_npz(fitted_dir / "doc_topics.npz").toarray(), atol=1e-6)
 
 
-def test_fit_refuses_a_bad_doc_smoothing_and_writes_nothing(corpus_files, tmp_path, capsys):
+@pytest.mark.parametrize("flag, value, message", [
+    ("--doc-smoothing", "2", "doc_smoothing must be in [0.0, 1.0], got 2.0"),
+    ("--prevalence-power", "-1", "prevalence_power must be in [0.0, 1.0], got -1.0"),
+])
+def test_fit_refuses_a_bad_setting_and_writes_nothing(flag, value, message, corpus_files, tmp_path, capsys):
     out = tmp_path / "m"
     rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(out), "--text-field", "body",
-               "--embeddings", str(corpus_files / "emb.npy"), "--doc-smoothing", "2", "-q"])
-    assert rc == 2 and "doc_smoothing must be in [0.0, 1.0], got 2.0" in capsys.readouterr().err
-    assert not out.exists()
-
-
-def test_fit_refuses_a_bad_prevalence_power_and_writes_nothing(corpus_files, tmp_path, capsys):
-    out = tmp_path / "m"
-    rc = main(["fit", str(corpus_files / "docs.jsonl"), "--out", str(out), "--text-field", "body",
-               "--embeddings", str(corpus_files / "emb.npy"), "--prevalence-power", "-1", "-q"])
-    assert rc == 2 and "prevalence_power must be in [0.0, 1.0], got -1.0" in capsys.readouterr().err
+               "--embeddings", str(corpus_files / "emb.npy"), flag, value, "-q"])
+    assert rc == 2 and message in capsys.readouterr().err
     assert not out.exists()
 
 
