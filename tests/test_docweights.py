@@ -217,7 +217,12 @@ def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embedd
     np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
 
     m.set_params(doc_smoothing=0.25).save(tmp_path / "m")
-    assert SAETM.load(tmp_path / "m").doc_smoothing == 0.25
+    back = SAETM.load(tmp_path / "m")
+    assert back.doc_smoothing == 0.25
+    # the setting waits for the next retopic; the loaded weights are the ones fitted (s = 0) and saved
+    assert back.doc_smoothing_ == 0.0
+    np.testing.assert_allclose(back.doc_topics_.toarray(), m.doc_topics_.toarray(), atol=1e-7)
+    assert abs(back.retopic(m.n_topics).doc_topics_ - m.doc_topics_).max() > 0.01 and back.doc_smoothing_ == 0.25
     # a model saved before saetm 0.6 has no doc_smoothing: it loads with the weights it had (s = 0)
     m.set_params(doc_smoothing=0.0).retopic(m.n_topics).save(tmp_path / "old")
     info = json.loads((tmp_path / "old" / "model.json").read_text())
@@ -232,3 +237,8 @@ def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embedd
             copy.deepcopy(fitted_model).set_params(doc_smoothing=bad).retopic(4)
         with pytest.raises(SaetmError, match="doc_smoothing"):
             SAETM(doc_smoothing=bad, verbose=False).fit(["a text"] * 3)
+    topics = dict(load_file(tmp_path / "m" / "topics.safetensors"))
+    topics["doc_smoothing"] = np.array([2.0])
+    save_file(topics, tmp_path / "m" / "topics.safetensors")
+    with pytest.raises(SaetmError, match="invalid doc_smoothing"):
+        SAETM.load(tmp_path / "m")

@@ -247,8 +247,8 @@ class SAETM(TopicViews):
         self.doc_topics_ = result.doc_topics
         self.topic_centroids_ = result.centroids
         self.topic_priors_ = result.priors
-        # the smoothing those centroids and ρ were fitted with: transform() must use it too
-        self.doc_smoothing_ = None if result.centroids is None else float(self.doc_smoothing)
+        # the smoothing those centroids and ρ were fitted with: transform() and save() use it
+        self.doc_smoothing_ = result.smoothing
         self.coverage_ = result.coverage
         self.n_topics = int(result.topics.topic_words.shape[0])
 

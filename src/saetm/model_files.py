@@ -270,6 +270,8 @@ def write_topics(model, directory: Path) -> None:
         "prevalence": np.asarray(t.prevalence, np.float32),
         "n_atoms": np.asarray(t.n_atoms, np.int64),
         "coverage": np.asarray(model.coverage_, np.float32),
+        # the s the weights were fitted with, which a later set_params(doc_smoothing) may differ from
+        **({} if model.doc_smoothing_ is None else {"doc_smoothing": np.asarray([model.doc_smoothing_], np.float64)}),
     })
     write_json(directory / "topics.json", topics_json(model))
     write_npz(directory / "doc_topics.npz", model.doc_topics_)
@@ -347,25 +349,24 @@ def _read_documents(path: Path, n_docs: int) -> dict:
     return meta
 
 
-def _tree_power(state: dict, directory: Path) -> float:
-    """The p of the weights θ̄^p the saved atom tree was built with (1 before saetm 0.7)."""
-    from saetm.pipeline import check_prevalence_power
-
-    if "tree.power" not in state:
-        return 1.0
-    value = np.asarray(state["tree.power"]).ravel()
+def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float) -> float:
+    """The one value saved as ``arrays[key]``, validated by ``check`` (a ``pipeline.check_*``);
+    ``missing`` for files written before it was saved."""
+    if key not in arrays:
+        return missing
+    value = np.asarray(arrays[key]).ravel()
     try:
         if value.shape != (1,):
             raise SaetmError(f"{value.shape[0]} values")
-        return check_prevalence_power(float(value[0]))
+        return check(float(value[0]))
     except SaetmError as e:
-        raise SaetmError(f"{directory / 'state.safetensors'} holds an invalid tree.power ({e}); the file is corrupt, "
-                         "re-run `saetm fit`") from None
+        raise SaetmError(f"{path} holds an invalid {key} ({e}); the file is corrupt, re-run `saetm fit`") from None
 
 
 def load_model(cls, directory: Path):
     from saetm.encoders.text import TextEncoder
-    from saetm.pipeline import TopicResult, check_params, document_weights
+    from saetm.pipeline import (TopicResult, check_doc_smoothing, check_params, check_prevalence_power,
+                                document_weights)
     from saetm.sae.persist import load_sae
     from saetm.topics.hierarchy import AtomTree
     from saetm.topics.merge import Topics
@@ -410,8 +411,9 @@ def load_model(cls, directory: Path):
         model.background_ = state["background"]
         model.feature_prob_ = state["feature_prob"]
         model.atom_embeddings_ = state["atom_embeddings"]
-        model.atom_tree_ = AtomTree(state["tree.linkage"], state["tree.atoms"], len(model.feature_prob_),
-                                    power=_tree_power(state, directory))
+        # the p of the weights θ̄^p the tree was built with (1 before saetm 0.7)
+        power = _saved_setting(state, "tree.power", check_prevalence_power, directory / "state.safetensors", 1.0)
+        model.atom_tree_ = AtomTree(state["tree.linkage"], state["tree.atoms"], len(model.feature_prob_), power=power)
         tp = Topics(atom_topic=topics["atom_topic"], topic_words=topics["topic_words"],
                     prevalence=topics["prevalence"], n_atoms=topics["n_atoms"])
         coverage = topics["coverage"]
@@ -429,8 +431,12 @@ def load_model(cls, directory: Path):
     model.embedding_name_ = name if isinstance(name, str) and name else model.encoder_.name
 
     model.doc_embeddings_ = _doc_embeddings(state, model, directory)
-    W, centroids, priors = document_weights(model, tp.atom_topic, tp.topic_words.shape[0])
-    model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors))
+    # the s the saved weights were fitted with; files before 0.7 were saved with it equal to the setting
+    smoothing = _saved_setting(topics, "doc_smoothing", check_doc_smoothing, directory / "topics.safetensors",
+                               float(model.doc_smoothing))
+    W, centroids, priors = document_weights(model, tp.atom_topic, tp.topic_words.shape[0], smoothing=smoothing)
+    model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
+                                  None if centroids is None else smoothing))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
     model.fit_info_ = info.get("fit_report")

@@ -415,6 +415,7 @@ class TopicResult:
     coverage: np.ndarray
     centroids: np.ndarray | None = None  # (T, dim) with doc_weights="centroid"
     priors: np.ndarray | None = None  # (T,) ρ, the topic weights, with doc_weights="centroid"
+    smoothing: float | None = None  # s those centroids and ρ were fitted with (doc_smoothing)
 
 
 def cluster(m, n_topics: int) -> TopicResult:
@@ -436,12 +437,14 @@ def topics_from_labels(m, atom_topic: np.ndarray, n_topics: int) -> TopicResult:
     from saetm.topics import merge
 
     topics = merge.build_topics(m.feature_words_, m.feature_prob_, atom_topic, n_topics)
-    W, centroids, priors = document_weights(m, topics.atom_topic, n_topics)
-    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W), centroids, priors)
+    smoothing = check_doc_smoothing(m.doc_smoothing)  # set_params does not validate
+    W, centroids, priors = document_weights(m, topics.atom_topic, n_topics, smoothing=smoothing)
+    return TopicResult(topics.atom_topic, topics, W, merge.coverage(W), centroids, priors,
+                       None if centroids is None else smoothing)
 
 
 def document_weights(m, atom_topic: np.ndarray, n_topics: int, *, rounds: int | None = None,
-                     fit_priors: bool = True) -> tuple[sp.csr_matrix, np.ndarray | None, np.ndarray | None]:
+                     fit_priors: bool = True, smoothing: float | None = None) -> tuple[sp.csr_matrix, np.ndarray | None, np.ndarray | None]:
     """The fitted documents' topic weights, the topic centroids μ and weights ρ (both ``None``
     with ``doc_weights="theta"`` or a model saved without document embeddings). ``rounds``
     and ``fit_priors``: of the mixture's EM (:func:`saetm.topics.docweights.fit_mixture`;
@@ -452,7 +455,8 @@ def document_weights(m, atom_topic: np.ndarray, n_topics: int, *, rounds: int | 
     E = getattr(m, "doc_embeddings_", None)
     if m.doc_weights == "theta" or E is None:
         return W, None, None
-    smoothing = check_doc_smoothing(m.doc_smoothing)  # set_params does not validate
+    if smoothing is None:
+        smoothing = check_doc_smoothing(m.doc_smoothing)  # set_params does not validate
     centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing)
     return docweights.sharpen(W, E, centroids, priors=priors, smoothing=smoothing), centroids, priors
 
