@@ -315,21 +315,21 @@ class TopicViews:
         """Per-class bars (share: with 95% intervals; a heatmap beyond 8 classes), each class
         named with its number of documents, for the ``top`` topics whose main-topic counts
         differ most between classes (:func:`saetm.analysis.time.pick_significant`), or for ``topics``."""
-        from saetm.analysis.time import pick_significant
         from saetm.report.plots import group_comparison_bars
 
         classes = self._classes(classes)
-        if topics is None:
-            ranking = self.rank_differing_topics(classes)
-            topics = pick_significant(ranking, top) or ranking["topic"].head(top).tolist()
-        else:
+        if topics is not None:
             topics = [self._topic_index(t) for t in topics]
         table = self.topics_per_class(classes).rename(columns={"class": "group"})
-        fig = group_comparison_bars(table, self.topic_labels(), measure=measure, topics=topics)
-        fig.update_layout(title_text=f"Topics by class: {len(topics)} topics", legend_title_text="class (documents)")
+        fig = group_comparison_bars(table, self.topic_labels(), top=top, measure=measure, topics=topics)
+        fig.update_layout(title_text=fig.layout.title.text.replace("by group", "by class"),
+                          legend_title_text="class (documents)")
         fig.update_xaxes(title_text="class (documents)", selector=dict(title_text="group (documents)"))
         if isinstance(fig.layout.meta, dict):
-            fig.update_layout(meta={**fig.layout.meta, "caption": fig.layout.meta["caption"].replace("group", "class")})
+            caption = fig.layout.meta["caption"]
+            for group, cls in (("groups", "classes"), ("group", "class")):
+                caption = caption.replace(group, cls)
+            fig.update_layout(meta={**fig.layout.meta, "caption": caption})
         return fig
 
     def visualize_hierarchy(self):

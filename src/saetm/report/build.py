@@ -101,7 +101,7 @@ def word_lists(model, table: pd.DataFrame) -> list:
     for t, pairs in model.get_topics(n_words=WORDS_PER_TOPIC).items():
         n = len(pairs)
         words = [(w, 1 - i / n, beta) for i, (w, beta) in enumerate(pairs)]
-        figures = f"share {rows.loc[t, 'share']:.1%} · main topic of {int(rows.loc[t, 'main topic of']):,} documents"
+        figures = f"share {rows.loc[t, 'share']:.1%} · main topic of {int(rows.loc[t, 'main topic of']):,} docs"
         out.append((labels[t] if getattr(model, "custom_labels_", None) else f"topic {t}", figures, words))
     return out
 
@@ -201,15 +201,13 @@ def _missing(v) -> bool:
 
 def _over_time(model, dates, freq, notes: list, figures: list) -> pd.DataFrame | None:
     """Adds the over-time chart; returns per-topic columns for the table (or None)."""
-    from saetm.analysis.time import pick_significant
-
     dates, source = _kept_or_given(model, dates, "date")
     if dates is None:
         return None
     try:
         ranking = model.rank_changing_topics(dates, freq, measure="share")
-        topics = pick_significant(ranking, OVER_TIME_TOPICS) or ranking["topic"].head(OVER_TIME_TOPICS).tolist()
-        fig = model.visualize_topics_over_time(dates, freq, topics=topics, measure="share")
+        # the chart picks its topics as the table ranks them: by the main-topic chi-square
+        fig = model.visualize_topics_over_time(dates, freq, top=OVER_TIME_TOPICS, measure="share")
     except SaetmError as e:
         if source == "given":
             raise
@@ -233,8 +231,6 @@ def _significance_columns(ranking: pd.DataFrame, rank_name: str, *keep: str) -> 
 
 def _per_class(model, classes, notes: list, figures: list) -> pd.DataFrame | None:
     """Adds the per-class chart; returns per-topic columns for the table (or None)."""
-    from saetm.analysis.time import pick_significant
-
     classes, source = _kept_or_given(model, classes, "label")
     if classes is None:
         return None
@@ -247,8 +243,7 @@ def _per_class(model, classes, notes: list, figures: list) -> pd.DataFrame | Non
         classes = [c if (not _missing(c) and str(c) in keep) else None for c in classes]
         notes.append(f"The per-class chart and columns compare the {MAX_CLASSES} largest of {len(counts):,} classes.")
     ranking = model.rank_differing_topics(classes)
-    topics = pick_significant(ranking, CLASS_TOPICS) or ranking["topic"].head(CLASS_TOPICS).tolist()
-    figures.append(("Topics by class", model.visualize_topics_per_class(classes, topics=topics, measure="share")))
+    figures.append(("Topics by class", model.visualize_topics_per_class(classes, top=CLASS_TOPICS, measure="share")))
     cols = _significance_columns(ranking, "difference rank", "class")
     return cols.astype({"class": str}).rename(columns={"class": "most over-represented in"})
 

@@ -82,8 +82,10 @@ footer { padding:12px 24px 32px; }
   table.topics tr { border:1px solid var(--line); border-radius:6px; margin:0 0 10px; padding:4px 0; }
   table.topics td { border:0; padding:2px 10px; min-width:0; text-align:left; white-space:normal; }
   table.topics td::before { content:attr(data-label) ": "; font-weight:600; color:var(--fg); }
-  table.topics td.num { display:inline-block; width:auto; padding-right:4px; }
-  table.kv th { width:40%; }
+  table.topics td.num, table.topics td.short { display:inline-block; width:auto; padding-right:4px; }
+  table.topics td:first-child { font-size:1rem; font-weight:600; display:block; }
+  table.kv tr, table.kv th, table.kv td { display:block; width:auto; }
+  table.kv th { border-bottom:0; padding-bottom:0; }
   .wordlists { grid-template-columns:repeat(auto-fill, minmax(150px, 1fr)); gap:8px; }
   .wordlist li { line-height:1.35; overflow-wrap:anywhere; }
   .gallery .row { flex-wrap:wrap; }
@@ -157,7 +159,7 @@ def _table_html(table: pd.DataFrame, max_rows: int) -> str:
             elif isinstance(v, (int, np.integer)):
                 cells.append(f'<td class="num"{label}>{v:,}</td>')
             else:
-                kind = ' class="words"' if c in WORDS_COLUMNS else ' class="text"' if c in TEXT_COLUMNS else ""
+                kind = ' class="words"' if c in WORDS_COLUMNS else ' class="text"' if c in TEXT_COLUMNS else ' class="short"'
                 cells.append(f"<td{kind}{label}>{html.escape('' if v is None else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table class="topics"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

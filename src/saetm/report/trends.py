@@ -22,9 +22,14 @@ FRACTIONS = ("share", "coverage")  # measures drawn as percentages
 BAR_LABEL_CHARS = 30
 
 
+def _measure_words(measure: str) -> str:
+    """The measure in a caption's sentence (axis titles are shorter)."""
+    return {"share": "share of the documents' weight"}.get(measure, _measure_title(measure))
+
+
 def _measure_title(measure: str) -> str:
     return {"coverage": "coverage (share of documents)", "prevalence": "prevalence (mean topic weight)",
-            "share": "share of the documents' weight"}.get(measure, measure)
+            "share": "share of weight"}.get(measure, measure)
 
 
 def _interval(wide: pd.DataFrame, se: pd.DataFrame | None):
@@ -44,12 +49,13 @@ def _pick(table: pd.DataFrame, key: str, measure: str, top: int) -> tuple[list[i
         tests = main_topic_tests(table, key).reset_index()
         picked = pick_significant(tests, top)
         if picked:
-            return picked, (f"the {len(picked)} topics whose share of main-topic documents differs most "
-                            f"(chi-square on the counts; topics that are the main topic of at least {MIN_MAIN} documents)")
+            return picked, (f"the {len(picked)} topics whose share of main-topic documents differs most between "
+                            f"{key}s (chi-square on the counts; of the topics that are the main topic of at least "
+                            f"{MIN_MAIN} documents)")
     obs = table[table["n_docs"] > 0]
     var = obs.pivot_table(index=key, columns="topic", values=measure, observed=True).var(axis=0, ddof=0)
     picked = var.sort_values(ascending=False, kind="stable").index[:top].astype(int).tolist()
-    return picked, f"the {len(picked)} topics whose {measure} varies most"
+    return picked, f"the {len(picked)} topics whose {measure} varies most between {key}s"
 
 
 def topics_over_time_lines(table: pd.DataFrame, topic_labels, top: int = 8, measure: str = "share",
@@ -61,7 +67,7 @@ def topics_over_time_lines(table: pd.DataFrame, topic_labels, top: int = 8, meas
     otherwise the ``top`` topics whose main-topic counts change most are drawn.
     Periods without documents appear as gaps.
     """
-    chosen = "the chosen topics"
+    chosen = ""  # topics given by the caller need no explanation
     if topics is None:
         topics, chosen = _pick(table, "period", measure, top)
     labels = [str(x) for x in topic_labels]
@@ -107,8 +113,8 @@ def topics_over_time_lines(table: pd.DataFrame, topic_labels, top: int = 8, meas
     n_total = table["topic"].nunique()
     title = f"Topics over time: {len(topics)} of {n_total} topics"
     band = " with its 95% interval (±1.96 standard errors)" if interval is not None else ""
-    _caption(fig, f"Each panel shows a topic's {_measure_title(measure)} per period{band}; the top panel counts "
-                  f"the documents of each period. The topics are {chosen}.")
+    _caption(fig, f"Each panel shows a topic's {_measure_words(measure)} per period{band}; the top panel counts "
+                  f"the documents of each period." + (f" The topics are {chosen}." if chosen else ""))
     return _layout(fig, title, height=int(170 + 150 * len(topics)))
 
 
@@ -120,7 +126,7 @@ def group_comparison_bars(table: pd.DataFrame, topic_labels, top: int = 10, meas
     bars with 95% intervals (for ``share``), each group named with its number of
     documents; more groups as a heatmap (groups × topics, counts on the axis).
     """
-    chosen = "the chosen topics"
+    chosen = ""  # topics given by the caller need no explanation
     if topics is None:
         topics, chosen = _pick(table, "group", measure, top)
     labels = [str(x) for x in topic_labels]
@@ -156,7 +162,7 @@ def group_comparison_bars(table: pd.DataFrame, topic_labels, top: int = 10, meas
         fig.update_yaxes(title_text="topic", automargin=True, autorange="reversed")
         height = 220 + len(topics) * 28
     band = ", with 95% intervals (±1.96 standard errors)" if interval is not None and len(groups) <= 8 else ""
-    _caption(fig, f"Bars show each group's {_measure_title(measure)}{band}; the number after a group's name counts "
-                  f"its documents. The topics are {chosen}.")
+    _caption(fig, f"Bars show each group's {_measure_words(measure)}{band}; the number after a group's name counts "
+                  f"its documents." + (f" The topics are {chosen}." if chosen else ""))
     title = f"Topics by group: {len(topics)} topics"
     return _layout(fig, title, height=min(height, 1400))
