@@ -49,8 +49,8 @@ th, td { padding:5px 10px; text-align:left; vertical-align:top; border-bottom:1p
 th { background:#f1f4f8; }
 tbody tr:nth-child(even) { background:#fafbfd; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
-table.topics td.words { min-width:15em; overflow-wrap:anywhere; }
-table.topics td.text { min-width:12em; color:var(--muted); overflow-wrap:anywhere; }
+table.topics td.words { min-width:18em; overflow-wrap:anywhere; }
+table.topics td.text { min-width:16em; color:var(--muted); overflow-wrap:anywhere; }
 h3.chart-title { font-size:1rem; margin:4px 0 2px; font-weight:600; }
 .wordlists { display:grid; grid-template-columns:repeat(auto-fill, minmax(210px, 1fr)); gap:12px; }
 .wordlist { border:1px solid var(--line); border-radius:6px; padding:8px 10px; }

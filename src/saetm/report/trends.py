@@ -98,7 +98,7 @@ def topics_over_time_lines(table: pd.DataFrame, topic_labels, top: int = 8, meas
         hover = "%{x}: %{y:" + fmt + "}"
         if interval is not None:
             err = dict(type="data", symmetric=False, arrayminus=interval[0][:, i], array=interval[1][:, i],
-                       thickness=1.2, width=0, color="rgba(47,95,152,0.45)")
+                       thickness=1.5, width=0, color="rgba(47,95,152,0.6)")
             custom = np.column_stack([custom, y - interval[0][:, i], y + interval[1][:, i]])
             hover += " (95% interval %{customdata[2]:" + fmt + "} – %{customdata[3]:" + fmt + "})"
         hover += "<br>%{customdata[0]:,} documents" + (", %{customdata[1]:,} with this main topic" if main is not None else "")
@@ -142,7 +142,8 @@ def group_comparison_bars(table: pd.DataFrame, topic_labels, top: int = 10, meas
     interval = _interval(wide[topics], se[topics]) if se is not None else None
     if len(groups) <= 8:
         fig = go.Figure()
-        for j, (g, gname) in enumerate(zip(wide.index, groups)):
+        # drawn last group first, so each topic's bars read top-down in the legend's order
+        for j, (g, gname) in reversed(list(enumerate(zip(wide.index, groups)))):
             err = None
             if interval is not None:
                 err = dict(type="data", symmetric=False, arrayminus=interval[0][j, ::-1], array=interval[1][j, ::-1],
@@ -150,6 +151,7 @@ def group_comparison_bars(table: pd.DataFrame, topic_labels, top: int = 10, meas
             fig.add_trace(go.Bar(y=names[::-1], x=wide.loc[g, topics[::-1]].to_numpy(), name=gname, orientation="h",
                                  error_x=err, hovertemplate="%{y}<br>" + gname + ": %{x:" + fmt + "}<extra></extra>"))
         fig.update_layout(barmode="group", legend=dict(title="group (documents)", orientation="h", y=-0.12,
+                                                       traceorder="reversed",
                                                        yanchor="top", x=0, xanchor="left"))
         fig.update_xaxes(title_text=_measure_title(measure), tickformat=".0%" if pct else None)
         fig.update_yaxes(title_text="topic", automargin=True)
