@@ -4,7 +4,7 @@
     python examples/over_time.py --docs 0        # all 6,444 tweets
 
 Fits one SAE-TM model on tweets with their timestamps (and authors), prints the
-topics whose monthly coverage changes most, and writes a self-contained HTML report
+topics whose monthly main-topic counts change most, and writes a self-contained HTML report
 (open it in any browser; it works offline). The SAE is trained on these tweets with a
 smaller dictionary than the default (``n_atoms=1536``, 4 × the 384 embedding
 dimensions, ``k=16`` active atoms per tweet) to keep the run to minutes on a CPU;
@@ -40,15 +40,17 @@ def main() -> None:
     model = SAETM(n_topics=args.topics, n_atoms=1536, k=16, seed=0)
     model.fit(tweets.texts, dates=tweets.dates, labels=tweets.labels, ids=tweets.ids)
 
-    ranked = model.rank_changing_topics(freq="M")
-    print(f"\n{len(tweets):,} tweets, {model.n_topics} topics. Topics whose monthly coverage changes most:")
-    cols = ["topic", "label", "variance", "first", "last", "trend", "trend_p"]
+    # share of the tweets' weight per month; topics ranked by how much their main-topic counts change
+    ranked = model.rank_changing_topics(freq="M", measure="share")
+    ranked = ranked.sort_values("main_chi2", ascending=False)
+    print(f"\n{len(tweets):,} tweets, {model.n_topics} topics. Topics whose monthly main-topic counts change most:")
+    cols = ["topic", "label", "n_main", "main_chi2", "first", "last", "trend", "trend_p"]
     with pd.option_context("display.width", 160, "display.max_colwidth", 60, "display.precision", 3):
         print(ranked[cols].head(6).to_string(index=False))
         table = model.topics_over_time(freq="M")
         top = ranked["topic"].head(3).tolist()
-        print("\nMonthly coverage (share of tweets) of the top three:")
-        print(table[table["topic"].isin(top)].pivot(index="period", columns="topic", values="coverage").round(3))
+        print("\nMonthly share of the tweets' weight of the top three:")
+        print(table[table["topic"].isin(top)].pivot(index="period", columns="topic", values="share").round(3))
     for t in top[:2]:
         print(f"\nTopic {model.topic_labels()[t]} — most representative tweets:")
         for doc in model.get_representative_docs(t, n=3):

@@ -354,8 +354,10 @@ class TopicViews:
                freq: str | int | None = None, title: str | None = None) -> Path:
         """Write one self-contained HTML report (works offline) and return its path.
 
-        The page holds the topic table, the charts that apply (over time when dates are
-        given or kept with the model, per class when classes are), thumbnails of each
+        The page holds the topic table (each topic's share of the documents' weight and the
+        documents whose main topic it is), every topic's top words, the charts that apply
+        (over time when dates are given or kept with the model, per class when classes are;
+        both of share, with 95% intervals and document counts), thumbnails of each
         topic's top images (models fitted with image paths; unreadable files are skipped
         and counted), the run's settings, and notes on anything capped for size. See :func:`saetm.report.build.build_report`.
         """

@@ -4,7 +4,11 @@
 with the fitted documents, its settings) and hands plain values to
 :func:`saetm.report.html.render_report`. Charts that need data the model does not
 have are left out (over time without dates, per class without classes, a hierarchy
-of one topic); everything capped for size is said in the page's notes. A model fitted
+of one topic); everything capped for size is said in the page's notes. Topics are
+measured by their share of the documents' weight and their main-topic counts (a document
+holds many topics a little, so "any weight" counts hardly separate them); the over-time
+and per-class charts show the topics whose main-topic counts differ most
+(:func:`saetm.analysis.time.pick_significant`). A model fitted
 on images with their paths also gets thumbnails of each topic's top images; files
 that can no longer be read are left out, counted in the notes and logged.
 """
