@@ -124,6 +124,14 @@ def test_plots_pick_the_topics_that_vary_and_cap_what_they_embed(model):
     sizes = model["per_group"].drop_duplicates("group").set_index("group")["n_docs"]
     assert {tr.name for tr in bars.data} == {f"{g} ({n:,})" for g, n in sizes.items()} and len(bars.data[0].y) == 4
     assert all(tr.error_x.array is not None for tr in bars.data)  # 95% intervals
+    from saetm.analysis.groups import topics_per_group
+
+    n = model["doc_topics"].shape[0]  # a class of one document: no standard error, but no certainty either
+    lone = group_comparison_bars(topics_per_group(model["doc_topics"], ["one"] + ["rest"] * (n - 1)), model["labels"],
+                                 topics=list(range(10)))
+    one, rest = {tr.name.split(" ")[0]: tr for tr in lone.data}["one"], {tr.name.split(" ")[0]: tr for tr in lone.data}["rest"]
+    width = lambda tr: np.asarray(tr.error_x.array) + np.asarray(tr.error_x.arrayminus)  # noqa: E731
+    assert width(one).min() > 0.5 and width(rest).max() < 0.1
     weekly = group_comparison_bars(model["over_time"].rename(columns={"period": "group"}), model["labels"], top=5)
     assert weekly.data[0].type == "heatmap" and np.asarray(weekly.data[0].z).shape == (5, 39)  # many groups
     heat = doc_topic_heatmap(model["doc_topics"], model["labels"], max_docs=50, seed=1)
@@ -146,6 +154,10 @@ def test_plot_inputs_are_checked(model):
         topic_dendrogram(np.zeros((3, 3)), ["a", "b", "c", "d"])
     with pytest.raises(SaetmError, match="method"):
         topic_map(model["embeddings"], model["prevalence"], model["labels"], method="tsne")
+    with pytest.raises(SaetmError, match=r"lacks columns \['share'\]"):
+        topics_over_time_lines(model["over_time"].drop(columns="share"), model["labels"])
+    with pytest.raises(SaetmError, match="topics_per_group"):
+        group_comparison_bars(model["per_group"], model["labels"], measure="size")
 
 
 def test_save_static(model, tmp_path):

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from saetm.errors import SaetmError
 from saetm.report.plots import _caption, _layout, short, short_words
 
 Z95 = 1.96
@@ -32,13 +33,32 @@ def _measure_title(measure: str) -> str:
             "share": "share of weight"}.get(measure, measure)
 
 
-def _interval(wide: pd.DataFrame, se: pd.DataFrame | None):
-    """(lower, upper) distances of the 95% interval, clipped to [0, 1]; None without SEs."""
+def _interval(wide: pd.DataFrame, se: pd.DataFrame | None, n_docs):
+    """(lower, upper) distances of the 95% interval, within [0, 1]; None without SEs.
+
+    ±1.96 standard errors; where the standard error is undefined (a single document) the
+    Wilson interval of a proportion over ``n_docs`` documents stands in, which bounds the
+    spread of any mean of values in [0, 1], so one document never looks certain."""
     if se is None:
         return None
     y = wide.to_numpy(dtype=float)
-    half = Z95 * np.nan_to_num(se.to_numpy(dtype=float))
-    return y - np.clip(y - half, 0, None), np.clip(y + half, None, 1) - y
+    half = Z95 * se.reindex(index=wide.index, columns=wide.columns).to_numpy(dtype=float)
+    lo, hi = y - half, y + half
+    n = np.asarray(n_docs, dtype=float).reshape(-1, 1) * np.ones_like(y)
+    alone = np.isnan(half) & (n > 0) & ~np.isnan(y)
+    if alone.any():
+        m, p, z2 = n[alone], np.clip(y[alone], 0, 1), Z95 ** 2
+        centre, spread = (p + z2 / (2 * m)) / (1 + z2 / m), Z95 / (1 + z2 / m) * np.sqrt(p * (1 - p) / m + z2 / (4 * m * m))
+        lo[alone], hi[alone] = centre - spread, centre + spread
+    return np.nan_to_num(y - np.clip(lo, 0, None)), np.nan_to_num(np.clip(hi, None, 1) - y)
+
+
+def _check(table: pd.DataFrame, key: str, measure: str) -> None:
+    need = {key, "topic", measure, "n_docs"}
+    if not need <= set(table.columns):
+        raise SaetmError(f"the table lacks columns {sorted(need - set(table.columns))}; pass the output of "
+                         f"{'topics_over_time' if key == 'period' else 'topics_per_group'} (measure: share, "
+                         "coverage or prevalence)")
 
 
 def _pick(table: pd.DataFrame, key: str, measure: str, top: int) -> tuple[list[int], str]:
@@ -67,6 +87,7 @@ def topics_over_time_lines(table: pd.DataFrame, topic_labels, top: int = 8, meas
     otherwise the ``top`` topics whose main-topic counts change most are drawn.
     Periods without documents appear as gaps.
     """
+    _check(table, "period", measure)
     chosen = ""  # topics given by the caller need no explanation
     if topics is None:
         topics, chosen = _pick(table, "period", measure, top)
@@ -88,7 +109,7 @@ def topics_over_time_lines(table: pd.DataFrame, topic_labels, top: int = 8, meas
     fig.add_trace(go.Bar(x=x, y=n_docs.to_numpy(), name="documents", marker_color="#9aa5b1", showlegend=False,
                          hovertemplate="%{x}: %{y:,} documents<extra></extra>"), row=1, col=1)
     fig.update_yaxes(title_text="documents", row=1, col=1, rangemode="tozero")
-    interval = _interval(wide[topics], se[topics]) if se is not None else None
+    interval = _interval(wide[topics], se, n_docs.to_numpy()) if se is not None else None
     pct = measure in FRACTIONS
     fmt = ".1%" if pct else ".3f"
     for i, (t, name) in enumerate(zip(topics, names)):
@@ -126,6 +147,7 @@ def group_comparison_bars(table: pd.DataFrame, topic_labels, top: int = 10, meas
     bars with 95% intervals (for ``share``), each group named with its number of
     documents; more groups as a heatmap (groups × topics, counts on the axis).
     """
+    _check(table, "group", measure)
     chosen = ""  # topics given by the caller need no explanation
     if topics is None:
         topics, chosen = _pick(table, "group", measure, top)
@@ -139,7 +161,7 @@ def group_comparison_bars(table: pd.DataFrame, topic_labels, top: int = 10, meas
     groups = [f"{g} ({n:,})" for g, n in zip(wide.index, n_docs)]
     pct = measure in FRACTIONS
     fmt = ".1%" if pct else ".3f"
-    interval = _interval(wide[topics], se[topics]) if se is not None else None
+    interval = _interval(wide[topics], se, n_docs.to_numpy()) if se is not None else None
     if len(groups) <= 8:
         fig = go.Figure()
         # drawn last group first, so each topic's bars read top-down in the legend's order
