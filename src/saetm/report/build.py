@@ -92,8 +92,8 @@ def _table_caption(table: pd.DataFrame) -> str:
         parts.append("change rank: 1 = the topic whose main-topic counts differ most between periods (chi-square); "
                      "trend: Mann–Kendall test of its share per period (p < 0.05)")
     if "difference rank" in table.columns:
-        parts.append("difference rank: the same between classes; most over-represented in: by prior-smoothed "
-                     "log-odds of the topic being present")
+        parts.append("difference rank: 1 = the topic whose main-topic counts differ most between classes "
+                     "(chi-square); most over-represented in: by prior-smoothed log-odds of the topic being present")
     return "; ".join(parts) + "."
 
 
