@@ -184,6 +184,7 @@ class SAETM(TopicViews):
         meta["image"] = _image_paths(meta["image"])
         meta["text"] = docs  # kept (saved truncated) for representative documents and reports
         report = FitReport(n_documents=len(docs))
+        self.input_ = None  # set by `saetm fit` (the file read), kept in model.json for `saetm evaluate`
         t = time.perf_counter()
 
         self.encoder_ = pipeline.make_encoder(self.encoder)
@@ -401,8 +402,9 @@ class SAETM(TopicViews):
         coherence; NMI/ARI with labels; LLM coherence and intruder accuracy with a judge.
 
         ``reference``: the corpus for NPMI / C_V — None uses the fitted documents (a
-        loaded model whose saved texts were cut to 1,000 characters refuses: give the
-        corpus), or give texts, token lists or ``(counts CSR, vocab)``. ``labels``: one
+        loaded model whose saved texts were cut to 1,000 characters re-reads the input
+        ``saetm fit`` recorded when its content is unchanged, and otherwise refuses: give
+        the corpus), or give texts, token lists or ``(counts CSR, vocab)``. ``labels``: one
         per fitted document (default: those given to ``fit``). ``judge``: a callable ``prompt -> answer`` such as
         :class:`saetm.evaluation.judge.OpenAIJudge`. ``word_vectors``: ``"glove"``, None
         (skip) or an object with ``vectors_for``. Returns ``{measure: value}``; with
@@ -420,11 +422,18 @@ class SAETM(TopicViews):
             # A loaded model keeps texts cut to TEXT_CHARS (a fitted one, with fit_report_, the full
             # texts); cutting loses most co-occurrences (20 Newsgroups: NPMI 0.13 -> -0.13), so refuse.
             loaded = not hasattr(self, "fit_report_")
+            source = f"the {len(texts)} fitted documents"
             if cut := loaded and sum(len(t) >= TEXT_CHARS for t in texts):
-                raise SaetmError(f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "
-                                 "which would distort NPMI / C_V; give the full corpus (Python: reference=texts; "
-                                 "CLI: --reference INPUT, e.g. the file you fitted)")
-            reference, source = reference_tokens(texts, self.stop_words), f"the {len(texts)} fitted documents"
+                why = (f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "
+                       "which would distort NPMI / C_V")
+                if getattr(self, "input_", None) is None:
+                    raise SaetmError(f"{why}; give the full corpus (Python: reference=texts; "
+                                     "CLI: --reference INPUT, e.g. the file you fitted)")
+                from saetm.io.provenance import read_fitted_texts
+
+                texts = [t for t in read_fitted_texts(self.input_, why) if t.strip()]
+                source = f"the {len(texts)} documents of {self.input_['path']}, the input the model was fitted on"
+            reference = reference_tokens(texts, self.stop_words)
         elif isinstance(reference, (list, tuple)) and reference and all(isinstance(t, str) for t in reference):
             reference, source = reference_tokens(reference, self.stop_words), f"{len(reference)} given documents"
         else:

@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "agreement with labels, optionally an LLM judge)")
     ev.add_argument("dir")
     ev.add_argument("--reference", help="corpus for NPMI / C_V, any input `saetm fit` reads (default: the fitted "
-                    "documents kept in DIR, usable when none was cut to 1,000 characters)")
+                    "documents kept in DIR, or, when some were cut to 1,000 characters, the file `saetm fit` read, "
+                    "if unchanged)")
     ev.add_argument("--text-field", help="column of --reference with the text (default: detected)")
     ev.add_argument("--labels", help="labels of the fitted documents: .txt, one per line, or a table column "
                     "(--label-field, default 'label'); default: those kept by `saetm fit --label-field`")

@@ -8,6 +8,7 @@ from saetm.cli._common import _aligned, _print_topics, _read_embeddings_for, _re
 
 
 def cmd_fit(args) -> int:
+    from saetm.io.provenance import input_record
     from saetm.io.readers import read_documents
     from saetm.model_files import directory_lock
     from saetm.pipeline import check_params
@@ -20,15 +21,20 @@ def cmd_fit(args) -> int:
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
     # instead of after hours; the directory is removed again if nothing gets written.
     with directory_lock(out):
+        source = None
         if _is_image_input(args):
             texts, embeddings, meta, name = _image_collection(args)
         else:
+            if Path(args.input).exists():  # else the reader says what is wrong
+                source = input_record(args.input, None)  # hashed before it is read: a later edit shows
             corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
                                     date_field=args.date_field, label_field=args.label_field)
             texts, meta = _aligned(corpus)
             embeddings = _read_embeddings_for(len(texts), args.embeddings)
             name = None
         model.fit(texts, embeddings, embedding_name=name, **meta)
+        if source is not None:  # kept for `saetm evaluate`: the model keeps its texts cut short
+            model.input_ = {**source, "text_field": corpus.extra["text_field"]}
         model.save(out, overwrite=args.overwrite)
     _print_topics(model, args.words)
     log.info("saved the model, topics.json and doc_topics.npz to %s", out)
