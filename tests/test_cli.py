@@ -97,10 +97,31 @@ def test_transform_writes_tables_and_npz(fitted_dir, corpus_files):
     for name in ("w.npz", "w.csv", "w.jsonl", "w.parquet"):
         out = corpus_files / name
         rc = main(["transform", str(fitted_dir), str(corpus_files / "docs.jsonl"), "--text-field", "body",
-                   "--embeddings", str(corpus_files / "emb.npy"), "--out", str(out), "-q"])
+                   "--id-field", "id", "--embeddings", str(corpus_files / "emb.npy"), "--out", str(out), "-q"])
         assert rc == 0 and out.exists()
     W = sp.load_npz(corpus_files / "w.npz")
     assert np.allclose(W.toarray(), sp.load_npz(fitted_dir / "doc_topics.npz").toarray(), atol=1e-6)
+
+    # the tables give each document's three heaviest topics, heaviest first
+    import pandas as pd
+
+    dense = W.toarray()
+    expected = [sorted(np.flatnonzero(row), key=lambda t: (-row[t], t))[:3] for row in dense]
+    expected = [e + [-1] * (3 - len(e)) for e in expected]
+    assert any(e[2] >= 0 for e in expected)  # some documents do have a third topic
+    for table in (pd.read_csv(corpus_files / "w.csv"), pd.read_json(corpus_files / "w.jsonl", lines=True),
+                  pd.read_parquet(corpus_files / "w.parquet")):
+        assert list(table.columns) == ["id", "topic", "weight", "label", "topic_2", "weight_2", "label_2",
+                                       "topic_3", "weight_3", "label_3"]
+        assert table[["topic", "topic_2", "topic_3"]].values.tolist() == expected
+        got = table[["weight", "weight_2", "weight_3"]].to_numpy()
+        assert np.allclose(got, [[row[t] if t >= 0 else 0 for t in e] for row, e in zip(dense, expected)], atol=1e-6)
+        assert table["id"].tolist()[:2] == ["d0", "d1"]
+    rc = main(["transform", str(fitted_dir), str(corpus_files / "docs.jsonl"), "--text-field", "body",
+               "--embeddings", str(corpus_files / "emb.npy"), "--out", str(corpus_files / "w1.tsv"), "--top", "1",
+               "-q"])
+    assert rc == 0
+    assert list(pd.read_csv(corpus_files / "w1.tsv", sep="\t").columns) == ["id", "topic", "weight", "label"]
 
 
 @pytest.mark.parametrize("flag, value, message", [

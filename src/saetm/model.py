@@ -350,17 +350,34 @@ class SAETM(TopicViews):
             out.insert(0, "document", list(documents))
         return out
 
-    def describe_weights(self, doc_topics: sp.spmatrix) -> pd.DataFrame:
-        """Main topic (−1 when none is active), its weight and label for each row of ``doc_topics``."""
-        W = sp.csr_matrix(doc_topics)
-        weight = W.max(axis=1).toarray().ravel()
-        top = np.where(weight > 0, np.asarray(W.argmax(axis=1)).ravel(), -1)
+    def describe_weights(self, doc_topics: sp.spmatrix, top: int = 1) -> pd.DataFrame:
+        """Main topic (−1 when none is active), its weight and label for each row of ``doc_topics``.
+
+        ``top`` > 1 adds the next topics by weight as ``topic_2, weight_2, label_2``, ...
+        (−1, 0.0 and "(no topic)" where a document has fewer active topics); ties go to
+        the lower topic number."""
+        W = sp.csr_matrix(doc_topics, copy=True)
+        W.sort_indices()
+        W.data[~(W.data > 0)] = 0  # NaN or negative weights are no topic
+        W.eliminate_zeros()
+        n, top = W.shape[0], max(1, min(int(top), W.shape[1]))
+        rows = np.repeat(np.arange(n), np.diff(W.indptr))
+        # by row, then weight descending; the stable sort keeps ties in topic order
+        order = np.lexsort((-W.data, rows))
+        rank = np.arange(len(order)) - W.indptr[rows[order]]
+        keep = order[rank < top]
+        topics = np.full((n, top), -1, dtype=np.int64)
+        weights = np.zeros((n, top), dtype=W.dtype)
+        topics[rows[keep], rank[rank < top]] = W.indices[keep]
+        weights[rows[keep], rank[rank < top]] = W.data[keep]
         labels = self.topic_labels()
-        return pd.DataFrame({
-            "topic": top,
-            "weight": weight,
-            "label": [labels[t] if t >= 0 else "(no topic)" for t in top],
-        })
+        columns = {}
+        for j in range(top):
+            suffix = "" if j == 0 else f"_{j + 1}"
+            columns[f"topic{suffix}"] = topics[:, j]
+            columns[f"weight{suffix}"] = weights[:, j]
+            columns[f"label{suffix}"] = [labels[t] if t >= 0 else "(no topic)" for t in topics[:, j]]
+        return pd.DataFrame(columns)
 
     def _top_words(self, n_words: int):
         key = (int(n_words), self.word_ranking, self._repeat_penalty())

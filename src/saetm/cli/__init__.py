@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--text-field")
     x.add_argument("--id-field")
     x.add_argument("--embeddings")
+    x.add_argument("--top", type=_positive_int, metavar="N",
+                   help="tables: the N topics of highest weight per document, as topic, weight, label, "
+                   "topic_2, weight_2, label_2, ... (default 3)")
     x.set_defaults(func=cmd_transform)
 
     ts = sub.add_parser("train-sae", parents=[common], help="train an SAE on embedding files (also under torchrun)")

@@ -17,6 +17,8 @@ def cmd_transform(args) -> int:
     suffix = out.suffix.lower()
     if suffix not in (".npz", ".csv", ".tsv", ".jsonl", ".parquet"):
         raise SaetmError(f"--out {out.name}: use .npz (sparse topic weights) or .csv/.tsv/.jsonl/.parquet (a table)")
+    if suffix == ".npz" and args.top is not None:
+        log.warning("--top shapes the tables; %s keeps the weights of every topic", out.name)
     model = SAETM.load(args.dir)
     model.verbose = not args.quiet
     corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field)
@@ -26,7 +28,7 @@ def cmd_transform(args) -> int:
     if suffix == ".npz":
         write_npz(out, W)
     else:
-        info = model.describe_weights(W)
+        info = model.describe_weights(W, top=args.top or 3)
         info.insert(0, "id", meta["ids"])
         with atomic_write(out, "w" if suffix != ".parquet" else "wb") as f:
             if suffix == ".parquet":
