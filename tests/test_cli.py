@@ -222,3 +222,22 @@ def test_the_hash_of_a_txt_folder_covers_names_and_contents(tmp_path):
     assert renamed != before
     (tmp_path / "a.txt").write_text("first document, edited")
     assert content_sha256(tmp_path) not in (before, renamed)
+
+
+def test_every_argument_of_every_command_has_help():
+    import argparse
+
+    from saetm.cli import build_parser
+
+    def undocumented(parser, name):
+        for action in parser._actions:
+            if not action.help or action.help == argparse.SUPPRESS:
+                yield f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if isinstance(action, argparse._SubParsersAction):
+                for command, sub in action.choices.items():
+                    yield from undocumented(sub, f"saetm {command}")
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"fit", "retopic", "topics", "transform", "train-sae", "demo", "report", "evaluate"} <= set(commands)
+    assert list(undocumented(parser, "saetm")) == []

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show full tracebacks")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     common.add_argument("--words", type=_positive_int, default=10, help="top words to print per topic (default 10)")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
+                           help="one of the commands below; `saetm COMMAND --help` lists its options")
 
     f = sub.add_parser("fit", parents=[common], help="fit a topic model on a file of documents")
     f.add_argument("input", help="documents: .jsonl/.json/.csv/.tsv/.parquet/.txt, a folder of .txt files, "
@@ -48,12 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--image-encoder", default="default",
                    help="image encoder: default (EfficientNet-Lite0, offline) or a local CLIP/SigLIP/ViT folder")
     f.add_argument("--topics", type=_positive_int, default=20, help="number of topics (default 20)")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0,
+                   help="seed of every random choice (SAE training, clustering): same seed and input, same topics "
+                   "(default 0)")
     f.add_argument("--encoder", default="default", help="sentence-transformers model name or folder (default: bundled all-MiniLM-L6-v2)")
     f.add_argument("--sae", default="auto", help="auto | default (shipped) | train | a folder from `saetm train-sae`")
     f.add_argument("--n-atoms", type=_positive_int, help="atoms of a trained SAE (default 16 × embedding dim; images 2048)")
     f.add_argument("--k", type=_positive_int, help="active atoms per document (default 32; images 16)")
-    f.add_argument("--arch", default="batchtopk", choices=["topk", "batchtopk", "relu", "jumprelu"])
+    f.add_argument("--arch", default="batchtopk", choices=["topk", "batchtopk", "relu", "jumprelu"],
+                   help="architecture of an SAE trained on the corpus (default batchtopk)")
     f.add_argument("--sae-steps", type=_positive_int, help="SAE training steps (default: by corpus size; images 500)")
     f.add_argument("--min-df", type=_positive_int, default=5, help="minimum document frequency of a word (default 5)")
     f.add_argument("--max-features", type=_positive_int, default=10000, help="maximum vocabulary size (default 10000)")
@@ -86,24 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("retopic", parents=[common],
                        help="change the number of topics or the word diversity of a fitted model (no refit)")
-    r.add_argument("dir")
+    r.add_argument("dir", help="model directory written by `saetm fit`; its topic files are rewritten")
     r.add_argument("--topics", type=_positive_int, default=None, help="the new number of topics")
     r.add_argument("--word-diversity", type=float, default=None, metavar="P",
                    help="re-rank the topics' words with this repeat penalty (see fit --word-diversity)")
     r.set_defaults(func=cmd_retopic)
 
     t = sub.add_parser("topics", parents=[common], help="print the topic table of a fitted model")
-    t.add_argument("dir")
+    t.add_argument("dir", help="model directory written by `saetm fit`")
     t.add_argument("--json", action="store_true", help="print topics.json instead of a table")
     t.set_defaults(func=cmd_topics)
 
     x = sub.add_parser("transform", parents=[common], help="topic weights for new documents")
-    x.add_argument("dir")
-    x.add_argument("input")
+    x.add_argument("dir", help="model directory written by `saetm fit`")
+    x.add_argument("input", help="documents to weigh: any input `saetm fit` reads")
     x.add_argument("--out", required=True, help=".npz (sparse weights) or .csv/.tsv/.jsonl/.parquet (a table)")
-    x.add_argument("--text-field")
-    x.add_argument("--id-field")
-    x.add_argument("--embeddings")
+    x.add_argument("--text-field", help="column with the text (default: detected)")
+    x.add_argument("--id-field", help="column with document ids for the table's id column "
+                   "(default: the row number, or the file name in a folder of .txt files)")
+    x.add_argument("--embeddings", help=".npy of precomputed embeddings from the model's encoder, "
+                   "one row per document")
     x.add_argument("--top", type=_positive_int, metavar="N",
                    help="tables: the N topics of highest weight per document, as topic, weight, label, "
                    "topic_2, weight_2, label_2, ... (default 3)")
@@ -113,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("embeddings", nargs="+", metavar="EMBEDDINGS",
                     help=".npy files (memory-mapped), .parquet files, or folders of such shards")
     ts.add_argument("--out", required=True, help="folder to write sae.safetensors + sae.json to")
-    ts.add_argument("--arch", default="batchtopk", choices=["topk", "batchtopk", "relu", "jumprelu"])
+    ts.add_argument("--arch", default="batchtopk", choices=["topk", "batchtopk", "relu", "jumprelu"],
+                    help="SAE architecture (default batchtopk)")
     size = ts.add_mutually_exclusive_group()
     size.add_argument("--expansion", type=_positive_int, help="atoms per embedding dimension (default 16)")
     size.add_argument("--n-atoms", type=_positive_int, help="number of atoms (instead of --expansion)")
@@ -124,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--batch-size", type=_positive_int,
                     help="global batch, split over torchrun processes (default: by data size, 256-4096)")
     ts.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    ts.add_argument("--seed", type=int, default=0)
+    ts.add_argument("--seed", type=int, default=0, help="seed of the initialisation and batch order (default 0)")
     ts.add_argument("--input-norm", default="l2", choices=["l2", "scale"],
                     help="l2: unit-norm embeddings; scale: unit mean squared norm (default l2)")
     ts.add_argument("--encoder-name", default="", help="encoder the embeddings come from, stored with the SAE")
@@ -145,12 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--overwrite", action="store_true", help="replace a model already in another --out")
     d.add_argument("--docs", type=_positive_int, default=3000, help="documents to use (default 3000)")
     d.add_argument("--full", action="store_true", help="use all 18,821 documents")
-    d.add_argument("--topics", type=_positive_int, default=20)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--topics", type=_positive_int, default=20, help="number of topics (default 20)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the document sample and the fit (default 0)")
     d.set_defaults(func=cmd_demo)
 
     rp = sub.add_parser("report", parents=[common], help="write a self-contained HTML report of a fitted model")
-    rp.add_argument("dir")
+    rp.add_argument("dir", help="model directory written by `saetm fit`")
     rp.add_argument("--out", help="HTML file to write (default: DIR/report.html)")
     rp.add_argument("--freq", type=_period_freq, help="periods over time: D, W, M, Q, Y, decade or a number of bins "
                     "(default: chosen from the dates kept by `saetm fit --date-field`)")
@@ -159,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
     ev = sub.add_parser("evaluate", parents=[common], help="score a fitted model's topics (coherence, diversity, "
                         "agreement with labels, optionally an LLM judge)")
-    ev.add_argument("dir")
+    ev.add_argument("dir", help="model directory written by `saetm fit`")
     ev.add_argument("--reference", help="corpus for NPMI / C_V, any input `saetm fit` reads (default: the fitted "
                     "documents kept in DIR, or, when some were cut to 1,000 characters, the file `saetm fit` read, "
                     "if unchanged)")
