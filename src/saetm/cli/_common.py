@@ -57,6 +57,13 @@ def _print_topics(model, n_words: int) -> None:
         print(f"{row.topic:>5}  {row.prevalence:5.3f}  {row.coverage:5.3f}  {row.n_atoms:>5}  {row.top_words}")
 
 
+def _fit_summary(model, out) -> str:
+    """One line after a fit: documents, seconds per stage, where the model is."""
+    rep = model.fit_report_
+    secs = ", ".join(f"{k} {v:.1f}s" for k, v in rep.seconds.items())
+    return f"fitted {rep.n_documents} documents ({secs}); model in {out}/"
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)

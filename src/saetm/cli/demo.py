@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from saetm.cli._common import DEMO_OUT, _print_topics, _refuse_existing, log
+from saetm.cli._common import DEMO_OUT, _fit_summary, _print_topics, _refuse_existing, log
 
 
 def cmd_demo(args) -> int:
@@ -24,7 +24,5 @@ def cmd_demo(args) -> int:
         model.fit(corpus.texts, labels=corpus.labels, ids=corpus.ids)
         model.save(out, overwrite=overwrite)
     _print_topics(model, args.words)
-    rep = model.fit_report_
-    secs = ", ".join(f"{k} {v:.1f}s" for k, v in rep.seconds.items())
-    print(f"\nfitted {rep.n_documents} documents ({secs}); model in {args.out}/")
+    print(f"\n{_fit_summary(model, args.out)}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from saetm.cli._common import _aligned, _print_topics, _read_embeddings_for, _refuse_existing, log
+from saetm.cli._common import _aligned, _fit_summary, _print_topics, _read_embeddings_for, _refuse_existing, log
 
 
 def cmd_fit(args) -> int:
@@ -37,6 +37,8 @@ def cmd_fit(args) -> int:
             model.input_ = {**source, "text_field": corpus.extra["text_field"]}
         model.save(out, overwrite=args.overwrite)
     _print_topics(model, args.words)
+    if not args.quiet:
+        print(f"\n{_fit_summary(model, args.out)}")
     log.info("saved the model, topics.json and doc_topics.npz to %s", out)
     return 0
 
