@@ -26,7 +26,7 @@ def cmd_fit(args) -> int:
             texts, embeddings, meta, name = _image_collection(args)
         else:
             if Path(args.input).exists():  # else the reader says what is wrong
-                source = input_record(args.input, None)  # hashed before it is read: a later edit shows
+                source = input_record(args.input)  # hashed before it is read: a later edit shows
             corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
                                     date_field=args.date_field, label_field=args.label_field)
             texts, meta = _aligned(corpus)

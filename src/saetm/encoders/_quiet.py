@@ -20,7 +20,8 @@ def quiet_loading(quiet: bool = True):
 
     from transformers.utils import logging as hf_logging
 
-    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module: the package exports a class by that name
+    # the module; `from huggingface_hub.utils import tqdm` gives a class of that name
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hub_states = dict(hub_tqdm.progress_bar_states)

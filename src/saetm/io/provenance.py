@@ -43,10 +43,11 @@ def _update(h, path: Path) -> None:
             h.update(chunk)
 
 
-def input_record(path, text_field: str | None) -> dict:
-    """What ``model.json`` keeps of a document input: ``{"path", "sha256", "text_field"}``."""
+def input_record(path) -> dict:
+    """Where a document input is and what it holds: ``{"path": absolute, "sha256"}``; the
+    caller adds the ``"text_field"`` it was read with."""
     path = Path(path).resolve()
-    return {"path": str(path), "sha256": content_sha256(path), "text_field": text_field}
+    return {"path": str(path), "sha256": content_sha256(path)}
 
 
 def checked_record(value) -> dict | None:
