@@ -2,8 +2,9 @@
 
 Directory layout (``DIR``)::
 
-    model.json          settings, versions, fit report — written LAST: its presence
-                        means the directory is complete
+    model.json          settings, versions, fit report, the input ``saetm fit`` read (path,
+                        SHA-256, text field) — written LAST: its presence means the
+                        directory is complete
     vocab.json          the vocabulary (list of words)
     state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings, atom tree — stages 1–2;
                         document-word incidence (word ranking) and float16 document
@@ -47,6 +48,7 @@ from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
 from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
                               write_json, write_npz, write_tensors)
+from saetm.io.provenance import checked_record
 
 log = logging.getLogger("saetm")
 
@@ -307,6 +309,7 @@ def _model_json(model) -> dict:
         "n_documents": int(model.theta_.shape[0]),
         "vocabulary_size": len(model.vocab_),
         "custom_labels": getattr(model, "custom_labels_", None),
+        "input": getattr(model, "input_", None),  # the file `saetm fit` read: path, sha256, text_field
         "fit_report": _jsonable(report.__dict__) if report else getattr(model, "fit_info_", None),
     }
 
@@ -440,6 +443,7 @@ def load_model(cls, directory: Path):
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
     model.fit_info_ = info.get("fit_report")
+    model.input_ = checked_record(info.get("input"))
     _check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
 

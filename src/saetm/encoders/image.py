@@ -151,7 +151,7 @@ class _Lite0:
 class _HFVision:
     """A local Hugging Face vision model folder (CLIP, SigLIP, ViT, DINOv2, ...)."""
 
-    def __init__(self, folder: Path, device: str):
+    def __init__(self, folder: Path, device: str, quiet: bool = False):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         if not (folder / "config.json").is_file():
@@ -160,9 +160,12 @@ class _HFVision:
             from transformers import AutoImageProcessor, AutoModel
         except ImportError:
             raise SaetmError("a local image model folder needs the transformers package: pip install transformers") from None
+        from saetm.encoders._quiet import quiet_loading
+
         try:
-            self.processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
-            self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
+            with quiet_loading(quiet):
+                self.processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
+                self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
         except Exception as e:  # missing preprocessor config, unknown architecture, bad weights
             raise SaetmError(
                 f"cannot load an image model from {folder} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
@@ -224,7 +227,8 @@ class ImageEncoder:
             self.name = name or str(model)
         self._backend = None
 
-    def _load(self):
+    def _load(self, quiet: bool = False):
+        """The backend, loaded once; ``quiet`` hides what a Hugging Face model prints as it loads."""
         if self._backend is not None:
             return self._backend
         if callable(self.model):
@@ -238,7 +242,7 @@ class ImageEncoder:
                     f"image encoder {str(self.model)!r} is neither 'default' nor an existing model folder; "
                     "give 'default', a local CLIP/SigLIP/ViT folder, or a callable (saetm never downloads)"
                 )
-            self._backend = _HFVision(folder, self.device)
+            self._backend = _HFVision(folder, self.device, quiet)
         return self._backend
 
     @property
@@ -287,6 +291,8 @@ def encode_images(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCa
         if hit is not None:
             return hit
 
+    if not show_progress and isinstance(encoder, ImageEncoder):
+        encoder._load(quiet=True)  # before the first batch, which would load it with its progress bar
     rows, index, failed = [], [], []
     bar = _progress(len(images), show_progress, encoder.name)
     for start in range(0, len(images), encoder.batch_size):

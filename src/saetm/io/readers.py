@@ -162,8 +162,13 @@ def _decode(raw: bytes, path: Path) -> str:
     return text[1:] if text.startswith("\ufeff") else text  # drop a byte-order mark
 
 
+def txt_folder_files(folder: Path) -> list[Path]:
+    """The documents of a folder: its ``.txt`` files, sorted by name, hidden ones left out."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".txt" and p.is_file() and not p.name.startswith("."))
+
+
 def _read_txt_folder(folder: Path):
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".txt" and p.is_file() and not p.name.startswith("."))
+    files = txt_folder_files(folder)
     if not files:
         raise SaetmError(f"folder {folder} contains no .txt files; put one document per .txt file there")
     texts = [_decode(p.read_bytes(), p) for p in files]
