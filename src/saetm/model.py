@@ -25,6 +25,7 @@ from saetm.errors import SaetmError
 from saetm.views import TopicViews
 
 log = logging.getLogger("saetm")
+MAX_LABEL_CHARS = 200  # custom topic labels: a name, not a document
 
 
 @dataclass
@@ -296,7 +297,8 @@ class SAETM(TopicViews):
         return [f"{t}: {', '.join(w)}" for t, w in enumerate(words)]
 
     def set_topic_labels(self, labels: Sequence[str] | dict | None) -> "SAETM":
-        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets."""
+        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets.
+        A label longer than ``MAX_LABEL_CHARS`` characters is refused."""
         self._check_fitted()
         if labels is None:
             self.custom_labels_ = None
@@ -312,6 +314,10 @@ class SAETM(TopicViews):
             if len(labels) != self.n_topics:
                 raise SaetmError(f"got {len(labels)} labels for {self.n_topics} topics; give one per topic")
             base = labels
+        for t, name in enumerate(base):
+            if len(name) > MAX_LABEL_CHARS:  # every table, plot and page of the report repeats labels
+                raise SaetmError(f"the label of topic {t} has {len(name):,} characters; "
+                                 f"give labels of at most {MAX_LABEL_CHARS}")
         self.custom_labels_ = base
         return self
 
