@@ -234,8 +234,10 @@ def _read_parquet(path: Path) -> tuple[dict[str, list], int]:
 
 def _check_field(path: Path, name: str | None, available: list[str], what: str) -> None:
     if name is not None and name not in available:
+        if _data_as_header(path, available) is not None:
+            raise SaetmError(_no_header_message(path, available))
         raise SaetmError(
-            f"{path} has no field {name!r} (for --{what}-field); available fields: {', '.join(map(repr, available))}"
+            f"{path} has no field {name!r} (for --{what}-field); available fields: {_field_list(available)}"
         )
 
 
@@ -246,14 +248,45 @@ def _detect_text_field(path: Path, columns: dict[str, list]) -> str:
             return name
         if name in lower:
             return lower[name]
+    if _data_as_header(path, list(columns)) is not None:
+        # the first document was taken for the header: it would be lost, and named as a field
+        raise SaetmError(_no_header_message(path, list(columns)))
     strings = [c for c, values in columns.items() if _is_string_column(values)]
     if len(strings) == 1:
         return strings[0]
     why = "several text-like columns" if strings else "no text column"
     raise SaetmError(
         f"cannot tell which field of {path} holds the text ({why}); "
-        f"pass --text-field (text_field=) with one of: {', '.join(map(repr, columns))}"
+        f"pass --text-field (text_field=) with one of: {_field_list(columns)}"
     )
+
+
+_HEADER_MAX_WORDS = 5  # a column name of more words, or of more characters, is a row of data
+_HEADER_MAX_CHARS = 60
+
+
+def _data_as_header(path: Path, names) -> str | None:
+    """The first CSV/TSV column name that reads like data rather than a name (a sentence,
+    a paragraph), a sign that the file has no header row; ``None`` when all look like names."""
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return None
+    return next((n for n in names if len(n) > _HEADER_MAX_CHARS or len(n.split()) > _HEADER_MAX_WORDS), None)
+
+
+def _no_header_message(path: Path, names) -> str:
+    first = _data_as_header(path, names)
+    return (f"{path} seems to have no header row: its first line reads like data (a column named "
+            f"{_short(first)!r}); add a first line naming the columns, such as `text` (or `text,label`), "
+            "or, if that line is the header, pass --text-field with the text column's name")
+
+
+def _short(name: str, limit: int = 40) -> str:
+    name = " ".join(str(name).split())
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _field_list(names) -> str:
+    return ", ".join(repr(_short(n)) for n in names)
 
 
 def _is_string_column(values: list) -> bool:
