@@ -168,10 +168,14 @@ class SAETM(TopicViews):
     def fit(self, documents: Sequence[str], embeddings: np.ndarray | None = None, *,
             dates: Sequence | None = None, labels: Sequence | None = None,
             ids: Sequence | None = None, images: Sequence | None = None,
-            embedding_name: str | None = None) -> "SAETM":
+            embedding_name: str | None = None, embedding_rows: Sequence[int] | None = None) -> "SAETM":
         """Fit all three stages on ``documents`` (``embeddings``: optional precomputed
         ``(n_docs, dim)`` array aligned with the documents; ``embedding_name``: what made
         them, e.g. ``"image:efficientnet-lite0"``, recorded with the SAE and the model).
+
+        embedding_rows: with ``embeddings``, the document each embedding row belongs to
+        (default: one row per document, in order). A document without an embedding (an
+        image that could not be read) keeps its row and gets no topic, as an empty text does.
 
         dates / labels / ids: kept per document for the analyses and the report.
         images: for an image collection, each document's image (a path; inline bytes are
@@ -189,7 +193,8 @@ class SAETM(TopicViews):
 
         self.encoder_ = pipeline.make_encoder(self.encoder)
         self.embedding_name_ = embedding_name or self.encoder_.name
-        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose)
+        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
+                                 rows=embedding_rows)
         self.doc_embeddings_ = pipeline.document_embeddings(self, X, rows, len(docs))
         report.seconds["embed"] = time.perf_counter() - t
 

@@ -5,14 +5,140 @@ Each one must end quickly with a one-line message, or be skipped with a warning,
 never hang or build something the size of the attacker's choosing.
 """
 
+import contextlib
+import csv
 import json
+import os
+import shutil
+import signal
 
+import numpy as np
 import pytest
 
 from saetm.errors import SaetmError
+from saetm.io.images import MAX_IMAGE_BYTES, OPENCLIPART_ROOT, UnreadableImage, image_fingerprint, load_rgb
 from saetm.model import MAX_LABEL_CHARS, SAETM
 
-from _reliability import assert_one_line_error, run_main
+from _reliability import assert_one_line_error, run_main, run_saetm
+
+needs_clipart = pytest.mark.skipif(not (OPENCLIPART_ROOT / "png").is_dir(),
+                                   reason="Open Clip Art is not installed: apt-get install openclipart-png")
+
+
+@contextlib.contextmanager
+def _deadline(seconds):
+    """Fail instead of hanging the suite when a call blocks (e.g. on a named pipe)."""
+    def expired(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# ------------------------------------------------------------------------------ images: special and unreadable files
+
+
+def test_special_files_are_never_read_as_images(tmp_path):
+    from saetm.report.thumbnails import thumbnail
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    big = tmp_path / "huge.png"
+    with open(big, "wb") as f:
+        f.truncate(MAX_IMAGE_BYTES + 1)  # sparse: no disk used
+    with _deadline(30):
+        for path, why in (("/dev/zero", "not a regular file"), (fifo, "not a regular file"),
+                          (tmp_path, "not a regular file"), (big, "larger than 64 MB")):
+            for read in (load_rgb, thumbnail):
+                with pytest.raises(UnreadableImage, match=why):
+                    read(str(path))
+            assert image_fingerprint(str(path)) == "unreadable"
+
+
+N_CLIPART = 24
+SKIPPED = {3: "broken", 9: "/dev/zero", 15: "fifo", 20: "blank"}  # manifest row -> what is there
+
+
+@pytest.fixture(scope="module")
+def image_fit(tmp_path_factory):
+    """`saetm fit` (a real process, so a hang fails the test) on a manifest of real clip art
+    with a corrupt file, /dev/zero, a named pipe and an empty image cell among its rows."""
+    from saetm.io.images import load_openclipart
+
+    root = tmp_path_factory.mktemp("images")
+    clipart = load_openclipart(N_CLIPART, seed=3)
+    (root / "images").mkdir()
+    (root / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    os.mkfifo(root / "images" / "pipe.png")
+    special = {"broken": "images/broken.png", "/dev/zero": "/dev/zero", "fifo": "images/pipe.png", "blank": ""}
+    rows, it = [], iter(range(N_CLIPART))
+    for r in range(N_CLIPART + len(SKIPPED)):
+        if r in SKIPPED:
+            image, words = special[SKIPPED[r]], "red apple fruit"
+        else:
+            i = next(it)
+            image = f"images/{i:02d}.png"
+            shutil.copy(clipart.extra["images"][i], root / image)
+            words = clipart.texts[i]
+        rows.append([f"img{r}", image, words])
+    with open(root / "m.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["id", "image", "title"], *rows])
+    out = root / "model"
+    run = run_saetm(["fit", root / "m.csv", "--image-field", "image", "--id-field", "id", "--out", out,
+                     "--n-atoms", "256", "--k", "8", "--sae-steps", "50", "--min-df", "2", "--topics", "3", "-q"],
+                    cwd=root, timeout=900)
+    assert run.returncode == 0, run.stderr
+    return root, out, rows, run.stderr
+
+
+@needs_clipart
+def test_fit_skips_dev_zero_and_named_pipes_as_unreadable_images(image_fit):
+    _, _, _, err = image_fit
+    assert "skipped 3 unreadable images of" in err and "out of memory" not in err
+
+
+@needs_clipart
+def test_skipped_images_keep_their_rows_without_a_topic(image_fit):
+    import pandas as pd
+    import scipy.sparse as sp
+
+    _, out, rows, _ = image_fit
+    W = sp.load_npz(out / "doc_topics.npz").tocsr()
+    assert W.shape == (len(rows), 3)  # one row per manifest row
+    n_topics = np.diff(W.indptr)
+    assert all(n_topics[r] == 0 for r in SKIPPED)
+    assert all(n_topics[r] > 0 for r in range(len(rows)) if r not in SKIPPED)
+    docs = pd.read_parquet(out / "documents.parquet")
+    assert [docs["id"][r] for r in SKIPPED] == ["img3", "img9", "img15", "20"]  # a row without an image has no id
+    assert docs["image"].iloc[list(SKIPPED)].isna().all()
+    assert docs["image"][0].endswith("images/00.png")
+    m = SAETM.load(out)
+    info = m.get_document_info()
+    assert (info["topic"].to_numpy()[list(SKIPPED)] == -1).all()
+
+
+@needs_clipart
+def test_report_does_not_hang_on_images_that_became_named_pipes(image_fit, tmp_path):
+    root, out, _, _ = image_fit
+    model = shutil.copytree(out, tmp_path / "model")
+    images = shutil.copytree(root / "images", tmp_path / "images", ignore=shutil.ignore_patterns("pipe.png"))
+    for p in images.glob("*.png"):
+        p.unlink()
+        os.mkfifo(p)
+    import pandas as pd
+
+    docs = pd.read_parquet(model / "documents.parquet")  # the model's images are now the pipes
+    docs["image"] = [None if pd.isna(p) else str(images / os.path.basename(p)) for p in docs["image"]]
+    docs.to_parquet(model / "documents.parquet", index=False)
+    page = tmp_path / "r.html"
+    run = run_saetm(["report", model, "--out", page, "-q"], cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    html = page.read_text(encoding="utf-8")
+    assert "not a regular file" in html and "data:image/jpeg" not in html
 
 
 # ------------------------------------------------------------------------------ topic labels
