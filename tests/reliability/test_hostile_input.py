@@ -207,3 +207,71 @@ def test_a_long_real_header_still_works_when_named(ng_corpus, tmp_path):
     path = _write_csv(tmp_path / "docs.csv", [[name, "group"], *([t, g] for t, g in
                                                               zip(ng_corpus.texts[:5], ng_corpus.labels))])
     assert len(read_documents(path, text_field=name, label_field="group")) == 5
+
+
+# ------------------------------------------------------------------------------ numbers as dates
+
+DAY = 86_400
+START = 1_600_000_000  # 2020-09-13 in Unix seconds
+
+
+def test_unix_timestamps_are_read_as_dates_not_years(tiny_model_dir, caplog):
+    import logging
+
+    m = SAETM.load(tiny_model_dir)
+    n = m.doc_topics_.shape[0]
+    seconds = [START + 9 * DAY * i for i in range(n)]  # about three years
+    with caplog.at_level(logging.INFO, logger="saetm"):
+        table = m.topics_over_time(dates=seconds)
+    assert "Unix timestamps in seconds" in caplog.text and "2020-09-13" in caplog.text
+    periods = table["period"].cat.categories
+    assert 30 <= len(periods) <= 40 and periods[0] == "2020-09"  # months, as for real dates
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="saetm"):
+        ms = m.topics_over_time(dates=[1000 * s + 123 for s in seconds])
+    assert "in milliseconds" in caplog.text
+    assert list(ms["period"].cat.categories) == list(periods)
+    years = m.topics_over_time(dates=[1990 + i % 30 for i in range(n)])  # plausible years stay years
+    assert list(years["period"].cat.categories) == [str(y) for y in range(1990, 2020)]
+
+
+def test_the_number_of_periods_is_bounded_whatever_the_dates(tiny_model_dir):
+    from saetm.analysis.time import MAX_PERIODS
+
+    m = SAETM.load(tiny_model_dir)
+    n = m.doc_topics_.shape[0]
+    wide = [i * 250_000 for i in range(n)]  # whole numbers over 30 million: neither years nor timestamps
+    with _deadline(60):
+        assert len(m.topics_over_time(dates=wide)["period"].cat.categories) <= MAX_PERIODS
+        for freq in ("Y", "decade", 10**7):
+            with pytest.raises(SaetmError, match="saetm report --freq") as e:
+                m.topics_over_time(dates=wide, freq=freq)
+            assert "more than 1,000" in str(e.value)
+        with pytest.raises(SaetmError, match="coarser"):
+            m.topics_over_time(dates=[START + 9 * DAY * i for i in range(n)], freq="D")
+
+
+def test_report_of_a_model_fitted_with_timestamps(tiny_files, tmp_path, caplog):
+    import logging
+
+    docs = tmp_path / "docs.jsonl"
+    with open(tiny_files / "docs.jsonl", encoding="utf-8") as f, open(docs, "w", encoding="utf-8") as out:
+        for i, line in enumerate(f):
+            out.write(json.dumps({**json.loads(line), "ts": START + 9 * DAY * i}) + "\n")
+    model = tmp_path / "model"
+    with caplog.at_level(logging.INFO, logger="saetm"):
+        rc, _, err = run_main(["fit", docs, "--out", model, "--embeddings", tiny_files / "emb.npy", "--date-field",
+                               "ts", "--n-atoms", "256", "--k", "8", "--sae-steps", "50", "--min-df", "3",
+                               "--topics", "4", "-q"])
+    assert rc == 0, err
+    assert "Unix timestamps in seconds" in caplog.text  # said when the file is read
+    assert SAETM.load(model).documents_["date"][0].year == 2020
+    with _deadline(120):
+        rc, _, err = run_main(["report", model, "--out", tmp_path / "r.html", "-q"])
+    assert rc == 0, err
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Topics over time" in page and "2020-09" in page
+    with _deadline(120):  # a frequency too fine for the span: refused, naming the option
+        rc, _, err = run_main(["report", model, "--out", tmp_path / "d.html", "--freq", "D", "-q"])
+    assert_one_line_error(rc, err, "saetm report --freq", "1,000")
+    assert not (tmp_path / "d.html").exists()

@@ -21,7 +21,9 @@ Rules shared by every document format
   CSV/TSV cells are read verbatim as strings (``"NA"``, ``"007"`` stay as written).
 * Labels and ids are turned into strings the same way; ids must be unique.
 * Dates are kept raw unless they parse: all-numeric values (e.g. years) are kept
-  as numbers, otherwise pandas ``to_datetime`` is tried (month first when
+  as numbers, unless all are above 10^8: Unix timestamps (seconds; milliseconds above
+  10^11, see ``saetm.analysis.time.assign_periods``) become ``pd.Timestamp`` objects
+  and the reading is logged; otherwise pandas ``to_datetime`` is tried (month first when
   ambiguous) and, when every value parses, ``pd.Timestamp`` objects are stored;
   else the raw strings are kept as ordered labels (mixed UTC offsets are converted
   to UTC; numbers mixed with text are labels). ``extra["date_kind"]`` says
@@ -333,7 +335,13 @@ def _parse_dates(values: list) -> tuple[list, str]:
         return [None] * len(values), "label"
     if all(_looks_numeric(v) and not isinstance(v, bool) for v in present):
         out = [None if _missing(v) else _to_number(v) for v in values]
-        return out, "number"
+        from saetm.analysis.time import _epoch_timestamps
+
+        stamps = _epoch_timestamps(pd.Series([v for v in out if v is not None], dtype=float))
+        if stamps is None:
+            return out, "number"
+        it = iter(stamps.tolist())  # Unix timestamps, not years: stored as the dates they are
+        return [None if v is None else next(it) for v in out], "datetime"
     if not all(isinstance(v, (str, datetime.date, np.datetime64)) for v in present):
         return [None if _missing(v) else v for v in values], "label"  # numbers mixed with text: pandas would read epochs
     for kwargs in ({}, {"format": "mixed"}, {"format": "mixed", "utc": True}):
