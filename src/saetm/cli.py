@@ -34,7 +34,6 @@ def cmd_fit(args) -> int:
     with directory_lock(out):
         if _is_image_input(args):
             texts, embeddings, meta, name = _image_collection(args)
-            meta["embedding_rows"] = meta.pop("rows")
         else:
             corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
                                     date_field=args.date_field, label_field=args.label_field)
@@ -369,8 +368,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 
 def _image_collection(args):
     """Read an image manifest or folder and embed its images (or take --embeddings).
-    Returns texts, embeddings, metadata (with ``rows``: the document of each embedding)
-    and the name of what made the embeddings.
+    Returns texts, embeddings, the keyword arguments of ``SAETM.fit`` (metadata, and
+    ``embedding_rows``: the document of each embedding) and the name of what made the
+    embeddings.
 
     Outputs keep one row per manifest row (per image of a folder): a row without an
     image or whose image cannot be read is an empty document, with no embedding and
@@ -392,14 +392,18 @@ def _image_collection(args):
         encoder = ImageEncoder(args.image_encoder)
         X, ok, _ = encode_images(encoder, images, show_progress=not args.quiet)  # logs what it skipped
         name = f"image:{encoder.name}"
-        for i in np.setdiff1d(np.arange(len(corpus)), ok):
+        failed = np.setdiff1d(np.arange(len(corpus)), ok)
+        for i in failed:
             corpus.texts[i], images[i] = "", None  # no words or image of its own in the outputs
+        if failed.size:
+            log.info("the %d rows whose image cannot be read keep their place in the outputs, with no topic",
+                     failed.size)
     corpus.extra.setdefault("row_index", list(range(len(corpus))))  # a folder: one row per image
     texts, meta = _aligned(corpus)
     meta["images"] = [None] * len(texts)
     for r, image in zip(corpus.extra["row_index"], images):
         meta["images"][r] = image  # image paths are kept for the report's thumbnails
-    meta["rows"] = np.asarray(corpus.extra["row_index"], dtype=np.int64)[ok]
+    meta["embedding_rows"] = np.asarray(corpus.extra["row_index"], dtype=np.int64)[ok]
     return texts, X, meta, name
 
 

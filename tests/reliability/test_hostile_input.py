@@ -121,6 +121,20 @@ def test_skipped_images_keep_their_rows_without_a_topic(image_fit):
     assert (info["topic"].to_numpy()[list(SKIPPED)] == -1).all()
 
 
+def test_embeddings_for_some_rows_leave_the_others_without_a_topic(ng_corpus, ng_embeddings):
+    from _reliability import N_DOCS, TINY
+
+    texts = list(ng_corpus.texts[:N_DOCS])
+    missing = [5, 40, 41, 119]  # rows whose embedding could not be made (unreadable images)
+    rows = [i for i in range(N_DOCS) if i not in missing]
+    m = SAETM(n_topics=4, **TINY).fit(texts, ng_embeddings[rows], embedding_rows=rows)
+    n_topics = np.diff(m.doc_topics_.indptr)
+    assert m.doc_topics_.shape[0] == N_DOCS and (n_topics[missing] == 0).all() and (n_topics[rows] > 0).all()
+    for bad, why in (([0, 0] + rows[2:], "repeats"), ([*rows[:-1], N_DOCS], "from 0 to"), (rows[:-1], "rows")):
+        with pytest.raises(SaetmError, match=why):
+            SAETM(n_topics=4, **TINY).fit(texts, ng_embeddings[rows], embedding_rows=bad)
+
+
 @needs_clipart
 def test_report_does_not_hang_on_images_that_became_named_pipes(image_fit, tmp_path):
     root, out, _, _ = image_fit
