@@ -389,6 +389,8 @@ def encode_collection(corpus, encoder: ImageEncoder | str | os.PathLike | Callab
     titles — subset alike; ``extra["failed_images"]`` lists the dropped ones), ``X``
     ``(n_readable, d)`` float32 aligned with it, and ``failed`` ``[(image, reason), ...]``. Ready for
     ``SAETM(...).fit(corpus.texts, embeddings=X, labels=corpus.labels, dates=corpus.dates)``.
+    To keep a row for every image instead (no topic for the unreadable ones), fit on the
+    whole collection with ``X, index, _ = encode_images(...)`` and ``embedding_rows=index``.
     """
     from saetm.io.datasets import Corpus
 
