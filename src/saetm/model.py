@@ -25,6 +25,7 @@ from saetm.errors import SaetmError
 from saetm.views import TopicViews
 
 log = logging.getLogger("saetm")
+MAX_LABEL_CHARS = 200  # custom topic labels: a name, not a document
 
 
 @dataclass
@@ -167,10 +168,14 @@ class SAETM(TopicViews):
     def fit(self, documents: Sequence[str], embeddings: np.ndarray | None = None, *,
             dates: Sequence | None = None, labels: Sequence | None = None,
             ids: Sequence | None = None, images: Sequence | None = None,
-            embedding_name: str | None = None) -> "SAETM":
+            embedding_name: str | None = None, embedding_rows: Sequence[int] | None = None) -> "SAETM":
         """Fit all three stages on ``documents`` (``embeddings``: optional precomputed
         ``(n_docs, dim)`` array aligned with the documents; ``embedding_name``: what made
         them, e.g. ``"image:efficientnet-lite0"``, recorded with the SAE and the model).
+
+        embedding_rows: with ``embeddings``, the document each embedding row belongs to
+        (default: one row per document, in order). A document without an embedding (an
+        image that could not be read) keeps its row and gets no topic, as an empty text does.
 
         dates / labels / ids: kept per document for the analyses and the report.
         images: for an image collection, each document's image (a path; inline bytes are
@@ -189,7 +194,8 @@ class SAETM(TopicViews):
 
         self.encoder_ = pipeline.make_encoder(self.encoder)
         self.embedding_name_ = embedding_name or self.encoder_.name
-        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose)
+        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
+                                 rows=embedding_rows)
         self.doc_embeddings_ = pipeline.document_embeddings(self, X, rows, len(docs))
         report.seconds["embed"] = time.perf_counter() - t
 
@@ -297,7 +303,8 @@ class SAETM(TopicViews):
         return [f"{t}: {', '.join(w)}" for t, w in enumerate(words)]
 
     def set_topic_labels(self, labels: Sequence[str] | dict | None) -> "SAETM":
-        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets."""
+        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets.
+        A label longer than ``MAX_LABEL_CHARS`` characters is refused."""
         self._check_fitted()
         if labels is None:
             self.custom_labels_ = None
@@ -313,6 +320,10 @@ class SAETM(TopicViews):
             if len(labels) != self.n_topics:
                 raise SaetmError(f"got {len(labels)} labels for {self.n_topics} topics; give one per topic")
             base = labels
+        for t, name in enumerate(base):
+            if len(name) > MAX_LABEL_CHARS:  # every table, plot and page of the report repeats labels
+                raise SaetmError(f"the label of topic {t} has {len(name):,} characters; "
+                                 f"give labels of at most {MAX_LABEL_CHARS}")
         self.custom_labels_ = base
         return self
 

@@ -441,7 +441,7 @@ def load_model(cls, directory: Path):
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
                                   None if centroids is None else smoothing))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
-    model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
+    model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)
     model.fit_info_ = info.get("fit_report")
     model.input_ = checked_record(info.get("input"))
     _check_exports(directory, model.n_topics, model.theta_.shape[0])
@@ -518,10 +518,23 @@ def _restore_encoder(info: dict):
     return TextEncoder(missing, name=name)
 
 
-def _custom_labels(labels, n_topics: int, directory: Path):
+def _custom_labels(labels, n_topics: int, directory: Path, word_labels=None):
+    """The saved custom labels; one longer than ``MAX_LABEL_CHARS`` (an edited file)
+    is replaced by the topic's word label, with a warning."""
+    from saetm.model import MAX_LABEL_CHARS
+
     if labels is None:
         return None
     if isinstance(labels, list) and len(labels) == n_topics and all(isinstance(x, str) for x in labels):
+        long = [t for t, x in enumerate(labels) if len(x) > MAX_LABEL_CHARS]
+        if long:
+            log.warning("%s: ignoring the saved label of topic %s, longer than %d characters; "
+                        "set a shorter one with set_topic_labels", directory, ", ".join(map(str, long)),
+                        MAX_LABEL_CHARS)
+            if word_labels is None:
+                return None
+            words = word_labels()
+            labels = [words[t] if t in long else x for t, x in enumerate(labels)]
         return labels
     log.warning("%s: ignoring the saved topic labels, which do not fit the %d topics", directory, n_topics)
     return None

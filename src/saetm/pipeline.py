@@ -156,22 +156,41 @@ def make_encoder(spec):
     return spec if isinstance(spec, TextEncoder) else TextEncoder(spec)
 
 
-def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None):
+def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None,
+          rows=None):
     """Embeddings for the documents: ``(X, rows)`` where ``X[i]`` belongs to document ``rows[i]``.
 
     Given embeddings cover every row (an image with an empty caption still has an
-    embedding). Otherwise empty documents are not encoded: they get no atoms, hence
-    no topic, and keep their row so outputs stay aligned with the input."""
+    embedding), or the documents ``rows`` when given (an image that could not be read
+    has none). Otherwise empty documents are not encoded. A document without an
+    embedding gets no atoms, hence no topic, and keeps its row so outputs stay aligned
+    with the input."""
     from saetm.encoders.text import encode_cached
 
     if embeddings is not None:
         X = np.asarray(embeddings)
         n = len(docs) if docs is not None else (X.shape[0] if X.ndim else 0)
-        X = validate_embeddings(X, n_rows=n, dim=expected_dim)
-        return X, np.arange(X.shape[0])
+        if rows is None:
+            return validate_embeddings(X, n_rows=n, dim=expected_dim), np.arange(X.shape[0])
+        rows = _embedding_rows(rows, n)
+        return validate_embeddings(X, n_rows=len(rows), dim=expected_dim), rows
+    if rows is not None:
+        raise SaetmError("embedding_rows says which documents the given embeddings belong to; pass embeddings too")
     rows = np.flatnonzero([bool(d.strip()) for d in docs])
     X = encode_cached(encoder, [docs[i] for i in rows], cache=cache, show_progress=progress)
     return validate_embeddings(X, n_rows=len(rows), dim=expected_dim), rows
+
+
+def _embedding_rows(rows, n_docs: int) -> np.ndarray:
+    r = np.asarray(rows)
+    if r.ndim != 1 or (r.size and r.dtype.kind not in "iu"):
+        raise SaetmError("embedding_rows must be a list of document numbers (whole numbers), one per embedding")
+    r = r.astype(np.int64)
+    if r.size and (r.min() < 0 or r.max() >= n_docs):
+        raise SaetmError(f"embedding_rows must be document numbers from 0 to {n_docs - 1}; got {int(r.min())}..{int(r.max())}")
+    if np.unique(r).size != r.size:
+        raise SaetmError("embedding_rows repeats a document; give each document at most one embedding")
+    return r
 
 
 def expand_rows(m: sp.csr_matrix, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:

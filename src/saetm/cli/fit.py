@@ -89,19 +89,40 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 
 def _image_collection(args):
     """Read an image manifest or folder and embed its images (or take --embeddings).
-    Returns texts, embeddings, metadata and the name of what made the embeddings."""
-    from saetm.encoders.image import ImageEncoder, encode_collection
+    Returns texts, embeddings, the keyword arguments of ``SAETM.fit`` (metadata, and
+    ``embedding_rows``: the document of each embedding) and the name of what made the
+    embeddings.
+
+    Outputs keep one row per manifest row (per image of a folder): a row without an
+    image or whose image cannot be read is an empty document, with no embedding and
+    no topic, so row i of doc_topics.npz is row i of the input."""
+    import numpy as np
+
+    from saetm.encoders.image import ImageEncoder, encode_images
     from saetm.io.images import read_image_collection
 
     text_field = args.text_field.split(",") if args.text_field and "," in args.text_field else args.text_field
     corpus = read_image_collection(args.input, image_field=args.image_field, text_field=text_field,
                                    date_field=args.date_field, label_field=args.label_field, id_field=args.id_field)
-    if args.embeddings:
+    images = list(corpus.extra["images"])
+    if args.embeddings:  # precomputed: one row per image read (manifest rows with an image)
         X = _read_embeddings_for(len(corpus), args.embeddings)
+        ok = np.arange(len(corpus))
         name = f"precomputed:{Path(args.embeddings).name}"
     else:
         encoder = ImageEncoder(args.image_encoder)
-        corpus, X, _ = encode_collection(corpus, encoder, show_progress=not args.quiet)  # logs what it skipped
+        X, ok, _ = encode_images(encoder, images, show_progress=not args.quiet)  # logs what it skipped
         name = f"image:{encoder.name}"
-    meta = {"ids": corpus.ids, "dates": corpus.dates, "labels": corpus.labels, "images": corpus.extra["images"]}
-    return corpus.texts, X, meta, name  # image paths are kept for the report's thumbnails
+        failed = np.setdiff1d(np.arange(len(corpus)), ok)
+        for i in failed:
+            corpus.texts[i], images[i] = "", None  # no words or image of its own in the outputs
+        if failed.size:
+            log.info("the %d rows whose image cannot be read keep their place in the outputs, with no topic",
+                     failed.size)
+    corpus.extra.setdefault("row_index", list(range(len(corpus))))  # a folder: one row per image
+    texts, meta = _aligned(corpus)
+    meta["images"] = [None] * len(texts)
+    for r, image in zip(corpus.extra["row_index"], images):
+        meta["images"][r] = image  # image paths are kept for the report's thumbnails
+    meta["embedding_rows"] = np.asarray(corpus.extra["row_index"], dtype=np.int64)[ok]
+    return texts, X, meta, name

@@ -12,6 +12,11 @@ def cmd_report(args) -> int:
     from saetm.model import SAETM
 
     model = SAETM.load(args.dir)
+    dates = (model.documents_ or {}).get("date")
+    if args.freq is not None and dates is not None:  # asked for: refuse a --freq that cannot apply
+        from saetm.analysis.time import assign_periods
+
+        assign_periods(dates, args.freq)
     if args.topics is not None and args.topics != model.n_topics:
         model.retopic(args.topics)  # in memory only; the model directory is left as it is
     out = Path(args.out) if args.out else Path(args.dir) / "report.html"

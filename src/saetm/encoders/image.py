@@ -289,6 +289,7 @@ def encode_images(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCa
         key = content_key(f"image-v{_KEY_VERSION}:{encoder.name}", [image_fingerprint(im) for im in images])
         hit = _cached(store, key, images)
         if hit is not None:
+            _warn_failed(hit.failed, len(images))  # as on the first run
             return hit
 
     if not show_progress and isinstance(encoder, ImageEncoder):
@@ -311,14 +312,18 @@ def encode_images(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCa
     if not rows:
         raise SaetmError(f"none of the {len(images)} images could be read (first: {failed[0][0]}: {failed[0][1]}); check the paths and files")
     result = EncodedImages(np.concatenate(rows).astype(np.float32, copy=False), np.asarray(index, dtype=np.int64), failed)
-    if failed:
-        log.warning("skipped %d unreadable images of %d (first: %s: %s)", len(failed), len(images), *failed[0])
+    _warn_failed(failed, len(images))
     if store is not None:
         mask = np.zeros((len(images), 1), dtype=np.float32)
         mask[result.index] = 1.0
         store.put(key + "-ok", mask)  # which inputs were readable, so a hit can rebuild `failed`
         store.put(key, result.embeddings)
     return result
+
+
+def _warn_failed(failed: list, n: int) -> None:
+    if failed:
+        log.warning("skipped %d unreadable images of %d (first: %s: %s)", len(failed), n, *failed[0])
 
 
 def encode_images_cached(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCache | None | bool = True,
@@ -390,6 +395,8 @@ def encode_collection(corpus, encoder: ImageEncoder | str | os.PathLike | Callab
     titles — subset alike; ``extra["failed_images"]`` lists the dropped ones), ``X``
     ``(n_readable, d)`` float32 aligned with it, and ``failed`` ``[(image, reason), ...]``. Ready for
     ``SAETM(...).fit(corpus.texts, embeddings=X, labels=corpus.labels, dates=corpus.dates)``.
+    To keep a row for every image instead (no topic for the unreadable ones), fit on the
+    whole collection with ``X, index, _ = encode_images(...)`` and ``embedding_rows=index``.
     """
     from saetm.io.datasets import Corpus
 
