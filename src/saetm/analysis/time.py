@@ -4,7 +4,15 @@ Definitions (the same as for the whole corpus, restricted to one period):
 
 * **coverage** of topic ``c`` in a period = share of the period's documents in which
   the topic is active (``doc_topics[d, c] > 0``);
-* **prevalence** = mean topic weight ``doc_topics[d, c]`` over the period's documents.
+* **prevalence** = mean topic weight ``doc_topics[d, c]`` over the period's documents;
+* **share** = mean over the period's documents of ``doc_topics[d, c] / Σ_c' doc_topics[d, c']``,
+  the topic's share of the documents' weight (equal to prevalence when rows sum to 1;
+  a document without weight counts as 0); ``share_se`` is its standard error;
+* **n_main** = the period's documents whose main topic (largest weight, lowest index on
+  ties; none for a document without weight) is ``c``.
+
+A document holds many topics with a little weight, so coverage is high for most topics
+and separates them poorly; share and n_main do.
 
 A period inside the observed range that holds no document keeps its row, with
 ``n_docs = 0`` and coverage/prevalence ``NaN`` ("not observed", which is not the same as
@@ -259,28 +267,56 @@ def grouped_counts(doc_topics, codes: np.ndarray, n_groups: int):
     return n_docs, np.asarray((member @ active).todense()), np.asarray((member @ X.astype(np.float64)).todense())
 
 
+def grouped_shares(doc_topics, codes: np.ndarray, n_groups: int):
+    """Per-group sums of each document's weight shares, of their squares, and main-topic counts.
+
+    doc_topics: (n_docs, T) CSR; codes: (n_docs,) group index, -1 = left out.
+    Returns ``share_sum (G, T)``, ``share_sq (G, T)`` (float64) and ``n_main (G, T)`` (int64).
+    """
+    X = sp.csr_matrix(doc_topics, dtype=np.float64)
+    X.sort_indices()  # so a tie for the main topic goes to the lowest index
+    n, T = X.shape
+    total = np.asarray(X.sum(axis=1)).ravel()
+    S = sp.diags(np.divide(1.0, total, out=np.zeros(n), where=total > 0)) @ X
+    has = np.flatnonzero(total > 0)
+    # argmax of a sparse row ignores the implicit zeros; weights are >= 0, so the largest is stored
+    main = np.asarray(X[has].argmax(axis=1)).ravel()
+    keep = np.flatnonzero(codes >= 0)
+    member = sp.csr_matrix((np.ones(len(keep)), (codes[keep], keep)), shape=(n_groups, n))
+    mains = sp.csr_matrix((np.ones(len(has)), (has, main)), shape=(n, T))
+    sq = S.multiply(S)
+    dense = lambda M: np.asarray(M.todense())  # noqa: E731
+    return dense(member @ S), dense(member @ sq), dense(member @ mains).round().astype(np.int64)
+
+
 def topics_over_time(doc_topics, periods) -> pd.DataFrame:
-    """Per-period topic coverage and prevalence, in long format.
+    """Per-period topic coverage, prevalence, share and main-topic counts, in long format.
 
     doc_topics: (n_docs, T) CSR of topic weights; periods: one label per document, best
     the output of :func:`assign_periods` (dates are passed through it with auto freq).
     Returns columns ``period`` (ordered categorical), ``topic``, ``coverage``,
-    ``prevalence``, ``n_docs``, ``n_active``; one row per (period, topic), every period of
-    the range included (empty ones with NaN coverage/prevalence and ``n_docs = 0``).
+    ``prevalence``, ``n_docs``, ``n_active``, ``share``, ``share_se``, ``n_main`` (see the
+    module's definitions); one row per (period, topic), every period of the range
+    included (empty ones with NaN measures and ``n_docs = 0``).
     """
     X = sp.csr_matrix(doc_topics)
     cat = _as_periods(periods, X.shape[0])
-    n_docs, n_active, weight = grouped_counts(X, np.asarray(cat.codes, dtype=np.int64), len(cat.categories))
-    return coverage_table("period", cat.categories, n_docs, n_active, weight)
+    codes = np.asarray(cat.codes, dtype=np.int64)
+    n_docs, n_active, weight = grouped_counts(X, codes, len(cat.categories))
+    return coverage_table("period", cat.categories, n_docs, n_active, weight,
+                          shares=grouped_shares(X, codes, len(cat.categories)))
 
 
-def coverage_table(key: str, categories, n_docs, n_active, weight) -> pd.DataFrame:
-    """Long (category, topic) table from :func:`grouped_counts` output; NaN where no docs."""
+def coverage_table(key: str, categories, n_docs, n_active, weight, shares=None) -> pd.DataFrame:
+    """Long (category, topic) table from :func:`grouped_counts` output; NaN where no docs.
+
+    shares: :func:`grouped_shares` output, which adds ``share``, ``share_se`` (NaN below
+    two documents) and ``n_main``."""
     G, T = n_active.shape
     with np.errstate(invalid="ignore", divide="ignore"):
         denom = np.where(n_docs > 0, n_docs, np.nan)[:, None]
         coverage, prevalence = n_active / denom, weight / denom
-    return pd.DataFrame({
+    out = pd.DataFrame({
         key: pd.Categorical(np.repeat(np.asarray(categories, dtype=object), T), categories=categories, ordered=True),
         "topic": np.tile(np.arange(T), G),
         "coverage": coverage.ravel(),
@@ -288,6 +324,16 @@ def coverage_table(key: str, categories, n_docs, n_active, weight) -> pd.DataFra
         "n_docs": np.repeat(n_docs.astype(np.int64), T),
         "n_active": n_active.ravel().astype(np.int64),
     })
+    if shares is not None:
+        share_sum, share_sq, n_main = shares
+        n = n_docs.astype(np.float64)[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = share_sum / denom
+            var = np.maximum(share_sq - n * share ** 2, 0) / np.where(n > 1, n - 1, np.nan)  # sample variance
+            out["share"] = share.ravel()
+            out["share_se"] = np.sqrt(var / n).ravel()
+        out["n_main"] = n_main.ravel()
+    return out
 
 
 def rank_changing_topics(table: pd.DataFrame, measure: str = "coverage") -> pd.DataFrame:
@@ -299,7 +345,11 @@ def rank_changing_topics(table: pd.DataFrame, measure: str = "coverage") -> pd.D
     test (Kendall's tau-b between the series and period order, ``trend_tau``,
     ``trend_p``; NaN with fewer than 3 periods), ``trend`` ("rising"/"falling"/"flat" at
     p < 0.05), and a chi-square test that coverage is the same in every period
-    (``chi2``, ``chi2_p``; uses the counts, so small periods are not over-read).
+    (``chi2``, ``chi2_p``; uses the counts, so small periods are not over-read). When the
+    table has main-topic counts: ``n_main`` (documents with this main topic, all
+    periods) and a chi-square test that the share of documents with this main topic is
+    the same in every period (``main_chi2``, ``main_p``), which separates topics far
+    better than coverage (see :func:`pick_significant`).
     Sorted by ``variance`` descending.
     """
     need = {"period", "topic", measure, "n_docs", "n_active"}
@@ -329,6 +379,8 @@ def rank_changing_topics(table: pd.DataFrame, measure: str = "coverage") -> pd.D
         })
     out = pd.DataFrame(rows)
     out["trend"] = np.where(out["trend_p"] < 0.05, np.where(out["trend_tau"] > 0, "rising", "falling"), "flat")
+    if "n_main" in table.columns:
+        out = out.join(main_topic_tests(obs, "period"), on="topic")
     return out.sort_values(["variance", "topic"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
@@ -350,3 +402,33 @@ def chi2_homogeneity(n_active: np.ndarray, n_docs: np.ndarray):
     chi2 = terms.sum(axis=0)
     dof = max(len(n_docs) - 1, 1)
     return chi2, stats.chi2.sf(chi2, dof)
+
+
+def main_topic_tests(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Per topic of a long table with ``n_main`` (:func:`topics_over_time`,
+    :func:`saetm.analysis.groups.topics_per_group`): ``n_main`` summed over the ``key``
+    categories with documents, and the chi-square test of "the share of documents with
+    this main topic is equal in every category" (``main_chi2``, ``main_p``); indexed by topic."""
+    obs = table[table["n_docs"] > 0]
+    main = obs.pivot_table(index=key, columns="topic", values="n_main", observed=True, sort=True)
+    n_docs = obs.drop_duplicates(key).set_index(key)["n_docs"].reindex(main.index).to_numpy(dtype=float)
+    chi2, p = chi2_homogeneity(main.to_numpy(dtype=float), n_docs)
+    return pd.DataFrame({"n_main": main.sum(axis=0).to_numpy(dtype=np.int64), "main_chi2": chi2, "main_p": p},
+                        index=pd.Index(main.columns.astype(np.int64), name="topic"))
+
+
+MIN_MAIN = 10  # documents with a topic as their main one before pick_significant considers it
+
+
+def pick_significant(ranking: pd.DataFrame, n: int, min_main: int = MIN_MAIN) -> list[int]:
+    """The ``n`` topics whose main-topic counts differ most across periods or groups.
+
+    ranking: :func:`rank_changing_topics` or :func:`saetm.analysis.groups.rank_differing_topics`
+    output (with ``main_chi2``). Topics that are the main topic of fewer than ``min_main``
+    documents are skipped (too few to tell; style topics such as months or greetings are
+    rarely a document's main topic); the rest are ranked by ``main_chi2``, largest first (every
+    topic's test has the same degrees of freedom, so this is also the p-value order).
+    """
+    ok = ranking[ranking["n_main"] >= min_main]
+    ok = ok.sort_values(["main_chi2", "n_main", "topic"], ascending=[False, False, True], kind="stable")
+    return ok["topic"].head(n).astype(int).tolist()
