@@ -55,9 +55,10 @@ class SAETM(TopicViews):
     Parameters are stored verbatim (scikit-learn contract); learned state ends in ``_``.
 
     n_topics: number of topics T (change later with :meth:`retopic`, no refit).
-    encoder: ``"default"`` (bundled all-MiniLM-L6-v2), a sentence-transformers name or
+    encoder: ``"default"`` (bundled all-MiniLM-L6-v2), ``"static"`` (word-piece vectors
+        distilled from it, :mod:`saetm.encoders.static`), a sentence-transformers name or
         local folder, or any callable ``list[str] -> (n, d) array``.
-    sae: ``"auto"`` (the SAE shipped with saetm when the encoder is the default and
+    sae: ``"auto"`` (the SAE shipped with saetm for the encoder, default or static, when
         ``n_atoms``/``k``/``arch``/``sae_steps`` ask for nothing else, else ``"train"``),
         ``"default"`` (the shipped SAE), ``"train"`` (train one on this corpus), a folder
         written by ``saetm train-sae``, or a fitted ``saetm.sae.models.SparseAutoencoder``.

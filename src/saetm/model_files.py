@@ -509,7 +509,9 @@ def _restore_encoder(info: dict):
 
     name = info.get("encoder") or "default"
     if not info.get("encoder_is_callable"):
-        return TextEncoder(name)
+        from saetm.pipeline import make_encoder
+
+        return make_encoder(name)  # a TextEncoder, or the static encoder by its saved name
 
     def missing(texts):
         raise SaetmError(f"this model was fitted with the Python callable encoder {name!r}, which is not saved; "

@@ -151,9 +151,14 @@ def check_metadata(n_docs: int, **columns) -> dict:
 
 # ---------------------------------------------------------------- embeddings
 def make_encoder(spec):
+    """The encoder for ``spec``: an encoder object as given, ``"static"`` (or its saved name) for
+    :class:`saetm.encoders.static.StaticEncoder`, anything else for a TextEncoder."""
+    from saetm.encoders.static import STATIC_ALIASES, StaticEncoder
     from saetm.encoders.text import TextEncoder
 
-    return spec if isinstance(spec, TextEncoder) else TextEncoder(spec)
+    if isinstance(spec, (TextEncoder, StaticEncoder)):
+        return spec
+    return StaticEncoder() if isinstance(spec, str) and spec in STATIC_ALIASES else TextEncoder(spec)
 
 
 def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None,
@@ -220,8 +225,15 @@ def validate_embeddings(X: np.ndarray, *, n_rows: int | None, dim: int | None) -
 
 
 # ---------------------------------------------------------------- stage 1
-def shipped_sae_dir() -> Path | None:
-    root = Path(__file__).parent / "assets" / "sae-minilm"
+# encoder name -> the folder under saetm/assets/ of the pretrained SAE shipped for it
+SHIPPED_SAES = {"all-MiniLM-L6-v2": "sae-minilm", "static-all-MiniLM-L6-v2": "sae-static"}
+
+
+def shipped_sae_dir(encoder_name: str | None = None) -> Path | None:
+    """The shipped SAE for ``encoder_name`` (the default encoder's for None or an encoder
+    without one of its own), or None if this build lacks it."""
+    folder = SHIPPED_SAES.get(encoder_name or "", SHIPPED_SAES["all-MiniLM-L6-v2"])
+    root = Path(__file__).parent / "assets" / folder
     return root if (root / "sae.json").exists() else None
 
 
@@ -236,7 +248,7 @@ def get_sae(m, X: np.ndarray):
     if choice == "auto":
         choice = "default" if _shipped_fits(m) else "train"
     if choice == "default":
-        root = shipped_sae_dir()
+        root = shipped_sae_dir(getattr(m, "embedding_name_", None))
         if root is None:
             raise SaetmError("no pretrained SAE ships with this saetm build; use sae='train'")
         sae = _checked(load_sae(root), X, m)
@@ -252,23 +264,18 @@ def get_sae(m, X: np.ndarray):
 
 
 def _shipped_fits(m) -> bool:
-    """``sae="auto"`` takes the shipped SAE when it is what was asked for: it reads the default
-    text encoder's embeddings only, and an explicit size, length or architecture other than
-    its own asks for training."""
-    root = shipped_sae_dir()
-    if root is None or not _is_default_encoder(m):
+    """``sae="auto"`` takes the shipped SAE when it is what was asked for: one ships for the
+    embeddings' encoder (:data:`SHIPPED_SAES`), and no explicit size, length or architecture
+    other than its own asks for training."""
+    name = getattr(m, "embedding_name_", None)
+    root = shipped_sae_dir(name) if name in SHIPPED_SAES else None
+    if root is None:
         return False
     from saetm.io.persist import read_json
 
     config = read_json(root / "sae.json").get("config", {})
     return (m.n_atoms in (None, config.get("n_atoms")) and m.sae_steps is None and m.arch == config.get("arch")
             and m.k == config.get("k"))
-
-
-def _is_default_encoder(m) -> bool:
-    from saetm.encoders.text import DEFAULT_ENCODER
-
-    return getattr(m, "embedding_name_", None) == DEFAULT_ENCODER
 
 
 def _checked(sae, X, m):

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0,
                    help="seed of every random choice (SAE training, clustering): same seed and input, same topics "
                    "(default 0)")
-    f.add_argument("--encoder", default="default", help="sentence-transformers model name or folder (default: bundled all-MiniLM-L6-v2)")
+    f.add_argument("--encoder", default="default", help="sentence-transformers model name or folder (default: bundled all-MiniLM-L6-v2), "
+                   "or static: word-piece vectors distilled from it, far faster, with their own shipped SAE")
     f.add_argument("--sae", default="auto", help="auto | default (shipped) | train | a folder from `saetm train-sae`")
     f.add_argument("--n-atoms", type=_positive_int, help="atoms of a trained SAE (default 16 × embedding dim; images 2048)")
     f.add_argument("--k", type=_positive_int, help="active atoms per document (default 32; images 16)")
