@@ -38,8 +38,9 @@ def test_fit_writes_the_contract(fitted_dir, ng_corpus):
     topics = json.loads((fitted_dir / "topics.json").read_text())["topics"]
     assert len(topics) == 6
     for t in topics:
-        assert set(t) >= {"id", "words", "weights", "prevalence", "coverage", "n_atoms"}
-        assert len(t["words"]) == 25 and len(t["weights"]) == 25
+        assert set(t) >= {"id", "words", "scores", "weights", "prevalence", "coverage", "n_atoms"}
+        assert len(t["words"]) == 25 and len(t["weights"]) == 25 and len(t["scores"]) == 25
+        assert all(a >= b > 0 for a, b in zip(t["scores"], t["scores"][1:]))  # follow the listed order
     W = sp.load_npz(fitted_dir / "doc_topics.npz")
     assert W.shape == (len(ng_corpus), 6)
     assert (fitted_dir / "model.json").exists() and (fitted_dir / "sae").is_dir()

@@ -274,18 +274,34 @@ class SAETM(TopicViews):
         return pipeline.topic_weights(self, theta, X, rows, normalize=normalize)
 
     # ------------------------------------------------------------ inspection
-    def get_topic(self, topic: int, n_words: int = 25) -> list[tuple[str, float]]:
-        """Top words of ``topic`` with their weights β, in ``word_ranking`` order (best
-        first; with the default ``"coherent"`` ranking β need not decrease down the list)."""
+    def get_topic(self, topic: int, n_words: int = 25, *, with_beta: bool = False) -> list[tuple]:
+        """Top words of ``topic`` in ``word_ranking`` order (best first), each with a score
+        that never increases down the list: ``[(word, score)]``, or ``[(word, score, β)]``
+        with ``with_beta``.
+
+        β, the topic's word distribution, need not decrease down the list (the default
+        ``"coherent"`` ranking orders words by co-occurrence). The score is β made
+        non-increasing: where a word is listed ahead of words with a higher β, they all get
+        their mean β (the closest non-increasing fit; see
+        :func:`saetm.topics.wordrank.listed_scores`), computed over the first
+        ``max(n_words, 25)`` words, so a shorter list gives the same scores. It equals β with
+        ``word_ranking="beta"``, and the scores of the listed words sum to their β."""
         self._check_fitted()
         if not 0 <= int(topic) < self.n_topics:
             raise SaetmError(f"topic {topic} does not exist; topics are numbered 0..{self.n_topics - 1}")
-        words, weights = self._top_words(n_words)
-        return list(zip(words[int(topic)], weights[int(topic)]))
+        return self._word_list(int(topic), n_words, with_beta)
 
-    def get_topics(self, n_words: int = 25) -> dict[int, list[tuple[str, float]]]:
+    def get_topics(self, n_words: int = 25, *, with_beta: bool = False) -> dict[int, list[tuple]]:
+        """:meth:`get_topic` of every topic: ``{topic: [(word, score)]}`` (``with_beta``: triples)."""
+        self._check_fitted()
+        return {t: self._word_list(t, n_words, with_beta) for t in range(self.n_topics)}
+
+    def _word_list(self, topic: int, n_words: int, with_beta: bool) -> list[tuple]:
         words, weights = self._top_words(n_words)
-        return {t: list(zip(words[t], weights[t])) for t in range(self.n_topics)}
+        scores = self._word_scores(n_words)[topic]
+        if with_beta:
+            return [(w, float(s), float(b)) for w, s, b in zip(words[topic], scores, weights[topic])]
+        return [(w, float(s)) for w, s in zip(words[topic], scores)]
 
     def topic_labels(self, n_words: int = 4) -> list[str]:
         """Short labels: ``"3: space, nasa, orbit, launch"``, or user labels if set."""
@@ -367,6 +383,17 @@ class SAETM(TopicViews):
         if key not in cache:
             cache[key] = self.rank_words(self.topics_.topic_words, n_words)
         return cache[key]
+
+    def _word_scores(self, n_words: int) -> list[np.ndarray]:
+        """Per topic, the scores of its first ``n_words`` listed words (see :meth:`get_topic`)."""
+        from saetm.topics.wordrank import MIN_WORDS, listed_scores
+
+        n = max(int(n_words), MIN_WORDS)  # word lists are prefixes of longer ones; scores too
+        key = ("scores", n, self.word_ranking, self._repeat_penalty())
+        cache = self.__dict__.setdefault("_word_lists", {})
+        if key not in cache:
+            cache[key] = listed_scores(self._top_words(n)[1])
+        return [s[: int(n_words)] for s in cache[key]]
 
     def _repeat_penalty(self) -> float:
         """``word_diversity`` checked here too: ``set_params`` does not validate."""

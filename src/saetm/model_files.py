@@ -278,12 +278,16 @@ def write_topics(model, directory: Path) -> None:
 
 
 def topics_json(model, n_words: int = 25) -> dict:
+    """Per topic its words in listed order with their "scores" (non-increasing down the list, see
+    ``SAETM.get_topic``) and "weights" (β, the topic's word distribution, in the same order)."""
     words, weights = model._top_words(n_words)
+    scores = model._word_scores(n_words)
     labels = model.topic_labels()
     return {
         "n_topics": int(model.n_topics),
         "topics": [
-            {"id": t, "label": labels[t], "words": list(words[t]), "weights": [float(w) for w in weights[t]],
+            {"id": t, "label": labels[t], "words": list(words[t]), "scores": [float(x) for x in scores[t]],
+             "weights": [float(w) for w in weights[t]],
              "prevalence": float(model.topics_.prevalence[t]), "coverage": float(model.coverage_[t]),
              "n_atoms": int(model.topics_.n_atoms[t])}
             for t in range(model.n_topics)
