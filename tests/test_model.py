@@ -191,3 +191,19 @@ def test_lift_and_relevance_rank_against_the_atoms_marginal(fitted_model):
             assert [[w for w, _ in got[t]] for t in range(m.n_topics)] == want
     finally:
         m.word_ranking = saved
+
+
+def test_too_many_topics_for_the_data_warns_once(fitted_model, ng_corpus, ng_embeddings, caplog):
+    m = fitted_model
+    caplog.set_level("WARNING", logger="saetm")
+    try:
+        m.retopic(100)  # 400 documents: 4 per topic
+        many = [r for r in caplog.records if "topics is many" in r.getMessage()]
+        assert len(many) == 1 and "400 documents" in many[0].getMessage() and "\n" not in many[0].getMessage()
+        caplog.clear()
+    finally:
+        m.retopic(8)
+    assert not [r for r in caplog.records if "topics is many" in r.getMessage()]  # 50 documents per topic
+    # 50 documents (the shipped SAE): 20 topics warn at fit
+    SAETM(n_topics=20, min_df=2, verbose=False).fit(ng_corpus.texts[:50], ng_embeddings[:50])
+    assert any("20 topics is many for 50 documents" in r.getMessage() for r in caplog.records)

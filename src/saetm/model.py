@@ -219,6 +219,7 @@ class SAETM(TopicViews):
         self.atom_tree_ = pipeline.atom_tree(self)
         self.documents_ = meta
         self._set_topics(pipeline.cluster(self, self.n_topics))
+        pipeline.warn_if_many_topics(self.n_topics, len(docs), self.feature_prob_)
         report.seconds["topics"] = time.perf_counter() - t
         self.fit_report_ = report
         return self
@@ -237,6 +238,7 @@ class SAETM(TopicViews):
         if pipeline.check_prevalence_power(self.prevalence_power) != self.atom_tree_.power:
             self.atom_tree_ = pipeline.atom_tree(self)
         self._set_topics(pipeline.cluster(self, self.n_topics))
+        pipeline.warn_if_many_topics(self.n_topics, self.theta_.shape[0], self.feature_prob_)
         self.custom_labels_ = None  # labels named the old topics
         return self
 

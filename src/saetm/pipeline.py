@@ -112,6 +112,18 @@ def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
     return n_topics
 
 
+def warn_if_many_topics(n_topics: int, n_documents: int, feature_prob: np.ndarray) -> None:
+    """One warning when T is large for the data: more than one topic per 5 documents, or
+    fewer than 5 used atoms per topic on average. Such topics are a few atoms and documents
+    each (100 topics on 50 documents: 1–3 atoms per topic) and mostly split one theme."""
+    n_used = int((np.asarray(feature_prob) > 0).sum())
+    if n_topics > 1 and (n_topics > n_documents / 5 or n_used < 5 * n_topics):
+        fit = max(1, min(n_documents // 5, n_used // 5))
+        log.warning("%d topics is many for %d documents and %d used atoms (%.1f documents and %.1f atoms per "
+                    "topic); the topics will be small fragments: try %d or fewer (retopic changes it without refitting)",
+                    n_topics, n_documents, n_used, n_documents / n_topics, n_used / n_topics, fit)
+
+
 def check_documents(documents) -> list[str]:
     if isinstance(documents, (str, bytes)):
         raise SaetmError("documents must be a list of strings, not a single string")
