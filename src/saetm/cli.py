@@ -333,6 +333,7 @@ IMAGE_SAE_DEFAULTS = {"n_atoms": 2048, "k": 16, "sae_steps": 500}
 
 
 def _model_from_args(args):
+    from saetm.cli_words import vocabulary_settings
     from saetm.model import SAETM
 
     image = _is_image_input(args)
@@ -347,6 +348,7 @@ def _model_from_args(args):
         seed=args.seed,
         verbose=not args.quiet,
         cache=not getattr(args, "no_cache", False),
+        **vocabulary_settings(args),
     )
 
 
@@ -416,6 +418,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from saetm.cli_words import add_vocabulary_arguments
+
     p = _Parser(prog="saetm", description="Topic modelling with sparse autoencoders (SAE-TM).")
     p.add_argument("--version", action="version", version=f"saetm {__version__}")
     common = argparse.ArgumentParser(add_help=False)
@@ -447,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--min-df", type=_positive_int, default=5, help="minimum document frequency of a word (default 5)")
     f.add_argument("--max-features", type=_positive_int, default=10000, help="maximum vocabulary size (default 10000)")
     f.add_argument("--idf", action="store_true", help="weight word counts by IDF when learning word distributions")
+    add_vocabulary_arguments(f)
     f.add_argument("--atom-space", default="documents+coactivation",
                    choices=["documents+coactivation", "documents", "coactivation", "decoder", "words"],
                    help="how atoms are placed when they are grouped into topics (words: the paper's GloVe "

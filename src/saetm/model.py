@@ -61,7 +61,15 @@ class SAETM(TopicViews):
         ``"default"`` (the shipped SAE), ``"train"`` (train one on this corpus), a folder
         written by ``saetm train-sae``, or a fitted ``saetm.sae.models.SparseAutoencoder``.
     n_atoms, k, arch, sae_steps: settings for ``sae="train"`` (``n_atoms=None`` → 16 × dim).
-    min_df, max_df, max_features, stop_words: the vocabulary (stage 2).
+    min_df, max_df, max_features, stop_words: the vocabulary (stage 2); ``stop_words``:
+        ``"english"`` (saetm's list), None, or a list of words that replaces it.
+    extra_stop_words: words removed in addition to ``stop_words`` (e.g. a corpus's boilerplate).
+    lemmatize: replace every word by its lemma (simplemma, English) before counting;
+        topics then list lemmas ("use", not "using").
+    merge_inflections: after the vocabulary is built, count the words that are regular
+        inflections of one lemma (gun, guns; coin, coins, coined) as one word, shown as its most
+        frequent form, so that they stop filling several of a topic's word slots (see
+        ``saetm.words.vocab.merge_inflected_words``).
     background_weight: π, the fixed weight of the background word distribution.
     idf: weight word counts by normalised IDF in stage 2.
     atom_space: how atoms are represented when they are clustered into topics:
@@ -119,7 +127,10 @@ class SAETM(TopicViews):
         min_df: int = 5,
         max_df: float = 0.5,
         max_features: int = 10000,
-        stop_words: str | None = "english",
+        stop_words: str | Sequence[str] | None = "english",
+        extra_stop_words: Sequence[str] | None = None,
+        lemmatize: bool = False,
+        merge_inflections: bool = False,
         background_weight: float = 0.3,
         idf: bool = False,
         em_max_iter: int = 200,
@@ -147,6 +158,9 @@ class SAETM(TopicViews):
         self.max_df = max_df
         self.max_features = max_features
         self.stop_words = stop_words
+        self.extra_stop_words = extra_stop_words
+        self.lemmatize = lemmatize
+        self.merge_inflections = merge_inflections
         self.background_weight = background_weight
         self.idf = idf
         self.em_max_iter = em_max_iter
@@ -437,7 +451,8 @@ class SAETM(TopicViews):
         (skip) or an object with ``vectors_for``. Returns ``{measure: value}``; with
         ``details=True`` the record ``saetm evaluate`` writes (per-topic values, notes).
         """
-        from saetm.evaluation.scorecard import TD_TOP, reference_tokens, scorecard
+        from saetm.evaluation.scorecard import TD_TOP, scorecard
+        from saetm.pipeline import reference_tokens
         from saetm.model_files import TEXT_CHARS
 
         self._check_fitted()
@@ -453,9 +468,9 @@ class SAETM(TopicViews):
                 raise SaetmError(f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "
                                  "which would distort NPMI / C_V; give the full corpus (Python: reference=texts; "
                                  "CLI: --reference INPUT, e.g. the file you fitted)")
-            reference, source = reference_tokens(texts, self.stop_words), f"the {len(texts)} fitted documents"
+            reference, source = reference_tokens(self, texts), f"the {len(texts)} fitted documents"
         elif isinstance(reference, (list, tuple)) and reference and all(isinstance(t, str) for t in reference):
-            reference, source = reference_tokens(reference, self.stop_words), f"{len(reference)} given documents"
+            reference, source = reference_tokens(self, reference), f"{len(reference)} given documents"
         else:
             source = "given"
         if labels is None:

@@ -297,6 +297,9 @@ def topics_json(model, n_words: int = 25) -> dict:
 
 def _model_json(model) -> dict:
     params = {k: v for k, v in model.get_params().items() if k not in ("encoder", "sae")}
+    for key in ("stop_words", "extra_stop_words"):  # word lists may be sets or tuples: JSON wants lists
+        if params[key] is not None and not isinstance(params[key], str):
+            params[key] = sorted({str(w) for w in params[key]})
     report = getattr(model, "fit_report_", None)
     return {
         "format": "saetm-model",

@@ -79,6 +79,12 @@ def check_params(m) -> None:
         raise SaetmError(f"arch must be one of {', '.join(ARCHS)}, got {m.arch!r}")
     _int_in("min_df", m.min_df, 1)
     _float_in("max_df", m.max_df, 0.0, 1.0, lo_open=True)
+    from saetm.words.vocab import stop_word_set
+
+    stop_word_set(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
+    for name in ("lemmatize", "merge_inflections"):
+        if not isinstance(getattr(m, name), (bool, np.bool_)):
+            raise SaetmError(f"{name} must be True or False, got {getattr(m, name)!r}")
     _int_in("max_features", m.max_features, 1)
     _float_in("background_weight", m.background_weight, 0.0, 1.0, hi_open=True)
     _int_in("em_max_iter", m.em_max_iter, 1)
@@ -357,12 +363,21 @@ def vocabulary(m, docs: Sequence[str]):
     from saetm.words.vocab import build_vocabulary
 
     vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
-                                     stop_words=m.stop_words)
+                                     stop_words=m.stop_words, extra_stop_words=m.extra_stop_words,
+                                     lemmatize=m.lemmatize, merge_inflections=m.merge_inflections)
     wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
     if wordless:
         log.warning("%d of %d documents contain no vocabulary word; they still get topics from their embeddings "
                     "but do not shape the topics' words (lower min_df to include more words)", wordless, len(docs))
     return vocab, counts
+
+
+def reference_tokens(m, texts: Sequence[str]) -> list[list[str]]:
+    """The tokens of ``texts`` that a fitted model's stage 2 counts, for NPMI / C_V."""
+    from saetm.evaluation.scorecard import reference_tokens as tokens
+
+    return tokens(texts, m.stop_words, extra_stop_words=m.extra_stop_words, lemmatize=m.lemmatize,
+                  merged_vocab=m.vocab_ if m.merge_inflections else None)
 
 
 def feature_words(m, theta: sp.csr_matrix, counts: sp.csr_matrix):
