@@ -151,3 +151,24 @@ def test_fit_takes_the_atom_space_and_doc_weights(corpus_files, tmp_path):
     assert model.doc_smoothing == 0.25
     assert model.prevalence_power == model.atom_tree_.power == 1.0
     assert model.doc_weights == "theta" and model.doc_embeddings_ is None
+
+
+def test_fit_vocabulary_flags(corpus_files, tmp_path, capsys):
+    from saetm.cli import _model_from_args, build_parser
+
+    (tmp_path / "stop.txt").write_text("# boilerplate of this corpus\nWrites\narticle  subject\n\n", encoding="utf-8")
+    argv = ["fit", str(corpus_files / "docs.jsonl"), "--out", str(tmp_path / "m")]
+    m = _model_from_args(build_parser().parse_args(argv))
+    assert (m.stop_words, m.extra_stop_words, m.lemmatize, m.merge_inflections) == ("english", None, False, False)
+    m = _model_from_args(build_parser().parse_args([*argv, "--stop-words", str(tmp_path / "stop.txt"),
+                                                    "--lemmatize", "--merge-inflections"]))
+    assert m.extra_stop_words == ["writes", "article", "subject"] and m.stop_words == "english"
+    assert m.lemmatize is True and m.merge_inflections is True
+    m = _model_from_args(build_parser().parse_args([*argv, "--no-english-stop-words"]))
+    assert m.stop_words is None and m.extra_stop_words is None
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    for bad, message in (("missing.txt", "does not exist"), ("empty.txt", "holds no words")):
+        assert main([*argv, "--stop-words", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("saetm: error: --stop-words") and message in err and "\n" not in err
+    assert not (tmp_path / "m").exists()
