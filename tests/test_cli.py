@@ -38,8 +38,9 @@ def test_fit_writes_the_contract(fitted_dir, ng_corpus):
     topics = json.loads((fitted_dir / "topics.json").read_text())["topics"]
     assert len(topics) == 6
     for t in topics:
-        assert set(t) >= {"id", "words", "weights", "prevalence", "coverage", "n_atoms"}
-        assert len(t["words"]) == 25 and len(t["weights"]) == 25
+        assert set(t) >= {"id", "words", "scores", "weights", "prevalence", "coverage", "n_atoms"}
+        assert len(t["words"]) == 25 and len(t["weights"]) == 25 and len(t["scores"]) == 25
+        assert all(a >= b > 0 for a, b in zip(t["scores"], t["scores"][1:]))  # follow the listed order
     W = sp.load_npz(fitted_dir / "doc_topics.npz")
     assert W.shape == (len(ng_corpus), 6)
     assert (fitted_dir / "model.json").exists() and (fitted_dir / "sae").is_dir()
@@ -241,3 +242,24 @@ def test_every_argument_of_every_command_has_help():
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert {"fit", "retopic", "topics", "transform", "train-sae", "demo", "report", "evaluate"} <= set(commands)
     assert list(undocumented(parser, "saetm")) == []
+
+
+def test_fit_vocabulary_flags(corpus_files, tmp_path, capsys):
+    from saetm.cli import _model_from_args, build_parser
+
+    (tmp_path / "stop.txt").write_text("# boilerplate of this corpus\nWrites\narticle  subject\n\n", encoding="utf-8")
+    argv = ["fit", str(corpus_files / "docs.jsonl"), "--out", str(tmp_path / "m")]
+    m = _model_from_args(build_parser().parse_args(argv))
+    assert (m.stop_words, m.extra_stop_words, m.lemmatize, m.merge_inflections) == ("english", None, False, False)
+    m = _model_from_args(build_parser().parse_args([*argv, "--stop-words", str(tmp_path / "stop.txt"),
+                                                    "--lemmatize", "--merge-inflections"]))
+    assert m.extra_stop_words == ["writes", "article", "subject"] and m.stop_words == "english"
+    assert m.lemmatize is True and m.merge_inflections is True
+    m = _model_from_args(build_parser().parse_args([*argv, "--no-english-stop-words"]))
+    assert m.stop_words is None and m.extra_stop_words is None
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    for bad, message in (("missing.txt", "does not exist"), ("empty.txt", "holds no words")):
+        assert main([*argv, "--stop-words", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("saetm: error: --stop-words") and message in err and "\n" not in err
+    assert not (tmp_path / "m").exists()

@@ -63,7 +63,15 @@ class SAETM(TopicViews):
         ``"default"`` (the shipped SAE), ``"train"`` (train one on this corpus), a folder
         written by ``saetm train-sae``, or a fitted ``saetm.sae.models.SparseAutoencoder``.
     n_atoms, k, arch, sae_steps: settings for ``sae="train"`` (``n_atoms=None`` → 16 × dim).
-    min_df, max_df, max_features, stop_words: the vocabulary (stage 2).
+    min_df, max_df, max_features, stop_words: the vocabulary (stage 2); ``stop_words``:
+        ``"english"`` (saetm's list), None, or a list of words that replaces it.
+    extra_stop_words: words removed in addition to ``stop_words`` (e.g. a corpus's boilerplate).
+    lemmatize: replace every word by its lemma (simplemma, English) before counting;
+        topics then list lemmas ("use", not "using").
+    merge_inflections: after the vocabulary is built, count the words that are regular
+        inflections of one lemma (gun, guns; coin, coins, coined) as one word, shown as its most
+        frequent form, so that they stop filling several of a topic's word slots (see
+        ``saetm.words.vocab.merge_inflected_words``).
     background_weight: π, the fixed weight of the background word distribution.
     idf: weight word counts by normalised IDF in stage 2.
     atom_space: how atoms are represented when they are clustered into topics:
@@ -121,7 +129,10 @@ class SAETM(TopicViews):
         min_df: int = 5,
         max_df: float = 0.5,
         max_features: int = 10000,
-        stop_words: str | None = "english",
+        stop_words: str | Sequence[str] | None = "english",
+        extra_stop_words: Sequence[str] | None = None,
+        lemmatize: bool = False,
+        merge_inflections: bool = False,
         background_weight: float = 0.3,
         idf: bool = False,
         em_max_iter: int = 200,
@@ -149,6 +160,9 @@ class SAETM(TopicViews):
         self.max_df = max_df
         self.max_features = max_features
         self.stop_words = stop_words
+        self.extra_stop_words = extra_stop_words
+        self.lemmatize = lemmatize
+        self.merge_inflections = merge_inflections
         self.background_weight = background_weight
         self.idf = idf
         self.em_max_iter = em_max_iter
@@ -227,6 +241,7 @@ class SAETM(TopicViews):
         self.atom_tree_ = pipeline.atom_tree(self)
         self.documents_ = meta
         self._set_topics(pipeline.cluster(self, self.n_topics))
+        pipeline.warn_if_many_topics(self.n_topics, len(docs), self.feature_prob_)
         report.seconds["topics"] = time.perf_counter() - t
         self.fit_report_ = report
         return self
@@ -245,6 +260,7 @@ class SAETM(TopicViews):
         if pipeline.check_prevalence_power(self.prevalence_power) != self.atom_tree_.power:
             self.atom_tree_ = pipeline.atom_tree(self)
         self._set_topics(pipeline.cluster(self, self.n_topics))
+        pipeline.warn_if_many_topics(self.n_topics, self.theta_.shape[0], self.feature_prob_)
         self.custom_labels_ = None  # labels named the old topics
         return self
 
@@ -282,18 +298,34 @@ class SAETM(TopicViews):
         return pipeline.topic_weights(self, theta, X, rows, normalize=normalize)
 
     # ------------------------------------------------------------ inspection
-    def get_topic(self, topic: int, n_words: int = 25) -> list[tuple[str, float]]:
-        """Top words of ``topic`` with their weights β, in ``word_ranking`` order (best
-        first; with the default ``"coherent"`` ranking β need not decrease down the list)."""
+    def get_topic(self, topic: int, n_words: int = 25, *, with_beta: bool = False) -> list[tuple]:
+        """Top words of ``topic`` in ``word_ranking`` order (best first), each with a score
+        that never increases down the list: ``[(word, score)]``, or ``[(word, score, β)]``
+        with ``with_beta``.
+
+        β, the topic's word distribution, need not decrease down the list (the default
+        ``"coherent"`` ranking orders words by co-occurrence). The score is β made
+        non-increasing: where a word is listed ahead of words with a higher β, they all get
+        their mean β (the closest non-increasing fit; see
+        :func:`saetm.topics.wordrank.listed_scores`), computed over the first
+        ``max(n_words, 25)`` words, so a shorter list gives the same scores. It equals β with
+        ``word_ranking="beta"``, and the scores of the listed words sum to their β."""
         self._check_fitted()
         if not 0 <= int(topic) < self.n_topics:
             raise SaetmError(f"topic {topic} does not exist; topics are numbered 0..{self.n_topics - 1}")
-        words, weights = self._top_words(n_words)
-        return list(zip(words[int(topic)], weights[int(topic)]))
+        return self._word_list(int(topic), n_words, with_beta)
 
-    def get_topics(self, n_words: int = 25) -> dict[int, list[tuple[str, float]]]:
+    def get_topics(self, n_words: int = 25, *, with_beta: bool = False) -> dict[int, list[tuple]]:
+        """:meth:`get_topic` of every topic: ``{topic: [(word, score)]}`` (``with_beta``: triples)."""
+        self._check_fitted()
+        return {t: self._word_list(t, n_words, with_beta) for t in range(self.n_topics)}
+
+    def _word_list(self, topic: int, n_words: int, with_beta: bool) -> list[tuple]:
         words, weights = self._top_words(n_words)
-        return {t: list(zip(words[t], weights[t])) for t in range(self.n_topics)}
+        scores = self._word_scores(n_words)[topic]
+        if with_beta:
+            return [(w, float(s), float(b)) for w, s, b in zip(words[topic], scores, weights[topic])]
+        return [(w, float(s)) for w, s in zip(words[topic], scores)]
 
     def topic_labels(self, n_words: int = 4) -> list[str]:
         """Short labels: ``"3: space, nasa, orbit, launch"``, or user labels if set."""
@@ -398,6 +430,17 @@ class SAETM(TopicViews):
             cache[key] = self.rank_words(self.topics_.topic_words, n_words)
         return cache[key]
 
+    def _word_scores(self, n_words: int) -> list[np.ndarray]:
+        """Per topic, the scores of its first ``n_words`` listed words (see :meth:`get_topic`)."""
+        from saetm.topics.wordrank import MIN_WORDS, listed_scores
+
+        n = max(int(n_words), MIN_WORDS)  # word lists are prefixes of longer ones; scores too
+        key = ("scores", n, self.word_ranking, self._repeat_penalty())
+        cache = self.__dict__.setdefault("_word_lists", {})
+        if key not in cache:
+            cache[key] = listed_scores(self._top_words(n)[1])
+        return [s[: int(n_words)] for s in cache[key]]
+
     def _repeat_penalty(self) -> float:
         """``word_diversity`` checked here too: ``set_params`` does not validate."""
         from saetm.pipeline import check_word_diversity
@@ -439,7 +482,8 @@ class SAETM(TopicViews):
         (skip) or an object with ``vectors_for``. Returns ``{measure: value}``; with
         ``details=True`` the record ``saetm evaluate`` writes (per-topic values, notes).
         """
-        from saetm.evaluation.scorecard import TD_TOP, reference_tokens, scorecard
+        from saetm.evaluation.scorecard import TD_TOP, scorecard
+        from saetm.pipeline import reference_tokens
         from saetm.model_files import TEXT_CHARS
 
         self._check_fitted()
@@ -462,9 +506,9 @@ class SAETM(TopicViews):
 
                 texts = [t for t in read_fitted_texts(self.input_, why) if t.strip()]
                 source = f"the {len(texts)} documents of {self.input_['path']}, the input the model was fitted on"
-            reference = reference_tokens(texts, self.stop_words)
+            reference = reference_tokens(self, texts)
         elif isinstance(reference, (list, tuple)) and reference and all(isinstance(t, str) for t in reference):
-            reference, source = reference_tokens(reference, self.stop_words), f"{len(reference)} given documents"
+            reference, source = reference_tokens(self, reference), f"{len(reference)} given documents"
         else:
             source = "given"
         if labels is None:

@@ -280,12 +280,16 @@ def write_topics(model, directory: Path) -> None:
 
 
 def topics_json(model, n_words: int = 25) -> dict:
+    """Per topic its words in listed order with their "scores" (non-increasing down the list, see
+    ``SAETM.get_topic``) and "weights" (β, the topic's word distribution, in the same order)."""
     words, weights = model._top_words(n_words)
+    scores = model._word_scores(n_words)
     labels = model.topic_labels()
     return {
         "n_topics": int(model.n_topics),
         "topics": [
-            {"id": t, "label": labels[t], "words": list(words[t]), "weights": [float(w) for w in weights[t]],
+            {"id": t, "label": labels[t], "words": list(words[t]), "scores": [float(x) for x in scores[t]],
+             "weights": [float(w) for w in weights[t]],
              "prevalence": float(model.topics_.prevalence[t]), "coverage": float(model.coverage_[t]),
              "n_atoms": int(model.topics_.n_atoms[t])}
             for t in range(model.n_topics)
@@ -295,6 +299,9 @@ def topics_json(model, n_words: int = 25) -> dict:
 
 def _model_json(model) -> dict:
     params = {k: v for k, v in model.get_params().items() if k not in ("encoder", "sae")}
+    for key in ("stop_words", "extra_stop_words"):  # word lists may be sets or tuples: JSON wants lists
+        if params[key] is not None and not isinstance(params[key], str):
+            params[key] = sorted({str(w) for w in params[key]})
     report = getattr(model, "fit_report_", None)
     return {
         "format": "saetm-model",

@@ -79,6 +79,12 @@ def check_params(m) -> None:
         raise SaetmError(f"arch must be one of {', '.join(ARCHS)}, got {m.arch!r}")
     _int_in("min_df", m.min_df, 1)
     _float_in("max_df", m.max_df, 0.0, 1.0, lo_open=True)
+    from saetm.words.vocab import stop_word_set
+
+    stop_word_set(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
+    for name in ("lemmatize", "merge_inflections"):
+        if not isinstance(getattr(m, name), (bool, np.bool_)):
+            raise SaetmError(f"{name} must be True or False, got {getattr(m, name)!r}")
     _int_in("max_features", m.max_features, 1)
     _float_in("background_weight", m.background_weight, 0.0, 1.0, hi_open=True)
     _int_in("em_max_iter", m.em_max_iter, 1)
@@ -110,6 +116,18 @@ def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
     if n_topics > n_used:
         raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; choose at most {n_used}")
     return n_topics
+
+
+def warn_if_many_topics(n_topics: int, n_documents: int, feature_prob: np.ndarray) -> None:
+    """One warning when T is large for the data: more than one topic per 5 documents, or
+    fewer than 5 used atoms per topic on average. Such topics are a few atoms and documents
+    each (100 topics on 50 documents: 1–3 atoms per topic) and mostly split one theme."""
+    n_used = int((np.asarray(feature_prob) > 0).sum())
+    if n_topics > 1 and (n_topics > n_documents / 5 or n_used < 5 * n_topics):
+        fit = max(1, min(n_documents // 5, n_used // 5))
+        log.warning("%d topics is many for %d documents and %d used atoms (%.1f documents and %.1f atoms per "
+                    "topic); the topics will be small fragments: try %d or fewer (retopic changes it without refitting)",
+                    n_topics, n_documents, n_used, n_documents / n_topics, n_used / n_topics, fit)
 
 
 def check_documents(documents) -> list[str]:
@@ -371,12 +389,21 @@ def vocabulary(m, docs: Sequence[str]):
     from saetm.words.vocab import build_vocabulary
 
     vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
-                                     stop_words=m.stop_words)
+                                     stop_words=m.stop_words, extra_stop_words=m.extra_stop_words,
+                                     lemmatize=m.lemmatize, merge_inflections=m.merge_inflections)
     wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
     if wordless:
         log.warning("%d of %d documents contain no vocabulary word; they still get topics from their embeddings "
                     "but do not shape the topics' words (lower min_df to include more words)", wordless, len(docs))
     return vocab, counts
+
+
+def reference_tokens(m, texts: Sequence[str]) -> list[list[str]]:
+    """The tokens of ``texts`` that a fitted model's stage 2 counts, for NPMI / C_V."""
+    from saetm.evaluation.scorecard import reference_tokens as tokens
+
+    return tokens(texts, m.stop_words, extra_stop_words=m.extra_stop_words, lemmatize=m.lemmatize,
+                  merged_vocab=m.vocab_ if m.merge_inflections else None)
 
 
 def feature_words(m, theta: sp.csr_matrix, counts: sp.csr_matrix):

@@ -27,6 +27,8 @@ from saetm.errors import SaetmError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from saetm.cli.vocabulary import add_vocabulary_arguments
+
     p = _Parser(prog="saetm", description="Topic modelling with sparse autoencoders (SAE-TM).")
     p.add_argument("--version", action="version", version=f"saetm {__version__}")
     common = argparse.ArgumentParser(add_help=False)
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--min-df", type=_positive_int, default=5, help="minimum document frequency of a word (default 5)")
     f.add_argument("--max-features", type=_positive_int, default=10000, help="maximum vocabulary size (default 10000)")
     f.add_argument("--idf", action="store_true", help="weight word counts by IDF when learning word distributions")
+    add_vocabulary_arguments(f)
     f.add_argument("--atom-space", default="documents+coactivation",
                    choices=["documents+coactivation", "documents", "coactivation", "decoder", "words"],
                    help="how atoms are placed when they are grouped into topics (words: the paper's GloVe "

@@ -59,6 +59,7 @@ IMAGE_SAE_DEFAULTS = {"n_atoms": 2048, "k": 16, "sae_steps": 500}
 
 
 def _model_from_args(args):
+    from saetm.cli.vocabulary import vocabulary_settings
     from saetm.model import SAETM
 
     image = _is_image_input(args)
@@ -73,6 +74,7 @@ def _model_from_args(args):
         seed=args.seed,
         verbose=not args.quiet,
         cache=not getattr(args, "no_cache", False),
+        **vocabulary_settings(args),
     )
 
 
