@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+from saetm.lazy_sae import LazySAE
 from saetm.views import TopicViews
 
 log = logging.getLogger("saetm")
@@ -48,7 +49,7 @@ def _image_paths(images: list | None) -> list | None:
     return paths if any(p is not None for p in paths) else None
 
 
-class SAETM(TopicViews):
+class SAETM(TopicViews, LazySAE):
     """Topic model read off a sparse autoencoder's atoms (SAE-TM).
 
     Parameters are stored verbatim (scikit-learn contract); learned state ends in ``_``.
