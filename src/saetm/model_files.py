@@ -47,7 +47,7 @@ from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
 from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
                               write_json, write_npz, write_tensors)
-from saetm.stored_weights import saved_or_refitted, weight_tensors
+from saetm.fast_load import as_stored, saved_or_refitted, sealed, weight_tensors
 
 log = logging.getLogger("saetm")
 
@@ -235,7 +235,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                 save_sae(model.sae_, stage / "sae")
                 _write_documents(stage / "documents.parquet", model.documents_)
                 write_topics(model, stage)
-                write_json(stage / MODEL_FILE, _model_json(model))
+                write_json(stage / MODEL_FILE, sealed(_model_json(model), stage))
                 _commit(stage, directory, MODEL_FILES, incomplete_first=True)
     except OSError as e:
         raise _write_problem(directory, e) from None
@@ -256,7 +256,7 @@ def save_topics(model, directory: Path) -> None:
             info["params"]["word_diversity"] = float(model.word_diversity)
             info["custom_labels"] = labels if labels is not None and len(labels) == model.n_topics else None
             write_topics(model, stage)
-            write_json(stage / MODEL_FILE, info)
+            write_json(stage / MODEL_FILE, sealed(info, stage, directory))  # the other files stay
             _commit(stage, directory, TOPIC_FILES, incomplete_first=False)
     except OSError as e:
         raise _write_problem(directory, e) from None
@@ -286,7 +286,7 @@ def topics_json(model, n_words: int = 25) -> dict:
         "n_topics": int(model.n_topics),
         "topics": [
             {"id": t, "label": labels[t], "words": list(words[t]), "weights": [float(w) for w in weights[t]],
-             "prevalence": float(model.topics_.prevalence[t]), "coverage": float(model.coverage_[t]),
+             "prevalence": as_stored(model.topics_.prevalence[t]), "coverage": as_stored(model.coverage_[t]),
              "n_atoms": int(model.topics_.n_atoms[t])}
             for t in range(model.n_topics)
         ],

@@ -1,10 +1,14 @@
-"""The fitted document weights saved with the topics: W (``doc_topics_``), the topic
-centroids μ and the topic weights ρ of ``doc_weights="centroid"``, in ``topics.safetensors``.
+"""What saving stores so that loading and ``saetm topics`` do less work.
 
-Loading reads them instead of refitting the mixture that made them (its EM takes seconds
-on 20,000 documents). They are optional: a model saved without them, or one that cannot
-use them (saved with ``doc_weights="theta"`` or without document embeddings), gets its
-weights recomputed as before.
+The fitted document weights: W (``doc_topics_``), the topic centroids μ and the topic
+weights ρ of ``doc_weights="centroid"``, in ``topics.safetensors``. Loading reads them
+instead of refitting the mixture that made them (its EM takes seconds on 20,000
+documents). They are optional: a model saved without them, or one that cannot use them
+(saved with ``doc_weights="theta"`` or without document embeddings), gets its weights
+recomputed as before.
+
+The seal in ``model.json`` (:mod:`saetm.topic_table`), which lets ``saetm topics`` print
+``topics.json`` without loading the model.
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ import numpy as np
 
 from saetm.errors import SaetmError
 from saetm.io.persist import csr_from_tensors, csr_to_tensors
+from saetm.topic_table import sealed  # noqa: F401 (model_files imports it from here)
+
+
+def as_stored(x) -> float:
+    """``x`` rounded to float32, as ``topics.safetensors`` keeps it: ``topics.json`` then
+    agrees with the loaded model to the last digit."""
+    return float(np.float32(x))
 
 
 def weight_tensors(model) -> dict:
