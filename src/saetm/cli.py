@@ -13,6 +13,7 @@ from pathlib import Path
 
 from saetm._version import __version__
 from saetm.errors import SaetmError
+from saetm.topic_table import cmd_topics, print_table  # light: reads JSON, imports no model code
 
 log = logging.getLogger("saetm")
 DEMO_OUT = "saetm-demo"
@@ -28,6 +29,7 @@ def cmd_fit(args) -> int:
     _refuse_existing(out, args.overwrite)
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
+    _must_exist(args.input, args.embeddings)  # and missing files, before torch is imported (seconds)
     _import_training()
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
     # instead of after hours; the directory is removed again if nothing gets written.
@@ -74,22 +76,9 @@ def cmd_retopic(args) -> int:
     return 0
 
 
-def cmd_topics(args) -> int:
-    from saetm.model import SAETM
-
-    model = SAETM.load(args.dir)
-    if args.json:
-        import json
-
-        from saetm.model_files import topics_json
-
-        print(json.dumps(topics_json(model, args.words), indent=2, ensure_ascii=False))
-    else:
-        _print_topics(model, args.words)
-    return 0
-
-
 def cmd_transform(args) -> int:
+    if (Path(args.dir) / "model.json").is_file():  # else load says what is wrong with DIR, first
+        _must_exist(args.input, args.embeddings)  # before the model and the readers are imported
     from saetm.io.persist import atomic_write, write_npz
     from saetm.io.readers import read_documents
     from saetm.model import SAETM
@@ -293,6 +282,13 @@ def _refuse_existing(out: Path, overwrite: bool) -> None:
     check_output_dir(out, overwrite)
 
 
+def _must_exist(documents, embeddings=None) -> None:
+    """The readers' messages for missing files, without the readers' imports."""
+    for what, path in (("", documents), ("embeddings file ", embeddings)):
+        if path is not None and not Path(path).exists():
+            raise SaetmError(f"{what}{path} does not exist; check the path")
+
+
 def _aligned(corpus):
     """Texts and metadata with one entry per input row: the reader skips empty rows,
     but outputs (and precomputed embeddings) are aligned with the input file, so
@@ -382,10 +378,7 @@ def _image_collection(args):
 
 
 def _print_topics(model, n_words: int) -> None:
-    info = model.get_topic_info(n_words=n_words)
-    print(f"{'topic':>5}  {'prev':>5}  {'cover':>5}  {'atoms':>5}  top words")
-    for row in info.itertuples():
-        print(f"{row.topic:>5}  {row.prevalence:5.3f}  {row.coverage:5.3f}  {row.n_atoms:>5}  {row.top_words}")
+    print_table(model.get_topic_info(n_words=n_words).to_dict("records"))
 
 
 def _positive_int(text: str) -> int:
