@@ -123,6 +123,8 @@ def test_topics_from_the_sealed_table_are_the_loaded_models(model_dir, n_words):
     fast = json.loads(cli_stdout(["topics", model_dir, "--json", "--words", n_words]))
     assert fast == json.loads(json.dumps(topics_json(SAETM.load(model_dir), n_words)))
     assert fast["topics"][0]["label"] == "the first"
+    m = SAETM.load(model_dir)  # the lists served from one ranking of 25 words equal a ranking of n_words
+    assert m._top_words(n_words)[0] == m.rank_words(m.topics_.topic_words, n_words)[0]
 
 
 def test_topics_fall_back_to_the_model_whenever_the_table_may_differ(model_dir):

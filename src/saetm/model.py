@@ -363,11 +363,18 @@ class SAETM(TopicViews, LazySAE):
         })
 
     def _top_words(self, n_words: int):
-        key = (int(n_words), self.word_ranking, self._repeat_penalty())
+        from saetm.topics.wordrank import MIN_WORDS
+
+        n = int(n_words)
+        # coherent lists of up to MIN_WORDS words are prefixes of that length's (wordrank.coherent_order):
+        # one ranking serves the labels, the table and topics.json
+        full = max(n, MIN_WORDS) if self.word_ranking == "coherent" and n >= 1 else n
+        key = (full, self.word_ranking, self._repeat_penalty())
         cache = self.__dict__.setdefault("_word_lists", {})
         if key not in cache:
-            cache[key] = self.rank_words(self.topics_.topic_words, n_words)
-        return cache[key]
+            cache[key] = self.rank_words(self.topics_.topic_words, full)
+        words, weights = cache[key]
+        return (words, weights) if full == n else ([w[:n] for w in words], [x[:n] for x in weights])
 
     def _repeat_penalty(self) -> float:
         """``word_diversity`` checked here too: ``set_params`` does not validate."""
