@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+from saetm.lazy_sae import LazySAE
 from saetm.views import TopicViews
 
 log = logging.getLogger("saetm")
@@ -49,7 +50,7 @@ def _image_paths(images: list | None) -> list | None:
     return paths if any(p is not None for p in paths) else None
 
 
-class SAETM(TopicViews):
+class SAETM(TopicViews, LazySAE):
     """Topic model read off a sparse autoencoder's atoms (SAE-TM).
 
     Parameters are stored verbatim (scikit-learn contract); learned state ends in ``_``.
@@ -424,11 +425,18 @@ class SAETM(TopicViews):
         return pd.DataFrame(columns)
 
     def _top_words(self, n_words: int):
-        key = (int(n_words), self.word_ranking, self._repeat_penalty())
+        from saetm.topics.wordrank import MIN_WORDS
+
+        n = int(n_words)
+        # coherent lists of up to MIN_WORDS words are prefixes of that length's (wordrank.coherent_order):
+        # one ranking serves the labels, the table and topics.json
+        full = max(n, MIN_WORDS) if self.word_ranking == "coherent" and n >= 1 else n
+        key = (full, self.word_ranking, self._repeat_penalty())
         cache = self.__dict__.setdefault("_word_lists", {})
         if key not in cache:
-            cache[key] = self.rank_words(self.topics_.topic_words, n_words)
-        return cache[key]
+            cache[key] = self.rank_words(self.topics_.topic_words, full)
+        words, weights = cache[key]
+        return (words, weights) if full == n else ([w[:n] for w in words], [x[:n] for x in weights])
 
     def _word_scores(self, n_words: int) -> list[np.ndarray]:
         """Per topic, the scores of its first ``n_words`` listed words (see :meth:`get_topic`)."""

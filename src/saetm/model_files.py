@@ -9,7 +9,7 @@ Directory layout (``DIR``)::
     state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings, atom tree — stages 1–2;
                         document-word incidence (word ranking) and float16 document
                         embeddings (doc_weights="centroid"; absent before saetm 0.3)
-    topics.safetensors  atom→topic, topic word distributions, prevalence, coverage — stage 3
+    topics.safetensors  atom→topic, topic word distributions, prevalence, coverage, document weights — stage 3
     sae/                the SAE (sae.safetensors + sae.json)
     documents.parquet   text (cut to 1,000 characters), and id / date / label / image
                         path of each fitted document when given (the ``image`` column is
@@ -49,6 +49,7 @@ from saetm.errors import SaetmError
 from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
                               write_json, write_npz, write_tensors)
 from saetm.io.provenance import checked_record
+from saetm.fast_load import as_stored, saved_or_refitted, sealed, weight_tensors
 
 log = logging.getLogger("saetm")
 
@@ -236,7 +237,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                 save_sae(model.sae_, stage / "sae")
                 _write_documents(stage / "documents.parquet", model.documents_)
                 write_topics(model, stage)
-                write_json(stage / MODEL_FILE, _model_json(model))
+                write_json(stage / MODEL_FILE, sealed(_model_json(model), stage))
                 _commit(stage, directory, MODEL_FILES, incomplete_first=True)
     except OSError as e:
         raise _write_problem(directory, e) from None
@@ -257,7 +258,7 @@ def save_topics(model, directory: Path) -> None:
             info["params"]["word_diversity"] = float(model.word_diversity)
             info["custom_labels"] = labels if labels is not None and len(labels) == model.n_topics else None
             write_topics(model, stage)
-            write_json(stage / MODEL_FILE, info)
+            write_json(stage / MODEL_FILE, sealed(info, stage, directory))  # the other files stay
             _commit(stage, directory, TOPIC_FILES, incomplete_first=False)
     except OSError as e:
         raise _write_problem(directory, e) from None
@@ -274,6 +275,7 @@ def write_topics(model, directory: Path) -> None:
         "coverage": np.asarray(model.coverage_, np.float32),
         # the s the weights were fitted with, which a later set_params(doc_smoothing) may differ from
         **({} if model.doc_smoothing_ is None else {"doc_smoothing": np.asarray([model.doc_smoothing_], np.float64)}),
+        **weight_tensors(model),  # read back by load instead of refitting the mixture
     })
     write_json(directory / "topics.json", topics_json(model))
     write_npz(directory / "doc_topics.npz", model.doc_topics_)
@@ -290,7 +292,7 @@ def topics_json(model, n_words: int = 25) -> dict:
         "topics": [
             {"id": t, "label": labels[t], "words": list(words[t]), "scores": [float(x) for x in scores[t]],
              "weights": [float(w) for w in weights[t]],
-             "prevalence": float(model.topics_.prevalence[t]), "coverage": float(model.coverage_[t]),
+             "prevalence": as_stored(model.topics_.prevalence[t]), "coverage": as_stored(model.coverage_[t]),
              "n_atoms": int(model.topics_.n_atoms[t])}
             for t in range(model.n_topics)
         ],
@@ -374,10 +376,8 @@ def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float) ->
 
 
 def load_model(cls, directory: Path):
-    from saetm.encoders.text import TextEncoder
-    from saetm.pipeline import (TopicResult, check_doc_smoothing, check_params, check_prevalence_power,
-                                document_weights)
-    from saetm.sae.persist import load_sae
+    from saetm.pipeline import TopicResult, check_doc_smoothing, check_params, check_prevalence_power
+    from saetm.sae.config import read_sae
     from saetm.topics.hierarchy import AtomTree
     from saetm.topics.merge import Topics
 
@@ -432,19 +432,19 @@ def load_model(cls, directory: Path):
     _check_consistent(model, tp, coverage, directory)
     model.doc_words_ = _doc_words(state, model.theta_.shape[0], len(model.vocab_), directory,
                                   says=model.word_ranking == "coherent")
-    model.sae_ = load_sae(directory / "sae")
-    if model.sae_.config.n_atoms != model.theta_.shape[1]:
-        raise SaetmError(f"{directory / 'sae'} has {model.sae_.config.n_atoms} atoms but the model has "
+    model._defer_sae(sae := read_sae(directory / "sae"))  # checked now, built on first use (by encoding)
+    if sae.config.n_atoms != model.theta_.shape[1]:
+        raise SaetmError(f"{directory / 'sae'} has {sae.config.n_atoms} atoms but the model has "
                          f"{model.theta_.shape[1]}; the files are mixed from different fits, re-run `saetm fit`")
     model.encoder_ = _restore_encoder(info)
     name = info.get("embedding_name")
     model.embedding_name_ = name if isinstance(name, str) and name else model.encoder_.name
 
-    model.doc_embeddings_ = _doc_embeddings(state, model, directory)
+    model.doc_embeddings_ = _doc_embeddings(state, model, directory, sae.config.d_in)
     # the s the saved weights were fitted with; files before 0.7 were saved with it equal to the setting
     smoothing = _saved_setting(topics, "doc_smoothing", check_doc_smoothing, directory / "topics.safetensors",
                                float(model.doc_smoothing))
-    W, centroids, priors = document_weights(model, tp.atom_topic, tp.topic_words.shape[0], smoothing=smoothing)
+    W, centroids, priors = saved_or_refitted(topics, model, tp, smoothing, directory / "topics.safetensors")
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
                                   None if centroids is None else smoothing))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
@@ -466,7 +466,7 @@ def _doc_embeddings_tensors(model) -> dict:
     return {} if E is None else {"doc_embeddings": np.asarray(E, np.float16)}
 
 
-def _doc_embeddings(state: dict, model, directory: Path):
+def _doc_embeddings(state: dict, model, directory: Path, dim: int):
     """The documents' embeddings for ``doc_weights="centroid"`` (float16), checked."""
     if model.doc_weights == "theta":
         return None
@@ -475,7 +475,7 @@ def _doc_embeddings(state: dict, model, directory: Path):
         log.info("%s was saved without document embeddings: document-topic weights are the atoms' θ share "
                  "(doc_weights='theta'); refit to weight them by embedding", directory)
         return None
-    if E.shape != (model.theta_.shape[0], model.sae_.config.d_in) or not np.isfinite(E).all():
+    if E.shape != (model.theta_.shape[0], dim) or not np.isfinite(E).all():
         raise SaetmError(f"{directory} is inconsistent (the document embeddings do not match the documents and "
                          "the SAE); the files are corrupt or mixed from different fits, re-run `saetm fit`")
     return E

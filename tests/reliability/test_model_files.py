@@ -132,10 +132,10 @@ def test_broken_model_directory_refuses_to_load(case, model_copy):
 
 @pytest.mark.parametrize("case", ["truncated state.safetensors", "newer version", "index out of range",
                                   "sae claims terabytes"])
-def test_broken_model_directory_through_the_cli(case, model_copy, tmp_path):
+def test_broken_model_directory_through_the_cli(case, model_copy, tmp_path, tiny_files):
     BROKEN[case][0](model_copy)
     for argv in (["topics", model_copy], ["retopic", model_copy, "--topics", "3"],
-                 ["transform", model_copy, "x.jsonl", "--out", tmp_path / "w.npz"]):
+                 ["transform", model_copy, tiny_files / "docs.jsonl", "--out", tmp_path / "w.npz"]):
         rc, _, err = run_main(argv)
         assert_one_line_error(rc, err, *BROKEN[case][1])
     assert not (tmp_path / "w.npz").exists()

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from saetm.errors import SaetmError
+
 log = logging.getLogger("saetm")
 DEMO_OUT = "saetm-demo"
 
@@ -51,10 +53,16 @@ def _read_embeddings_for(n_rows: int, path):
 
 
 def _print_topics(model, n_words: int) -> None:
-    info = model.get_topic_info(n_words=n_words)
-    print(f"{'topic':>5}  {'prev':>5}  {'cover':>5}  {'atoms':>5}  top words")
-    for row in info.itertuples():
-        print(f"{row.topic:>5}  {row.prevalence:5.3f}  {row.coverage:5.3f}  {row.n_atoms:>5}  {row.top_words}")
+    from saetm.topic_table import print_table
+
+    print_table(model.get_topic_info(n_words=n_words).to_dict("records"))
+
+
+def _must_exist(documents, embeddings=None) -> None:
+    """The readers' messages for missing files, without the readers' imports."""
+    for what, path in (("", documents), ("embeddings file ", embeddings)):
+        if path is not None and not Path(path).exists():
+            raise SaetmError(f"{what}{path} does not exist; check the path")
 
 
 def _fit_summary(model, out) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from saetm.cli._common import _aligned, _fit_summary, _print_topics, _read_embeddings_for, _refuse_existing, log
+from saetm.cli._common import _aligned, _must_exist, _fit_summary, _print_topics, _read_embeddings_for, _refuse_existing, log
 
 
 def cmd_fit(args) -> int:
@@ -17,6 +17,7 @@ def cmd_fit(args) -> int:
     _refuse_existing(out, args.overwrite)
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
+    _must_exist(args.input, args.embeddings)  # and missing files, before torch is imported (seconds)
     _import_training()
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
     # instead of after hours; the directory is removed again if nothing gets written.

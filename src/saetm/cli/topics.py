@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from saetm.cli._common import _print_topics
+import json
+
+from saetm.topic_table import print_saved_topics, print_table  # light: reads JSON, imports no model code
 
 
 def cmd_topics(args) -> int:
+    """``saetm topics DIR``: the sealed ``topics.json`` when it serves, else the loaded model."""
+    if print_saved_topics(args.dir, args.words, as_json=args.json):
+        return 0
     from saetm.model import SAETM
+    from saetm.model_files import topics_json
 
     model = SAETM.load(args.dir)
     if args.json:
-        import json
-
-        from saetm.model_files import topics_json
-
         print(json.dumps(topics_json(model, args.words), indent=2, ensure_ascii=False))
     else:
-        _print_topics(model, args.words)
+        print_table(model.get_topic_info(n_words=args.words).to_dict("records"))
     return 0

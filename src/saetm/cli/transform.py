@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from saetm.cli._common import _aligned, _read_embeddings_for, log
+from saetm.cli._common import _aligned, _must_exist, _read_embeddings_for, log
 from saetm.errors import SaetmError
 
 
 def cmd_transform(args) -> int:
+    if (Path(args.dir) / "model.json").is_file():  # else load says what is wrong with DIR, first
+        _must_exist(args.input, args.embeddings)  # before the model and the readers are imported
     from saetm.io.persist import atomic_write, write_npz
     from saetm.io.readers import read_documents
     from saetm.model import SAETM
