@@ -25,7 +25,8 @@ def cmd_fit(args) -> int:
     from saetm.pipeline import check_params
 
     out = Path(args.out)
-    _refuse_existing(out, args.overwrite)
+    # the input is never replaced, even with --overwrite; checked before the fit runs
+    _refuse_existing(out, args.overwrite, inputs=[p for p in (args.input, args.embeddings) if p])
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
     _import_training()
@@ -287,10 +288,10 @@ def _import_training() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def _refuse_existing(out: Path, overwrite: bool) -> None:
+def _refuse_existing(out: Path, overwrite: bool, inputs=()) -> None:
     from saetm.model_files import check_output_dir
 
-    check_output_dir(out, overwrite)
+    check_output_dir(out, overwrite, inputs)
 
 
 def _aligned(corpus):

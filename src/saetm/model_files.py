@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
 from saetm.io.directory import (LOCK_FILE, MODEL_FILE, MODEL_FILES, STAGING, TOPIC_FILES, _commit,  # noqa: F401
-                                _staging, _write_problem, check_output_dir, directory_lock)
+                                _staging, _write_problem, check_output_dir, directory_lock, refuse_links)
 from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
                               write_json, write_npz, write_tensors)
 
@@ -210,6 +210,7 @@ def load_model(cls, directory: Path):
 
     if not directory.is_dir():
         raise SaetmError(f"{directory} is not a directory; give the folder written by `saetm fit`")
+    refuse_links(directory, ["sae", *MODEL_FILES])
     if not (directory / MODEL_FILE).exists():
         raise SaetmError(f"{directory} holds no complete saetm model (no {MODEL_FILE}); "
                          "it was not written by `saetm fit`, or that run did not finish")

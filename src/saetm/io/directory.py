@@ -10,7 +10,9 @@ stops two processes from writing one directory at once.
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +23,8 @@ except ImportError:  # Windows
 
 from saetm.errors import SaetmError
 
+log = logging.getLogger("saetm")
+
 MODEL_FILE = "model.json"
 LOCK_FILE = ".saetm.lock"
 _HELD: dict[str, int] = {}  # directories this process has locked (the lock is re-entrant)
@@ -28,6 +32,9 @@ STAGING = ".saetm-staging-"
 MODEL_FILES = ["vocab.json", "state.safetensors", "sae/sae.safetensors", "sae/sae.json", "documents.parquet",
                "topics.safetensors", "topics.json", "doc_topics.npz", MODEL_FILE]
 TOPIC_FILES = ["topics.safetensors", "topics.json", "doc_topics.npz", MODEL_FILE]
+# written later by `saetm evaluate` and `saetm report`: they describe the topics, so a
+# new fit or retopic removes them
+DERIVED_FILES = ["evaluation.json", "report.html"]
 
 
 def _write_problem(directory: Path, e: OSError) -> SaetmError:
@@ -79,8 +86,20 @@ def directory_lock(directory: Path):
 
 def _acquire(lock: Path, directory: Path) -> int:
     """Open and lock ``lock``; returns its descriptor, or raises SaetmError naming the holder."""
+    # no following links, and only a regular file with no other name: the lock is
+    # truncated and written, which must never reach a file elsewhere
+    flags = os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fd = os.open(lock, flags, 0o644)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                raise _not_a_lock(lock) from None
+            raise
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(fd)
+            raise _not_a_lock(lock)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -102,6 +121,11 @@ def _acquire(lock: Path, directory: Path) -> int:
         os.close(fd)
 
 
+def _not_a_lock(lock: Path) -> SaetmError:
+    return SaetmError(f"{lock} is not a lock file of saetm (it is a symbolic link, a hard link or not a regular "
+                      "file); remove it and run saetm again")
+
+
 def _remove_if_empty(directory: Path, created: bool) -> None:
     if created:
         try:
@@ -110,8 +134,10 @@ def _remove_if_empty(directory: Path, created: bool) -> None:
             pass  # not empty (a model was written) or already gone
 
 
-def check_output_dir(directory: Path, overwrite: bool) -> None:
-    """Refuse an output directory that cannot hold a model, or that holds one already."""
+def check_output_dir(directory: Path, overwrite: bool, inputs=()) -> None:
+    """Refuse an output directory that cannot hold a model, that holds files saetm would
+    replace (unless ``overwrite``), or where saving would replace one of ``inputs``, the
+    files the model is fitted from (even with ``overwrite``)."""
     if directory.exists() and not directory.is_dir():
         raise SaetmError(f"{directory} exists and is not a directory; choose another --out")
     parent = directory.parent
@@ -119,8 +145,52 @@ def check_output_dir(directory: Path, overwrite: bool) -> None:
         parent = parent.parent
     if parent.exists() and not parent.is_dir():
         raise SaetmError(f"cannot create {directory}: {parent} is a file, not a folder; choose another --out")
+    if not directory.is_dir():
+        return
+    refuse_links(directory)
+    present = [name for name in MODEL_FILES + DERIVED_FILES if os.path.lexists(directory / name)]
+    for name in present:
+        for source in inputs:
+            if _same_file(directory / name, source):
+                raise SaetmError(f"--out {directory} would replace the input file {source} (as {name}); "
+                                 "choose another --out")
     if (directory / MODEL_FILE).exists() and not overwrite:
         raise SaetmError(f"{directory} already holds a saetm model; pass --overwrite (or overwrite=True) to replace it")
+    if present and not overwrite:
+        raise SaetmError(f"{directory} already holds {', '.join(present)}, which saetm would replace; pass --overwrite "
+                         "(or overwrite=True) to replace them, or choose another --out")
+
+
+def _same_file(a: Path, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them does not exist (the reader reports a missing input)
+        return False
+
+
+def refuse_links(directory: Path, names=None) -> None:
+    """Refuse a symbolic link (or a special file) where saetm reads or writes inside
+    ``directory``: writing or reading through it would reach files elsewhere.
+
+    ``names``: the paths to check, relative to ``directory``; by default every path a
+    save writes (the model files, ``sae/``, the files it removes, staging folders)."""
+    if names is None:
+        names = ["sae", *MODEL_FILES, *DERIVED_FILES, *(p.name for p in directory.glob(STAGING + "*"))]
+    for name in names:
+        path = directory / name
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:  # e.g. sae/sae.json where sae is a file: the save reports it
+            continue
+        if stat.S_ISLNK(mode):
+            raise SaetmError(f"{path} is a symbolic link; saetm neither reads nor writes through links inside a "
+                             "model directory: replace it with the file itself, or use another directory")
+        folder = name == "sae" or name.startswith(STAGING)
+        if not (stat.S_ISDIR(mode) if folder else stat.S_ISREG(mode)):
+            raise SaetmError(f"{path} is not a regular {'folder' if folder else 'file'}; remove it, or use "
+                             "another directory")
 
 
 @contextmanager
@@ -148,6 +218,7 @@ def _staging(directory: Path):
     the model already in ``directory``. Leftovers of killed writers are removed too."""
     import shutil
 
+    refuse_links(directory)  # under the lock, before anything is removed or written there
     for old in directory.glob(STAGING + "*"):
         shutil.rmtree(old, ignore_errors=True)  # we hold the lock: no one else is writing
     for name in MODEL_FILES:  # temp files of killed writers (only ours: others may be writing a report)
@@ -165,10 +236,18 @@ def _commit(stage: Path, directory: Path, names: list[str], *, incomplete_first:
     """Rename the staged files ``names`` into ``directory``; ``model.json`` (when staged) goes last.
 
     ``incomplete_first``: remove ``model.json`` before anything else, so that a run killed
-    during the renames leaves a directory that refuses to load rather than a mixed one."""
+    during the renames leaves a directory that refuses to load rather than a mixed one.
+    ``evaluation.json`` and ``report.html`` of the previous topics are removed before any
+    new file arrives, so they never describe other topics."""
     with _signals_deferred():
         if incomplete_first:
             (directory / MODEL_FILE).unlink(missing_ok=True)
+        stale = [name for name in DERIVED_FILES if os.path.lexists(directory / name)]
+        for name in stale:
+            (directory / name).unlink()
+        if stale:
+            log.info("removed %s from %s: %s the previous topics", " and ".join(stale), directory,
+                     "they described" if len(stale) > 1 else "it described")
         for name in [n for n in names if n != MODEL_FILE] + [n for n in names if n == MODEL_FILE]:
             source, target = stage / name, directory / name
             if source.exists():
@@ -176,3 +255,4 @@ def _commit(stage: Path, directory: Path, names: list[str], *, incomplete_first:
                 os.replace(source, target)
             else:
                 target.unlink(missing_ok=True)  # e.g. no documents.parquet this time
+
