@@ -16,11 +16,10 @@ Directory layout (``DIR``)::
     topics.json         top words per topic (for other tools)
     doc_topics.npz      documents × topics weights (scipy.sparse), rows in input order
 
-Saving writes every file into a hidden staging folder inside ``DIR`` first and then
-renames them into place, ``model.json`` last (and removed first), so a failure while
-writing (disk full, Ctrl-C) leaves the previous contents untouched, and a killed run
-leaves a directory that refuses to load rather than a mixed one. A lock (``flock``
-on ``.saetm.lock``) stops two processes from writing one directory at once.
+Every file carries the id of its save (``fit_id`` in ``model.json``), and loading refuses
+files of different saves. Writing goes through :mod:`saetm.io.directory` (a lock, a
+staging folder, one commit step), so a failure leaves the previous model untouched and
+a killed run leaves a directory that refuses to load rather than a mixed one.
 """
 
 from __future__ import annotations
@@ -33,15 +32,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
-from saetm.io.directory import (LOCK_FILE, MODEL_FILE, MODEL_FILES, STAGING, TOPIC_FILES, _commit,  # noqa: F401
-                                _staging, _write_problem, check_output_dir, directory_lock, refuse_links)
-from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
-                              write_json, write_npz, write_tensors)
+from saetm.io.directory import (FIT_ID, LOCK_FILE, MODEL_FILE, MODEL_FILES, STAGING, TOPIC_FILES,  # noqa: F401
+                                _commit, _staging, _write_problem, check_one_fit, check_output_dir, directory_lock,
+                                file_sha256, new_fit_id, refuse_links)
+from saetm.io.documents import TEXT_CHARS  # noqa: F401  (saetm.model imports it from here)
+from saetm.io.documents import read_documents as _read_documents, write_documents as _write_documents
+from saetm.io.persist import (csr_from_tensors, csr_to_tensors, read_json, read_tensors, write_json, write_npz,
+                              write_tensors)
 
 log = logging.getLogger("saetm")
 
@@ -54,6 +55,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
         with directory_lock(directory):
             check_output_dir(directory, overwrite)  # again: another process may have saved meanwhile
             with _staging(directory) as stage:
+                fit_id = new_fit_id()  # in every file: load refuses files mixed from different saves
                 write_json(stage / "vocab.json", list(model.vocab_))
                 state = {
                     **csr_to_tensors("theta", model.theta_),
@@ -67,11 +69,12 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                     "tree.atoms": np.asarray(model.atom_tree_.atoms, np.int64),
                     "tree.power": np.asarray([model.atom_tree_.power], np.float64),
                 }
-                write_tensors(stage / "state.safetensors", state)
-                save_sae(model.sae_, stage / "sae")
-                _write_documents(stage / "documents.parquet", model.documents_)
-                write_topics(model, stage)
-                write_json(stage / MODEL_FILE, _model_json(model))
+                write_tensors(stage / "state.safetensors", state, metadata={FIT_ID: fit_id})
+                save_sae(model.sae_, stage / "sae", fit_id=fit_id)
+                _write_documents(stage / "documents.parquet", model.documents_, fit_id)
+                write_topics(model, stage, fit_id)
+                write_json(stage / MODEL_FILE, {**_model_json(model), "fit_id": fit_id,
+                                                "vocab_sha256": file_sha256(stage / "vocab.json")})
                 _commit(stage, directory, MODEL_FILES, incomplete_first=True)
     except OSError as e:
         raise _write_problem(directory, e) from None
@@ -91,15 +94,17 @@ def save_topics(model, directory: Path) -> None:
             info["params"]["n_topics"] = model.n_topics
             info["params"]["word_diversity"] = float(model.word_diversity)
             info["custom_labels"] = labels if labels is not None and len(labels) == model.n_topics else None
-            write_topics(model, stage)
+            fit_id = info.get("fit_id")  # the same fit: the new topics keep its id
+            write_topics(model, stage, fit_id if isinstance(fit_id, str) else None)
             write_json(stage / MODEL_FILE, info)
             _commit(stage, directory, TOPIC_FILES, incomplete_first=False)
     except OSError as e:
         raise _write_problem(directory, e) from None
 
 
-def write_topics(model, directory: Path) -> None:
-    """Write the stage-3 state and the two exports; called by save and by retopic."""
+def write_topics(model, directory: Path, fit_id: str | None = None) -> None:
+    """Write the stage-3 state (tagged with ``fit_id``) and the two exports; called by
+    save and by retopic."""
     t = model.topics_
     write_tensors(directory / "topics.safetensors", {
         "atom_topic": np.asarray(model.atom_topic_, np.int64),
@@ -109,7 +114,7 @@ def write_topics(model, directory: Path) -> None:
         "coverage": np.asarray(model.coverage_, np.float32),
         # the s the weights were fitted with, which a later set_params(doc_smoothing) may differ from
         **({} if model.doc_smoothing_ is None else {"doc_smoothing": np.asarray([model.doc_smoothing_], np.float64)}),
-    })
+    }, metadata=None if fit_id is None else {FIT_ID: fit_id})
     write_json(directory / "topics.json", topics_json(model))
     write_npz(directory / "doc_topics.npz", model.doc_topics_)
 
@@ -150,40 +155,6 @@ def _model_json(model) -> dict:
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
-TEXT_CHARS = 1000  # saved per document: enough for representative documents and reports
-
-
-def _write_documents(path: Path, meta: dict) -> None:
-    cols = {k: v for k, v in (meta or {}).items() if v is not None}
-    if "text" in cols:
-        cols["text"] = [t[:TEXT_CHARS] for t in cols["text"]]
-    if not cols:
-        path.unlink(missing_ok=True)
-        return
-    df = pd.DataFrame({k: (pd.Series(v) if k == "date" else pd.Series(v, dtype="string")) for k, v in cols.items()})
-    if "date" in df and df["date"].dtype == object:
-        df["date"] = df["date"].astype("string")  # mixed or label-like periods are kept as text
-    with atomic_write(path, "wb") as f:
-        df.to_parquet(f, index=False)
-
-
-def _read_documents(path: Path, n_docs: int) -> dict:
-    meta = {"id": None, "date": None, "label": None, "text": None, "image": None}
-    if not path.exists():
-        return meta
-    try:
-        df = pd.read_parquet(path)
-        columns = {str(col): df[col].tolist() for col in df.columns}  # decoding may fail only here
-    except Exception as e:  # pyarrow raises its own types for corrupt files
-        raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, re-run `saetm fit`") from None
-    if len(df) != n_docs:
-        raise SaetmError(f"{path} has {len(df)} rows but the model has {n_docs} documents; the directory is inconsistent")
-    meta.update(columns)
-    if meta["image"] is not None:  # missing paths come back as NA/NaN
-        meta["image"] = [v if isinstance(v, str) and v else None for v in meta["image"]]
-    return meta
 
 
 def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float) -> float:
@@ -240,6 +211,7 @@ def load_model(cls, directory: Path):
     vocab = read_json(directory / "vocab.json")
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise SaetmError(f"{directory / 'vocab.json'} is not a list of words; the file is corrupt, re-run `saetm fit`")
+    check_one_fit(directory, info)  # reads headers only: names a swapped file before the arrays are read
     state = read_tensors(directory / "state.safetensors")
     topics = read_tensors(directory / "topics.safetensors")
     try:

@@ -1,6 +1,7 @@
 """A model directory that someone else prepared (issue #19): saetm never writes through a
 link, never replaces files it did not write without --overwrite (and never its own
-input), and never leaves outputs that describe other topics.
+input), never leaves outputs that describe other topics, and never loads files of two
+different fits as one model.
 """
 
 import json
@@ -11,6 +12,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 from saetm.errors import SaetmError
 from saetm.model import SAETM
@@ -171,3 +174,79 @@ def test_evaluation_and_report_of_old_topics_are_removed(model_copy, tiny_files,
     loaded.save(model_copy, overwrite=True)  # what `fit --overwrite` does
     assert not (model_copy / "report.html").exists() and same_model(SAETM.load(model_copy), loaded)
 
+
+# ---------------------------------------------------------------- 9. files of two fits
+@pytest.fixture(scope="module")
+def other_fit(tiny_files, tmp_path_factory):
+    """A second fit of the same corpus (another seed), as the attacker used."""
+    out = tmp_path_factory.mktemp("other-fit") / "model"
+    rc, _, err = run_main(fit_argv(tiny_files, out, "--seed", "1"))
+    assert rc == 0, err
+    return out
+
+
+SWAPS = {
+    "the issue's three": ["state.safetensors", "topics.safetensors", "vocab.json"],
+    "state": ["state.safetensors"], "topics": ["topics.safetensors"], "sae weights": ["sae/sae.safetensors"],
+    "sae": ["sae/sae.json", "sae/sae.safetensors"], "documents": ["documents.parquet"],
+    "all but model.json": ["vocab.json", "state.safetensors", "topics.safetensors", "sae/sae.json",
+                           "sae/sae.safetensors", "documents.parquet"],
+}
+
+
+@pytest.mark.parametrize("swap", list(SWAPS))
+def test_files_of_another_fit_are_refused(swap, model_copy, other_fit):
+    for name in SWAPS[swap]:
+        shutil.copyfile(other_fit / name, model_copy / name)
+    with pytest.raises(SaetmError) as info:
+        SAETM.load(model_copy)
+    message = str(info.value)
+    assert "\n" not in message and "from another fit" in message and "re-run `saetm fit`" in message
+    rc, _, err = run_main(["topics", model_copy])
+    assert_one_line_error(rc, err, "inconsistent")
+
+
+def test_an_edited_vocabulary_is_refused(model_copy):
+    words = json.loads((model_copy / "vocab.json").read_text())
+    words[0], words[1] = words[1], words[0]  # same words, other columns: topics would name the wrong words
+    (model_copy / "vocab.json").write_text(json.dumps(words))
+    with pytest.raises(SaetmError, match="vocab.json is from another fit"):
+        SAETM.load(model_copy)
+
+
+def test_every_file_carries_the_fit_id_and_retopic_keeps_it(model_copy):
+    fit_id = json.loads((model_copy / "model.json").read_text())["fit_id"]
+    assert isinstance(fit_id, str) and len(fit_id) == 32 and _ids(model_copy) == {fit_id}
+    rc, _, err = run_main(["retopic", model_copy, "--topics", "3"])
+    assert rc == 0, err
+    assert json.loads((model_copy / "model.json").read_text())["fit_id"] == fit_id and _ids(model_copy) == {fit_id}
+    assert SAETM.load(model_copy).n_topics == 3
+
+
+def _ids(d):
+    import pyarrow.parquet as pq
+
+    ids = set()
+    for name in ("state.safetensors", "topics.safetensors", "sae/sae.safetensors"):
+        with safe_open(str(d / name), framework="numpy") as f:
+            ids.add(f.metadata()["saetm_fit_id"])
+    ids.add(json.loads((d / "sae" / "sae.json").read_text())["fit_id"])
+    ids.add(pq.read_schema(d / "documents.parquet").metadata[b"saetm_fit_id"].decode())
+    return ids
+
+
+def test_models_saved_before_fit_ids_still_load(model_copy, loaded):
+    """Strip every fit id, as saetm wrote the files before it recorded them."""
+    info = json.loads((model_copy / "model.json").read_text())
+    del info["fit_id"], info["vocab_sha256"]
+    (model_copy / "model.json").write_text(json.dumps(info))
+    for name in ("state.safetensors", "topics.safetensors", "sae/sae.safetensors"):
+        save_file(dict(load_file(model_copy / name)), model_copy / name)
+    sae = json.loads((model_copy / "sae" / "sae.json").read_text())
+    del sae["fit_id"]
+    (model_copy / "sae" / "sae.json").write_text(json.dumps(sae))
+    pd.read_parquet(model_copy / "documents.parquet").to_parquet(model_copy / "documents.parquet", index=False)
+    assert same_model(SAETM.load(model_copy), loaded)
+    rc, _, err = run_main(["retopic", model_copy, "--topics", "3"])  # and retopic keeps working on them
+    assert rc == 0, err
+    assert SAETM.load(model_copy).n_topics == 3 and "fit_id" not in json.loads((model_copy / "model.json").read_text())

@@ -256,3 +256,60 @@ def _commit(stage: Path, directory: Path, names: list[str], *, incomplete_first:
             else:
                 target.unlink(missing_ok=True)  # e.g. no documents.parquet this time
 
+
+# ---------------------------------------------------------------- one fit per directory
+FIT_ID = "saetm_fit_id"  # key of the fit id in a file's own metadata
+
+
+def new_fit_id() -> str:
+    """A random id for the files of one save (an identifier, not a choice of the method)."""
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_one_fit(directory: Path, info: dict) -> None:
+    """Refuse a directory whose files carry different fit ids (files swapped in from
+    another fit). Reads only headers and small files.
+
+    ``model.json`` holds the fit id and a fingerprint of ``vocab.json``; the safetensors
+    files, ``sae/sae.json`` and ``documents.parquet`` hold the id in their own metadata.
+    A file without an id (saved before fit ids, or rewritten by another tool) is not
+    compared."""
+    from saetm.io.persist import read_json, read_tensor_metadata
+
+    ids = {MODEL_FILE: info.get("fit_id")}
+    for name in ("state.safetensors", "topics.safetensors", "sae/sae.safetensors"):
+        ids[name] = read_tensor_metadata(directory / name).get(FIT_ID)
+    sae = read_json(directory / "sae" / "sae.json")
+    ids["sae/sae.json"] = sae.get("fit_id") if isinstance(sae, dict) else None
+    if (directory / "documents.parquet").exists():
+        ids["documents.parquet"] = _parquet_fit_id(directory / "documents.parquet")
+    vocab = info.get("vocab_sha256")
+    if vocab is not None and vocab != file_sha256(directory / "vocab.json"):
+        ids["vocab.json"] = "another"
+    found = {name: str(i) for name, i in ids.items() if i is not None}  # str: an edited id may be any JSON
+    if len(set(found.values())) > 1:
+        values = list(found.values())
+        main = found.get(MODEL_FILE) or max(values, key=values.count)
+        stray = [name for name, i in found.items() if i != main]
+        raise SaetmError(f"{directory} is inconsistent: {', '.join(stray)} {'are' if len(stray) > 1 else 'is'} "
+                         "from another fit (or edited); do not mix files of different fits, re-run `saetm fit`")
+
+
+def _parquet_fit_id(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception as e:  # pyarrow raises its own types for corrupt files
+        raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, "
+                         "re-run `saetm fit`") from None
+    value = meta.get(FIT_ID.encode())
+    return None if value is None else value.decode(errors="replace")
