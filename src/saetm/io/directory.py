@@ -97,7 +97,7 @@ def _acquire(lock: Path, directory: Path) -> int:
                 raise _not_a_lock(lock) from None
             raise
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:  # (some file systems report 0)
             os.close(fd)
             raise _not_a_lock(lock)
         try:
