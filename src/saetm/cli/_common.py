@@ -13,10 +13,10 @@ log = logging.getLogger("saetm")
 DEMO_OUT = "saetm-demo"
 
 
-def _refuse_existing(out: Path, overwrite: bool) -> None:
+def _refuse_existing(out: Path, overwrite: bool, inputs=()) -> None:
     from saetm.model_files import check_output_dir
 
-    check_output_dir(out, overwrite)
+    check_output_dir(out, overwrite, inputs)
 
 
 def _aligned(corpus):

@@ -14,7 +14,8 @@ def cmd_fit(args) -> int:
     from saetm.pipeline import check_params
 
     out = Path(args.out)
-    _refuse_existing(out, args.overwrite)
+    # the input is never replaced, even with --overwrite; checked before the fit runs
+    _refuse_existing(out, args.overwrite, inputs=[p for p in (args.input, args.embeddings) if p])
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
     _must_exist(args.input, args.embeddings)  # and missing files, before torch is imported (seconds)

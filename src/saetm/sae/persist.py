@@ -25,8 +25,11 @@ _HALF_OK = ("W_enc", "W_dec")
 
 
 def save_sae(sae: SparseAutoencoder, directory: str | os.PathLike, extra_meta: dict | None = None,
-             dtype: str = "float32") -> Path:
-    """Write ``directory/sae.safetensors`` and ``directory/sae.json`` atomically; returns the folder."""
+             dtype: str = "float32", fit_id: str | None = None) -> Path:
+    """Write ``directory/sae.safetensors`` and ``directory/sae.json`` atomically; returns the folder.
+
+    ``fit_id``: the id of the model directory's fit, stored in both files (see
+    ``saetm.io.directory.check_one_fit``)."""
     if dtype not in ("float32", "float16"):
         raise SaetmError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
     directory = Path(directory)
@@ -36,7 +39,9 @@ def save_sae(sae: SparseAutoencoder, directory: str | os.PathLike, extra_meta: d
         if dtype == "float16" and name in _HALF_OK:
             array = array.astype(np.float16)
         tensors[name] = array
-    write_tensors(directory / WEIGHTS, tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    tag = {} if fit_id is None else {"saetm_fit_id": fit_id}
+    write_tensors(directory / WEIGHTS, tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                                                          **tag})
     write_json(directory / META, {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -45,6 +50,7 @@ def save_sae(sae: SparseAutoencoder, directory: str | os.PathLike, extra_meta: d
         "config": sae.config.to_dict(),
         "dtype": dtype,
         "meta": _jsonable(dict(extra_meta or {})),
+        **({} if fit_id is None else {"fit_id": fit_id}),
     })
     return directory
 
