@@ -20,14 +20,17 @@ DEMO_OUT = "saetm-demo"
 
 # ---------------------------------------------------------------- commands
 def cmd_fit(args) -> int:
+    from saetm.checks import check_before_data, npy_width
     from saetm.io.readers import read_documents
     from saetm.model_files import directory_lock
-    from saetm.pipeline import check_params
+    from saetm.pipeline import check_params, make_encoder
 
     out = Path(args.out)
     _refuse_existing(out, args.overwrite)
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
+    check_before_data(model, "image" if _is_image_input(args) else make_encoder(model.encoder).name,
+                      npy_width(args.embeddings))
     _import_training()
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
     # instead of after hours; the directory is removed again if nothing gets written.
@@ -586,11 +589,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("saetm: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
-    except MemoryError:
-        if args.debug:
+    except (MemoryError, RuntimeError) as e:
+        # torch reports a failed allocation as a RuntimeError ("DefaultCPUAllocator: can't
+        # allocate memory", CUDA "out of memory"); other RuntimeErrors are bugs: traceback
+        if args.debug or not isinstance(e, MemoryError) and not _out_of_memory(e):
             raise
         print("saetm: error: out of memory; use fewer documents, a smaller --n-atoms or --max-features", file=sys.stderr)
         return 2
+
+
+def _out_of_memory(e: RuntimeError) -> bool:
+    text = str(e).lower()
+    return "can't allocate memory" in text or "out of memory" in text
 
 
 if __name__ == "__main__":

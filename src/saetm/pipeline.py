@@ -232,12 +232,15 @@ def get_sae(m, X: np.ndarray):
     return _checked(load_sae(path), X, m), {"source": "folder", "path": str(path)}
 
 
-def _shipped_fits(m) -> bool:
+def _shipped_fits(m, embedding_name: str | None = None) -> bool:
     """``sae="auto"`` takes the shipped SAE when it is what was asked for: it reads the default
     text encoder's embeddings only, and an explicit size, length or architecture other than
-    its own asks for training."""
+    its own asks for training. ``embedding_name``: instead of ``m.embedding_name_``, before fit sets it."""
+    from saetm.encoders.text import DEFAULT_ENCODER
+
     root = shipped_sae_dir()
-    if root is None or not _is_default_encoder(m):
+    default = embedding_name == DEFAULT_ENCODER if embedding_name is not None else _is_default_encoder(m)
+    if root is None or not default:
         return False
     from saetm.io.persist import read_json
 
@@ -266,14 +269,16 @@ def _checked(sae, X, m):
 
 def train_corpus_sae(m, X: np.ndarray):
     from saetm._memory import release_freed_memory
+    from saetm.checks import check_sae_memory
     from saetm.sae.models import SAEConfig
-    from saetm.sae.train import TrainConfig, train_sae
+    from saetm.sae.train import TrainConfig, default_batch_size, train_sae
 
     d = X.shape[1]
     n_atoms = m.n_atoms or 16 * d
     if m.k >= n_atoms:
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
                          "lower k (--k) or raise n_atoms (--n-atoms)")
+    check_sae_memory(n_atoms, d, default_batch_size(X.shape[0]))  # torch would fail with a traceback
     cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.embedding_name_)
     train_cfg = TrainConfig(steps=m.sae_steps, seed=m.seed)
     cached = _sae_cache_dir(X, cfg, train_cfg) if m.cache else None
