@@ -47,6 +47,7 @@ from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
 from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
                               write_json, write_npz, write_tensors)
+from saetm.model_fields import check_document_columns, check_model_info, fit_info
 
 log = logging.getLogger("saetm")
 
@@ -343,6 +344,7 @@ def _read_documents(path: Path, n_docs: int) -> dict:
         raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, re-run `saetm fit`") from None
     if len(df) != n_docs:
         raise SaetmError(f"{path} has {len(df)} rows but the model has {n_docs} documents; the directory is inconsistent")
+    check_document_columns(columns, path)
     meta.update(columns)
     if meta["image"] is not None:  # missing paths come back as NA/NaN
         meta["image"] = [v if isinstance(v, str) and v else None for v in meta["image"]]
@@ -380,7 +382,7 @@ def load_model(cls, directory: Path):
     if not isinstance(info, dict) or info.get("format") != "saetm-model":
         raise SaetmError(f"{directory / MODEL_FILE} is not a saetm model file")
     version = info.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or isinstance(version, bool):  # JSON true == 1 in Python
         newer = isinstance(version, int) and version > FORMAT_VERSION
         raise SaetmError(f"{directory} was saved by saetm {info.get('saetm_version', '?')} (model format {version!r}); "
                          f"this saetm {__version__} reads format {FORMAT_VERSION}: "
@@ -390,6 +392,7 @@ def load_model(cls, directory: Path):
     if not isinstance(params, dict):
         raise SaetmError(f"{directory / MODEL_FILE} has no valid settings (params); the file is corrupt, "
                          "re-run `saetm fit`")
+    check_model_info(info, directory / MODEL_FILE)
     # saetm < 0.6 fitted the document weights without smoothing and < 0.7 clustered atoms by
     # θ̄ itself: keep the weights and topics they wrote
     params = {"doc_smoothing": 0.0, "prevalence_power": 1.0, **params}
@@ -439,7 +442,7 @@ def load_model(cls, directory: Path):
                                   None if centroids is None else smoothing))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
-    model.fit_info_ = info.get("fit_report")
+    model.fit_info_ = fit_info(info.get("fit_report"), directory / MODEL_FILE)
     _check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
 
