@@ -115,6 +115,7 @@ def check_before_data(m, embedding_name: str | None, dim: int | None) -> None:
     ``dim``: their dimension, None when not known yet."""
     from saetm.encoders.text import DEFAULT_ENCODER
 
+    given = dim is not None
     if dim is None and embedding_name == DEFAULT_ENCODER:
         dim = DEFAULT_ENCODER_DIM
     what, n_atoms, d_in = planned_sae(m, embedding_name, dim)
@@ -125,8 +126,8 @@ def check_before_data(m, embedding_name: str | None, dim: int | None) -> None:
                          f"needs one; lower --topics (n_topics) to at most {n_atoms}")
     if not what.startswith("a trained"):
         if dim is not None and d_in != dim:
-            raise SaetmError(f"{what} expects {d_in}-d embeddings but {embedding_name} gives {dim}-d; "
-                             "use embeddings from the encoder the SAE was trained for")
+            raise SaetmError(f"{'embeddings' if given else f'{embedding_name} embeddings'} have {dim} columns but "
+                             f"the SAE expects {d_in}; use embeddings from the encoder the SAE was trained for")
         return
     if m.k >= n_atoms:
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "

@@ -53,7 +53,7 @@ def test_sae_folder_of_another_width_refused_before_encoding(tiny_model_dir, tmp
     info["config"]["d_in"] = 768
     (sae_json / "sae.json").write_text(json.dumps(info))
     rc, _, err = _fit(tmp_path, "--sae", sae_json)
-    assert_one_line_error(rc, err, "expects 768-d embeddings", "384-d")
+    assert_one_line_error(rc, err, "all-MiniLM-L6-v2 embeddings have 384 columns", "SAE expects 768")
 
 
 def test_embedding_width_read_from_the_npy_header(tiny_files, tmp_path):
