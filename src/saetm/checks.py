@@ -18,6 +18,19 @@ from saetm.errors import SaetmError
 DEFAULT_ENCODER_DIM = 384  # all-MiniLM-L6-v2, the bundled default encoder
 
 
+def fraction(text: str) -> float:
+    """A command-line share in (0, 1], such as ``--max-df``."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share in (0, 1], got {text}")
+    return value
+
+
 def physical_memory() -> int | None:
     """This machine's memory in bytes, or None where the OS does not say."""
     try:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from saetm._version import __version__
+from saetm.checks import fraction
 from saetm.errors import SaetmError
 
 log = logging.getLogger("saetm")
@@ -346,7 +347,7 @@ def _model_from_args(args):
     return SAETM(
         n_topics=args.topics, encoder=args.encoder, sae="train" if image and args.sae == "auto" else args.sae,
         n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
-        min_df=args.min_df, max_features=args.max_features, idf=args.idf, atom_space=args.atom_space,
+        min_df=args.min_df, max_df=args.max_df, max_features=args.max_features, idf=args.idf, atom_space=args.atom_space,
         word_vectors=args.word_vectors, word_ranking=args.word_ranking, word_diversity=args.word_diversity,
         doc_weights=args.doc_weights, doc_smoothing=args.doc_smoothing, prevalence_power=args.prevalence_power,
         seed=args.seed,
@@ -450,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--arch", default="batchtopk", choices=["topk", "batchtopk", "relu", "jumprelu"])
     f.add_argument("--sae-steps", type=_positive_int, help="SAE training steps (default: by corpus size; images 500)")
     f.add_argument("--min-df", type=_positive_int, default=5, help="minimum document frequency of a word (default 5)")
+    f.add_argument("--max-df", type=fraction, default=0.5, metavar="F",
+                   help="maximum share of documents a word may appear in (default 0.5; 1: no upper bound)")
     f.add_argument("--max-features", type=_positive_int, default=10000, help="maximum vocabulary size (default 10000)")
     f.add_argument("--idf", action="store_true", help="weight word counts by IDF when learning word distributions")
     f.add_argument("--atom-space", default="documents+coactivation",

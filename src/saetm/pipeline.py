@@ -69,10 +69,10 @@ def check_params(m) -> None:
         _int_in("n_atoms", m.n_atoms, 2)
         if m.k >= m.n_atoms:
             raise SaetmError(f"k={m.k} must be smaller than n_atoms={m.n_atoms}; "
-                             "lower k (--k) or raise n_atoms (--n-atoms)")
+                             "lower --k (k) or raise --n-atoms (n_atoms)")
         if m.n_topics > m.n_atoms:
             raise SaetmError(f"n_topics={m.n_topics} is more than the n_atoms={m.n_atoms} atoms that make topics; "
-                             "choose fewer topics or more atoms")
+                             "lower --topics (n_topics) or raise --n-atoms (n_atoms)")
     if m.sae_steps is not None:
         _int_in("sae_steps", m.sae_steps, 1)
     if m.arch not in ARCHS:
@@ -108,7 +108,7 @@ def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
     n_used = int((np.asarray(feature_prob) > 0).sum())
     n_topics = _int_in("n_topics", n_topics, 1)
     if n_topics > n_used:
-        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; choose at most {n_used}")
+        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; lower --topics (n_topics) to at most {n_used}")
     return n_topics
 
 
@@ -277,7 +277,7 @@ def train_corpus_sae(m, X: np.ndarray):
     n_atoms = m.n_atoms or 16 * d
     if m.k >= n_atoms:
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
-                         "lower k (--k) or raise n_atoms (--n-atoms)")
+                         "lower --k (k) or raise --n-atoms (n_atoms)")
     check_sae_memory(n_atoms, d, default_batch_size(X.shape[0]))  # torch would fail with a traceback
     cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.embedding_name_)
     train_cfg = TrainConfig(steps=m.sae_steps, seed=m.seed)
@@ -349,12 +349,12 @@ def theta_of(sae, X: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix
 def vocabulary(m, docs: Sequence[str]):
     from saetm.words.vocab import build_vocabulary
 
-    vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
+    vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=float(m.max_df), max_features=m.max_features,
                                      stop_words=m.stop_words)
     wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
     if wordless:
         log.warning("%d of %d documents contain no vocabulary word; they still get topics from their embeddings "
-                    "but do not shape the topics' words (lower min_df to include more words)", wordless, len(docs))
+                    "but do not shape the topics' words (lower --min-df (min_df) to include more words)", wordless, len(docs))
     return vocab, counts
 
 
