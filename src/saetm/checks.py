@@ -114,7 +114,12 @@ def planned_sae(m, embedding_name: str | None, dim: int | None) -> tuple[str, in
         n_atoms = m.n_atoms or (16 * dim if dim else None)
         return "a trained SAE", n_atoms, dim
     folder = shipped_sae_dir() if choice == "default" else Path(str(choice))
-    config = _sae_config(folder) if folder is not None else None
+    if folder is None:
+        raise SaetmError("no pretrained SAE ships with this saetm build; use --sae train (sae='train')")
+    if not folder.exists():
+        raise SaetmError(f"--sae {choice} (sae={str(choice)!r}) is neither auto, default, train nor an existing "
+                         "SAE folder; check the path")
+    config = _sae_config(folder)
     if config is None:
         return "the SAE", None, None  # missing or broken: get_sae says so
     what = "the shipped SAE" if choice == "default" else f"the SAE in {folder}"

@@ -40,6 +40,12 @@ def test_settings_refused_before_the_input_is_read(flags, needles, tmp_path):
     assert "no-such-corpus" not in err and not (tmp_path / "out").exists()
 
 
+def test_missing_sae_folder_refused_before_reading(tmp_path):
+    rc, _, err = _fit(tmp_path, "--sae", tmp_path / "no-such-sae")
+    assert_one_line_error(rc, err, "--sae", "no-such-sae", "nor an existing SAE folder")
+    assert "no-such-corpus" not in err
+
+
 def test_topics_beyond_a_sae_folder_refused_before_reading(tiny_model_dir, tmp_path):
     """A folder from `saetm train-sae` (here: the tiny model's, 256 atoms) declares its size in sae.json."""
     rc, _, err = _fit(tmp_path, "--sae", tiny_model_dir / "sae", "--topics", "300")
