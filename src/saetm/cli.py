@@ -347,7 +347,8 @@ def _model_from_args(args):
     return SAETM(
         n_topics=args.topics, encoder=args.encoder, sae="train" if image and args.sae == "auto" else args.sae,
         n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
-        min_df=args.min_df, max_df=args.max_df, max_features=args.max_features, idf=args.idf, atom_space=args.atom_space,
+        min_df=args.min_df, max_df=args.max_df, max_features=args.max_features, idf=args.idf,
+        atom_space=args.atom_space,
         word_vectors=args.word_vectors, word_ranking=args.word_ranking, word_diversity=args.word_diversity,
         doc_weights=args.doc_weights, doc_smoothing=args.doc_smoothing, prevalence_power=args.prevalence_power,
         seed=args.seed,

@@ -108,7 +108,8 @@ def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
     n_used = int((np.asarray(feature_prob) > 0).sum())
     n_topics = _int_in("n_topics", n_topics, 1)
     if n_topics > n_used:
-        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; lower --topics (n_topics) to at most {n_used}")
+        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; "
+                         f"lower --topics (n_topics) to at most {n_used}")
     return n_topics
 
 
@@ -354,7 +355,8 @@ def vocabulary(m, docs: Sequence[str]):
     wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
     if wordless:
         log.warning("%d of %d documents contain no vocabulary word; they still get topics from their embeddings "
-                    "but do not shape the topics' words (lower --min-df (min_df) to include more words)", wordless, len(docs))
+                    "but do not shape the topics' words (lower --min-df (min_df) to include more words)",
+                    wordless, len(docs))
     return vocab, counts
 
 
