@@ -107,7 +107,7 @@ def test_merging_inflections_keeps_every_count_under_the_most_frequent_form(ng_c
 
 
 def test_vocabulary_mistakes_are_explained(ng_corpus):
-    with pytest.raises(SaetmError, match="vocabulary is empty.*lower min_df"):
+    with pytest.raises(SaetmError, match=r"vocabulary is empty.*lower --min-df \(min_df\)"):
         build_vocabulary(ng_corpus.texts[:20], min_df=15, max_df=1.0)
     with pytest.raises(SaetmError, match="min_df"):
         build_vocabulary(ng_corpus.texts[:8], min_df=5)  # max_df=0.5 of 8 documents < 5

@@ -197,6 +197,7 @@ class SAETM(TopicViews, LazySAE):
         images: for an image collection, each document's image (a path; inline bytes are
         not kept), so :meth:`get_representative_images` and the report can show them."""
         from saetm import pipeline
+        from saetm.checks import check_before_data, width
         from saetm.topics import wordrank
 
         self._check_params()
@@ -208,8 +209,10 @@ class SAETM(TopicViews, LazySAE):
         self.input_ = None  # set by `saetm fit` (the file read), kept in model.json for `saetm evaluate`
         t = time.perf_counter()
 
-        self.encoder_ = pipeline.make_encoder(self.encoder)
-        self.embedding_name_ = embedding_name or self.encoder_.name
+        encoder = pipeline.make_encoder(self.encoder)
+        # before encoding: a setting the SAE cannot meet should not cost an encoding run
+        check_before_data(self, embedding_name or encoder.name, width(embeddings))
+        self.encoder_, self.embedding_name_ = encoder, embedding_name or encoder.name
         X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
                                  rows=embedding_rows)
         self.doc_embeddings_ = pipeline.document_embeddings(self, X, rows, len(docs))

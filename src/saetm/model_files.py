@@ -46,6 +46,7 @@ from saetm.io.persist import (csr_from_tensors, csr_to_tensors, read_json, read_
                               write_tensors)
 from saetm.io.provenance import checked_record
 from saetm.fast_load import as_stored, saved_or_refitted, sealed, weight_tensors
+from saetm.model_fields import check_model_info, fit_info
 
 log = logging.getLogger("saetm")
 
@@ -199,7 +200,7 @@ def load_model(cls, directory: Path):
     if not isinstance(info, dict) or info.get("format") != "saetm-model":
         raise SaetmError(f"{directory / MODEL_FILE} is not a saetm model file")
     version = info.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or isinstance(version, bool):  # JSON true == 1 in Python
         newer = isinstance(version, int) and version > FORMAT_VERSION
         raise SaetmError(f"{directory} was saved by saetm {info.get('saetm_version', '?')} (model format {version!r}); "
                          f"this saetm {__version__} reads format {FORMAT_VERSION}: "
@@ -209,6 +210,7 @@ def load_model(cls, directory: Path):
     if not isinstance(params, dict):
         raise SaetmError(f"{directory / MODEL_FILE} has no valid settings (params); the file is corrupt, "
                          "re-run `saetm fit`")
+    check_model_info(info, directory / MODEL_FILE)
     # saetm < 0.6 fitted the document weights without smoothing and < 0.7 clustered atoms by
     # θ̄ itself: keep the weights and topics they wrote
     params = {"doc_smoothing": 0.0, "prevalence_power": 1.0, **params}
@@ -259,7 +261,7 @@ def load_model(cls, directory: Path):
                                   None if centroids is None else smoothing))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)
-    model.fit_info_ = info.get("fit_report")
+    model.fit_info_ = fit_info(info.get("fit_report"), directory / MODEL_FILE)
     model.input_ = checked_record(info.get("input"))
     _check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model

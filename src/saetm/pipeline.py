@@ -69,10 +69,10 @@ def check_params(m) -> None:
         _int_in("n_atoms", m.n_atoms, 2)
         if m.k >= m.n_atoms:
             raise SaetmError(f"k={m.k} must be smaller than n_atoms={m.n_atoms}; "
-                             "lower k (--k) or raise n_atoms (--n-atoms)")
+                             "lower --k (k) or raise --n-atoms (n_atoms)")
         if m.n_topics > m.n_atoms:
             raise SaetmError(f"n_topics={m.n_topics} is more than the n_atoms={m.n_atoms} atoms that make topics; "
-                             "choose fewer topics or more atoms")
+                             "lower --topics (n_topics) or raise --n-atoms (n_atoms)")
     if m.sae_steps is not None:
         _int_in("sae_steps", m.sae_steps, 1)
     if m.arch not in ARCHS:
@@ -114,7 +114,8 @@ def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
     n_used = int((np.asarray(feature_prob) > 0).sum())
     n_topics = _int_in("n_topics", n_topics, 1)
     if n_topics > n_used:
-        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; choose at most {n_used}")
+        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; "
+                         f"lower --topics (n_topics) to at most {n_used}")
     return n_topics
 
 
@@ -281,11 +282,12 @@ def get_sae(m, X: np.ndarray):
     return _checked(load_sae(path), X, m), {"source": "folder", "path": str(path)}
 
 
-def _shipped_fits(m) -> bool:
+def _shipped_fits(m, embedding_name: str | None = None) -> bool:
     """``sae="auto"`` takes the shipped SAE when it is what was asked for: one ships for the
     embeddings' encoder (:data:`SHIPPED_SAES`), and no explicit size, length or architecture
-    other than its own asks for training."""
-    name = getattr(m, "embedding_name_", None)
+    other than its own asks for training. ``embedding_name``: instead of ``m.embedding_name_``,
+    before fit sets it."""
+    name = embedding_name if embedding_name is not None else getattr(m, "embedding_name_", None)
     root = shipped_sae_dir(name) if name in SHIPPED_SAES else None
     if root is None:
         return False
@@ -310,14 +312,16 @@ def _checked(sae, X, m):
 
 def train_corpus_sae(m, X: np.ndarray):
     from saetm._memory import release_freed_memory
+    from saetm.checks import check_sae_memory
     from saetm.sae.models import SAEConfig
-    from saetm.sae.train import TrainConfig, train_sae
+    from saetm.sae.train import TrainConfig, default_batch_size, train_sae
 
     d = X.shape[1]
     n_atoms = m.n_atoms or 16 * d
     if m.k >= n_atoms:
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
-                         "lower k (--k) or raise n_atoms (--n-atoms)")
+                         "lower --k (k) or raise --n-atoms (n_atoms)")
+    check_sae_memory(n_atoms, d, default_batch_size(X.shape[0]))  # torch would fail with a traceback
     cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.embedding_name_)
     train_cfg = TrainConfig(steps=m.sae_steps, seed=m.seed)
     cached = _sae_cache_dir(X, cfg, train_cfg) if m.cache else None
@@ -388,13 +392,14 @@ def theta_of(sae, X: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix
 def vocabulary(m, docs: Sequence[str]):
     from saetm.words.vocab import build_vocabulary
 
-    vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
+    vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=float(m.max_df), max_features=m.max_features,
                                      stop_words=m.stop_words, extra_stop_words=m.extra_stop_words,
                                      lemmatize=m.lemmatize, merge_inflections=m.merge_inflections)
     wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
     if wordless:
         log.warning("%d of %d documents contain no vocabulary word; they still get topics from their embeddings "
-                    "but do not shape the topics' words (lower min_df to include more words)", wordless, len(docs))
+                    "but do not shape the topics' words (lower --min-df (min_df) to include more words)",
+                    wordless, len(docs))
     return vocab, counts
 
 

@@ -11,6 +11,7 @@ import logging
 import sys
 
 from saetm._version import __version__
+from saetm.checks import fraction
 from saetm.cli._common import (  # noqa: F401  (names callers import from saetm.cli)
     DEMO_OUT, _aligned, _Parser, _positive_float, _positive_int, _print_topics, _read_embeddings_for,
     _refuse_existing, log)
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="architecture of an SAE trained on the corpus (default batchtopk)")
     f.add_argument("--sae-steps", type=_positive_int, help="SAE training steps (default: by corpus size; images 500)")
     f.add_argument("--min-df", type=_positive_int, default=5, help="minimum document frequency of a word (default 5)")
+    f.add_argument("--max-df", type=fraction, default=0.5, metavar="F",
+                   help="maximum share of documents a word may appear in (default 0.5; 1: no upper bound)")
     f.add_argument("--max-features", type=_positive_int, default=10000, help="maximum vocabulary size (default 10000)")
     f.add_argument("--idf", action="store_true", help="weight word counts by IDF when learning word distributions")
     add_vocabulary_arguments(f)
@@ -212,11 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("saetm: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
-    except MemoryError:
-        if args.debug:
+    except (MemoryError, RuntimeError) as e:
+        # torch reports a failed allocation as a RuntimeError ("DefaultCPUAllocator: can't
+        # allocate memory", CUDA "out of memory"); other RuntimeErrors are bugs: traceback
+        if args.debug or not isinstance(e, MemoryError) and not _out_of_memory(e):
             raise
         print("saetm: error: out of memory; use fewer documents, a smaller --n-atoms or --max-features", file=sys.stderr)
         return 2
+
+
+def _out_of_memory(e: RuntimeError) -> bool:
+    text = str(e).lower()
+    return "can't allocate memory" in text or "out of memory" in text
 
 
 if __name__ == "__main__":

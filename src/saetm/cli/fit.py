@@ -8,10 +8,11 @@ from saetm.cli._common import _aligned, _must_exist, _fit_summary, _print_topics
 
 
 def cmd_fit(args) -> int:
+    from saetm.checks import check_before_data, npy_width
     from saetm.io.provenance import input_record
     from saetm.io.readers import read_documents
     from saetm.model_files import directory_lock
-    from saetm.pipeline import check_params
+    from saetm.pipeline import check_params, make_encoder
 
     out = Path(args.out)
     # the input is never replaced, even with --overwrite; checked before the fit runs
@@ -19,6 +20,8 @@ def cmd_fit(args) -> int:
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
     _must_exist(args.input, args.embeddings)  # and missing files, before torch is imported (seconds)
+    check_before_data(model, "image" if _is_image_input(args) else make_encoder(model.encoder).name,
+                      npy_width(args.embeddings))
     _import_training()
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
     # instead of after hours; the directory is removed again if nothing gets written.
@@ -70,7 +73,8 @@ def _model_from_args(args):
     return SAETM(
         n_topics=args.topics, encoder=args.encoder, sae="train" if image and args.sae == "auto" else args.sae,
         n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
-        min_df=args.min_df, max_features=args.max_features, idf=args.idf, atom_space=args.atom_space,
+        min_df=args.min_df, max_df=args.max_df, max_features=args.max_features, idf=args.idf,
+        atom_space=args.atom_space,
         word_vectors=args.word_vectors, word_ranking=args.word_ranking, word_diversity=args.word_diversity,
         doc_weights=args.doc_weights, doc_smoothing=args.doc_smoothing, prevalence_power=args.prevalence_power,
         seed=args.seed,

@@ -11,6 +11,7 @@ from saetm.errors import SaetmError
 
 def cmd_train_sae(args) -> int:
     """Train an SAE on embedding files; under torchrun every process runs this (docs/cluster.md)."""
+    from saetm.checks import check_sae_memory
     from saetm.sae.data import open_embeddings
     from saetm.sae.distributed import init_distributed, shutdown
     from saetm.sae.models import SAEConfig
@@ -35,6 +36,7 @@ def cmd_train_sae(args) -> int:
         dim, n_rows = parts[0].dim, sum(p.n_rows for p in parts)
         config = SAEConfig(d_in=dim, n_atoms=args.n_atoms or (args.expansion or 16) * dim, k=args.k, arch=args.arch,
                            input_norm=args.input_norm, encoder_name=args.encoder_name)
+        check_sae_memory(config.n_atoms, dim)  # before torch fails to allocate it, with a traceback
         train = TrainConfig(steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                             seed=args.seed, checkpoint_dir=str(ckpt), checkpoint_every=args.checkpoint_every,
                             resume=args.resume, device=device,

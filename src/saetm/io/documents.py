@@ -44,6 +44,9 @@ def read_documents(path: Path, n_docs: int) -> dict:
         raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, re-run `saetm fit`") from None
     if len(df) != n_docs:
         raise SaetmError(f"{path} has {len(df)} rows but the model has {n_docs} documents; the directory is inconsistent")
+    from saetm.model_fields import check_document_columns
+
+    check_document_columns(columns, path)
     meta.update(columns)
     if meta["image"] is not None:  # missing paths come back as NA/NaN
         meta["image"] = [v if isinstance(v, str) and v else None for v in meta["image"]]

@@ -234,10 +234,11 @@ def build_vocabulary(
         msg = str(e)
         if "max_df corresponds to < documents than min_df" in msg:
             raise SaetmError(f"min_df={min_df} asks for more documents than max_df={max_df} allows in a corpus "
-                             f"of {n} documents; lower min_df or raise max_df") from None
+                             f"of {n} documents; lower --min-df (min_df) or raise --max-df (max_df)") from None
         if "empty vocabulary" in msg or "no terms remain" in msg:
             raise SaetmError(f"the vocabulary is empty: no word of {n} documents passes min_df={min_df} and "
-                             f"max_df={max_df} (after stop words); lower min_df or raise max_df") from None
+                             f"max_df={max_df} (after stop words); lower --min-df (min_df) "
+                             "or raise --max-df (max_df)") from None
         if "min_df" in msg or "max_df" in msg:
             raise SaetmError(f"invalid document-frequency bounds: {msg}") from None
         raise
