@@ -191,3 +191,42 @@ def test_lift_and_relevance_rank_against_the_atoms_marginal(fitted_model):
             assert [[w for w, _ in got[t]] for t in range(m.n_topics)] == want
     finally:
         m.word_ranking = saved
+
+
+def test_too_many_topics_for_the_data_warns_once(fitted_model, ng_corpus, ng_embeddings, caplog):
+    m = fitted_model
+    caplog.set_level("WARNING", logger="saetm")
+    try:
+        m.retopic(100)  # 400 documents: 4 per topic
+        many = [r for r in caplog.records if "topics is many" in r.getMessage()]
+        assert len(many) == 1 and "400 documents" in many[0].getMessage() and "\n" not in many[0].getMessage()
+        caplog.clear()
+    finally:
+        m.retopic(8)
+    assert not [r for r in caplog.records if "topics is many" in r.getMessage()]  # 50 documents per topic
+    # 50 documents (the shipped SAE): 20 topics warn at fit
+    SAETM(n_topics=20, min_df=2, verbose=False).fit(ng_corpus.texts[:50], ng_embeddings[:50])
+    assert any("20 topics is many for 50 documents" in r.getMessage() for r in caplog.records)
+
+
+def test_vocabulary_settings_fit_save_and_load(ng_corpus, ng_embeddings, small_params, fitted_model, tmp_path):
+    from saetm import pipeline
+    from saetm.words.vocab import inflection_key
+
+    lemmas, _ = pipeline.vocabulary(SAETM(lemmatize=True, min_df=3), ng_corpus.texts)
+    assert "gun" in lemmas and "guns" not in lemmas and "using" not in lemmas  # wired to stage 2
+    m = SAETM(n_topics=8, **small_params, extra_stop_words=["god"], merge_inflections=True)
+    m.fit(ng_corpus.texts, ng_embeddings)
+    key = inflection_key()
+    assert "god" not in m.vocab_ and len({key(w) for w in m.vocab_}) == len(m.vocab_) < len(fitted_model.vocab_)
+    listed = [w for t in range(m.n_topics) for w, _ in m.get_topic(t, 10)]
+    assert "god" not in listed and "guns" not in listed  # "gun" carries both forms
+    assert np.isfinite(m.evaluate(word_vectors=None)["npmi"])  # its reference counts "guns" as "gun" too
+    m.save(tmp_path / "m")
+    loaded = SAETM.load(tmp_path / "m")
+    assert loaded.extra_stop_words == ["god"] and loaded.merge_inflections is True and loaded.lemmatize is False
+    assert loaded.vocab_ == m.vocab_ and loaded.get_topics() == m.get_topics()
+    for bad, match in ((dict(lemmatize="yes"), "lemmatize"), (dict(extra_stop_words="god"), "list of words"),
+                       (dict(stop_words="french"), "stop_words")):
+        with pytest.raises(SaetmError, match=match):
+            SAETM(**bad).fit(["a text"] * 3)

@@ -163,7 +163,31 @@ def test_coherent_is_the_default_and_its_lists_are_consistent(fitted_model):
     for t, ws in enumerate(long):  # every listed word is one of the topic's own (β > 0), β reported
         idx = [m.vocab_.index(w) for w in ws]
         assert (beta[t, idx] > 0).all()
-        np.testing.assert_allclose([x for _, x in m.get_topic(t, n_words=25)], beta[t, idx], rtol=1e-6)
+        np.testing.assert_allclose([b for _, _, b in m.get_topic(t, n_words=25, with_beta=True)], beta[t, idx],
+                                   rtol=1e-6)
+
+
+@pytest.mark.parametrize("ranking", ["coherent", "beta", "lift", "relevance"])
+def test_scores_never_increase_down_the_list_and_beta_comes_alongside(fitted_model, ranking):
+    m = fitted_model
+    try:
+        m.set_params(word_ranking=ranking)
+        beta = m.topics_.topic_words
+        for t in range(m.n_topics):
+            listed = m.get_topic(t, n_words=25, with_beta=True)
+            words, scores, betas = (list(x) for x in zip(*listed))
+            assert all(a >= b for a, b in zip(scores, scores[1:])) and min(scores) > 0
+            np.testing.assert_allclose(betas, beta[t, [m.vocab_.index(w) for w in words]], rtol=1e-6)
+            assert sum(scores) == pytest.approx(sum(betas), rel=1e-4)  # the listed β mass, re-spread
+            assert m.get_topic(t, n_words=25) == [(w, s) for w, s, _ in listed]
+            assert m.get_topic(t, n_words=7) == m.get_topic(t, n_words=25)[:7]  # a shorter list: the same scores
+            if ranking == "beta":
+                assert scores == betas
+        if ranking == "coherent":  # the premise: the coherent order does not follow β
+            betas = [[b for _, _, b in m.get_topic(t, with_beta=True)] for t in range(m.n_topics)]
+            assert any(b1 < b2 for bs in betas for b1, b2 in zip(bs, bs[1:]))
+    finally:
+        m.set_params(word_ranking="coherent")
 
 
 def test_coherent_words_co_occur_more_than_beta_words(fitted_model, ng_corpus):

@@ -17,7 +17,8 @@ from saetm.words.em import (
     maximize,
     normalize_theta,
 )
-from saetm.words.vocab import ENGLISH_STOP_WORDS_EXTENDED, build_vocabulary, count_words
+from saetm.words.vocab import (ENGLISH_STOP_WORDS_EXTENDED, analyzer, build_vocabulary, count_words, inflection_key,
+                               stop_word_set)
 
 # ---------------------------------------------------------------- vocabulary
 
@@ -73,8 +74,40 @@ def test_lemmatization():
     assert "car" in vocab and "cars" not in vocab
 
 
+def test_extra_stop_words_add_to_or_replace_the_english_list(ng_corpus, ng_vocab):
+    vocab, counts = ng_vocab
+    assert {"god", "space"} <= set(vocab)
+    more, _ = build_vocabulary(ng_corpus.texts, extra_stop_words=["God", "space "])
+    assert set(more) == set(vocab) - {"god", "space"}
+    only, _ = build_vocabulary(ng_corpus.texts, stop_words=None, extra_stop_words=["god"])
+    assert "god" not in only and {"about", "above"} <= set(only)  # the English list is not used
+    assert stop_word_set(None, None) is None and stop_word_set("english", ["x"]) == ENGLISH_STOP_WORDS_EXTENDED | {"x"}
+    with pytest.raises(SaetmError, match="list of words"):
+        build_vocabulary(ng_corpus.texts, extra_stop_words="god")
+
+
+def test_merging_inflections_keeps_every_count_under_the_most_frequent_form(ng_corpus, ng_vocab):
+    vocab, counts = ng_vocab
+    assert {"gun", "guns", "question", "questions"} <= set(vocab)  # the premise: both forms are counted apart
+    merged, mcounts = build_vocabulary(ng_corpus.texts, merge_inflections=True)
+    assert mcounts.shape == (len(ng_corpus), len(merged)) and len(merged) < len(vocab)
+    assert merged == sorted(merged) and set(merged) <= set(vocab) and mcounts.has_sorted_indices
+    assert mcounts.sum() == counts.sum()  # nothing lost, nothing counted twice
+    total = dict(zip(vocab, np.asarray(counts.sum(axis=0)).ravel()))
+    for a, b in (("gun", "guns"), ("question", "questions")):
+        kept = max((a, b), key=total.get)
+        assert kept in merged and ({a, b} - {kept}).isdisjoint(merged)
+        col = lambda v, c, w: np.asarray(c[:, v.index(w)].todense()).ravel()  # noqa: E731
+        assert (col(merged, mcounts, kept) == col(vocab, counts, a) + col(vocab, counts, b)).all()
+    key = inflection_key()
+    assert len({key(w) for w in merged}) == len(merged)  # no two words left that inflect one lemma
+    assert {"better", "good"} <= set(merged)  # irregular lemmas (better -> good) are not merged
+    tokens = analyzer(stop_word_set(), merged_vocab=merged)("The guns, a gun: better questions!")
+    assert tokens == [max(("gun", "guns"), key=total.get)] * 2 + ["better", max(("question", "questions"), key=total.get)]
+
+
 def test_vocabulary_mistakes_are_explained(ng_corpus):
-    with pytest.raises(SaetmError, match="vocabulary is empty.*lower min_df"):
+    with pytest.raises(SaetmError, match=r"vocabulary is empty.*lower --min-df \(min_df\)"):
         build_vocabulary(ng_corpus.texts[:20], min_df=15, max_df=1.0)
     with pytest.raises(SaetmError, match="min_df"):
         build_vocabulary(ng_corpus.texts[:8], min_df=5)  # max_df=0.5 of 8 documents < 5

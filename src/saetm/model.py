@@ -22,9 +22,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+from saetm.lazy_sae import LazySAE
 from saetm.views import TopicViews
 
 log = logging.getLogger("saetm")
+MAX_LABEL_CHARS = 200  # custom topic labels: a name, not a document
 
 
 @dataclass
@@ -48,20 +50,29 @@ def _image_paths(images: list | None) -> list | None:
     return paths if any(p is not None for p in paths) else None
 
 
-class SAETM(TopicViews):
+class SAETM(TopicViews, LazySAE):
     """Topic model read off a sparse autoencoder's atoms (SAE-TM).
 
     Parameters are stored verbatim (scikit-learn contract); learned state ends in ``_``.
 
     n_topics: number of topics T (change later with :meth:`retopic`, no refit).
-    encoder: ``"default"`` (bundled all-MiniLM-L6-v2), a sentence-transformers name or
+    encoder: ``"default"`` (bundled all-MiniLM-L6-v2), ``"static"`` (word-piece vectors
+        distilled from it, :mod:`saetm.encoders.static`), a sentence-transformers name or
         local folder, or any callable ``list[str] -> (n, d) array``.
-    sae: ``"auto"`` (the SAE shipped with saetm when the encoder is the default and
+    sae: ``"auto"`` (the SAE shipped with saetm for the encoder, default or static, when
         ``n_atoms``/``k``/``arch``/``sae_steps`` ask for nothing else, else ``"train"``),
         ``"default"`` (the shipped SAE), ``"train"`` (train one on this corpus), a folder
         written by ``saetm train-sae``, or a fitted ``saetm.sae.models.SparseAutoencoder``.
     n_atoms, k, arch, sae_steps: settings for ``sae="train"`` (``n_atoms=None`` → 16 × dim).
-    min_df, max_df, max_features, stop_words: the vocabulary (stage 2).
+    min_df, max_df, max_features, stop_words: the vocabulary (stage 2); ``stop_words``:
+        ``"english"`` (saetm's list), None, or a list of words that replaces it.
+    extra_stop_words: words removed in addition to ``stop_words`` (e.g. a corpus's boilerplate).
+    lemmatize: replace every word by its lemma (simplemma, English) before counting;
+        topics then list lemmas ("use", not "using").
+    merge_inflections: after the vocabulary is built, count the words that are regular
+        inflections of one lemma (gun, guns; coin, coins, coined) as one word, shown as its most
+        frequent form, so that they stop filling several of a topic's word slots (see
+        ``saetm.words.vocab.merge_inflected_words``).
     background_weight: π, the fixed weight of the background word distribution.
     idf: weight word counts by normalised IDF in stage 2.
     atom_space: how atoms are represented when they are clustered into topics:
@@ -119,7 +130,10 @@ class SAETM(TopicViews):
         min_df: int = 5,
         max_df: float = 0.5,
         max_features: int = 10000,
-        stop_words: str | None = "english",
+        stop_words: str | Sequence[str] | None = "english",
+        extra_stop_words: Sequence[str] | None = None,
+        lemmatize: bool = False,
+        merge_inflections: bool = False,
         background_weight: float = 0.3,
         idf: bool = False,
         em_max_iter: int = 200,
@@ -147,6 +161,9 @@ class SAETM(TopicViews):
         self.max_df = max_df
         self.max_features = max_features
         self.stop_words = stop_words
+        self.extra_stop_words = extra_stop_words
+        self.lemmatize = lemmatize
+        self.merge_inflections = merge_inflections
         self.background_weight = background_weight
         self.idf = idf
         self.em_max_iter = em_max_iter
@@ -167,15 +184,20 @@ class SAETM(TopicViews):
     def fit(self, documents: Sequence[str], embeddings: np.ndarray | None = None, *,
             dates: Sequence | None = None, labels: Sequence | None = None,
             ids: Sequence | None = None, images: Sequence | None = None,
-            embedding_name: str | None = None) -> "SAETM":
+            embedding_name: str | None = None, embedding_rows: Sequence[int] | None = None) -> "SAETM":
         """Fit all three stages on ``documents`` (``embeddings``: optional precomputed
         ``(n_docs, dim)`` array aligned with the documents; ``embedding_name``: what made
         them, e.g. ``"image:efficientnet-lite0"``, recorded with the SAE and the model).
+
+        embedding_rows: with ``embeddings``, the document each embedding row belongs to
+        (default: one row per document, in order). A document without an embedding (an
+        image that could not be read) keeps its row and gets no topic, as an empty text does.
 
         dates / labels / ids: kept per document for the analyses and the report.
         images: for an image collection, each document's image (a path; inline bytes are
         not kept), so :meth:`get_representative_images` and the report can show them."""
         from saetm import pipeline
+        from saetm.checks import check_before_data, width
         from saetm.topics import wordrank
 
         self._check_params()
@@ -184,11 +206,15 @@ class SAETM(TopicViews):
         meta["image"] = _image_paths(meta["image"])
         meta["text"] = docs  # kept (saved truncated) for representative documents and reports
         report = FitReport(n_documents=len(docs))
+        self.input_ = None  # set by `saetm fit` (the file read), kept in model.json for `saetm evaluate`
         t = time.perf_counter()
 
-        self.encoder_ = pipeline.make_encoder(self.encoder)
-        self.embedding_name_ = embedding_name or self.encoder_.name
-        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose)
+        encoder = pipeline.make_encoder(self.encoder)
+        # before encoding: a setting the SAE cannot meet should not cost an encoding run
+        check_before_data(self, embedding_name or encoder.name, width(embeddings))
+        self.encoder_, self.embedding_name_ = encoder, embedding_name or encoder.name
+        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
+                                 rows=embedding_rows)
         self.doc_embeddings_ = pipeline.document_embeddings(self, X, rows, len(docs))
         report.seconds["embed"] = time.perf_counter() - t
 
@@ -219,6 +245,7 @@ class SAETM(TopicViews):
         self.atom_tree_ = pipeline.atom_tree(self)
         self.documents_ = meta
         self._set_topics(pipeline.cluster(self, self.n_topics))
+        pipeline.warn_if_many_topics(self.n_topics, len(docs), self.feature_prob_)
         report.seconds["topics"] = time.perf_counter() - t
         self.fit_report_ = report
         return self
@@ -237,6 +264,7 @@ class SAETM(TopicViews):
         if pipeline.check_prevalence_power(self.prevalence_power) != self.atom_tree_.power:
             self.atom_tree_ = pipeline.atom_tree(self)
         self._set_topics(pipeline.cluster(self, self.n_topics))
+        pipeline.warn_if_many_topics(self.n_topics, self.theta_.shape[0], self.feature_prob_)
         self.custom_labels_ = None  # labels named the old topics
         return self
 
@@ -274,18 +302,34 @@ class SAETM(TopicViews):
         return pipeline.topic_weights(self, theta, X, rows, normalize=normalize)
 
     # ------------------------------------------------------------ inspection
-    def get_topic(self, topic: int, n_words: int = 25) -> list[tuple[str, float]]:
-        """Top words of ``topic`` with their weights β, in ``word_ranking`` order (best
-        first; with the default ``"coherent"`` ranking β need not decrease down the list)."""
+    def get_topic(self, topic: int, n_words: int = 25, *, with_beta: bool = False) -> list[tuple]:
+        """Top words of ``topic`` in ``word_ranking`` order (best first), each with a score
+        that never increases down the list: ``[(word, score)]``, or ``[(word, score, β)]``
+        with ``with_beta``.
+
+        β, the topic's word distribution, need not decrease down the list (the default
+        ``"coherent"`` ranking orders words by co-occurrence). The score is β made
+        non-increasing: where a word is listed ahead of words with a higher β, they all get
+        their mean β (the closest non-increasing fit; see
+        :func:`saetm.topics.wordrank.listed_scores`), computed over the first
+        ``max(n_words, 25)`` words, so a shorter list gives the same scores. It equals β with
+        ``word_ranking="beta"``, and the scores of the listed words sum to their β."""
         self._check_fitted()
         if not 0 <= int(topic) < self.n_topics:
             raise SaetmError(f"topic {topic} does not exist; topics are numbered 0..{self.n_topics - 1}")
-        words, weights = self._top_words(n_words)
-        return list(zip(words[int(topic)], weights[int(topic)]))
+        return self._word_list(int(topic), n_words, with_beta)
 
-    def get_topics(self, n_words: int = 25) -> dict[int, list[tuple[str, float]]]:
+    def get_topics(self, n_words: int = 25, *, with_beta: bool = False) -> dict[int, list[tuple]]:
+        """:meth:`get_topic` of every topic: ``{topic: [(word, score)]}`` (``with_beta``: triples)."""
+        self._check_fitted()
+        return {t: self._word_list(t, n_words, with_beta) for t in range(self.n_topics)}
+
+    def _word_list(self, topic: int, n_words: int, with_beta: bool) -> list[tuple]:
         words, weights = self._top_words(n_words)
-        return {t: list(zip(words[t], weights[t])) for t in range(self.n_topics)}
+        scores = self._word_scores(n_words)[topic]
+        if with_beta:
+            return [(w, float(s), float(b)) for w, s, b in zip(words[topic], scores, weights[topic])]
+        return [(w, float(s)) for w, s in zip(words[topic], scores)]
 
     def topic_labels(self, n_words: int = 4) -> list[str]:
         """Short labels: ``"3: space, nasa, orbit, launch"``, or user labels if set."""
@@ -296,7 +340,8 @@ class SAETM(TopicViews):
         return [f"{t}: {', '.join(w)}" for t, w in enumerate(words)]
 
     def set_topic_labels(self, labels: Sequence[str] | dict | None) -> "SAETM":
-        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets."""
+        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets.
+        A label longer than ``MAX_LABEL_CHARS`` characters is refused."""
         self._check_fitted()
         if labels is None:
             self.custom_labels_ = None
@@ -312,6 +357,10 @@ class SAETM(TopicViews):
             if len(labels) != self.n_topics:
                 raise SaetmError(f"got {len(labels)} labels for {self.n_topics} topics; give one per topic")
             base = labels
+        for t, name in enumerate(base):
+            if len(name) > MAX_LABEL_CHARS:  # every table, plot and page of the report repeats labels
+                raise SaetmError(f"the label of topic {t} has {len(name):,} characters; "
+                                 f"give labels of at most {MAX_LABEL_CHARS}")
         self.custom_labels_ = base
         return self
 
@@ -349,24 +398,59 @@ class SAETM(TopicViews):
             out.insert(0, "document", list(documents))
         return out
 
-    def describe_weights(self, doc_topics: sp.spmatrix) -> pd.DataFrame:
-        """Main topic (−1 when none is active), its weight and label for each row of ``doc_topics``."""
-        W = sp.csr_matrix(doc_topics)
-        weight = W.max(axis=1).toarray().ravel()
-        top = np.where(weight > 0, np.asarray(W.argmax(axis=1)).ravel(), -1)
+    def describe_weights(self, doc_topics: sp.spmatrix, top: int = 1) -> pd.DataFrame:
+        """Main topic (−1 when none is active), its weight and label for each row of ``doc_topics``.
+
+        ``top`` > 1 adds the next topics by weight as ``topic_2, weight_2, label_2``, ...
+        (−1, 0.0 and "(no topic)" where a document has fewer active topics); ties go to
+        the lower topic number."""
+        W = sp.csr_matrix(doc_topics, copy=True)
+        W.sort_indices()
+        W.data[~(W.data > 0)] = 0  # NaN or negative weights are no topic
+        W.eliminate_zeros()
+        n, top = W.shape[0], max(1, min(int(top), W.shape[1]))
+        rows = np.repeat(np.arange(n), np.diff(W.indptr))
+        # by row, then weight descending; the stable sort keeps ties in topic order
+        order = np.lexsort((-W.data, rows))
+        rank = np.arange(len(order)) - W.indptr[rows[order]]
+        keep = order[rank < top]
+        topics = np.full((n, top), -1, dtype=np.int64)
+        weights = np.zeros((n, top), dtype=W.dtype)
+        topics[rows[keep], rank[rank < top]] = W.indices[keep]
+        weights[rows[keep], rank[rank < top]] = W.data[keep]
         labels = self.topic_labels()
-        return pd.DataFrame({
-            "topic": top,
-            "weight": weight,
-            "label": [labels[t] if t >= 0 else "(no topic)" for t in top],
-        })
+        columns = {}
+        for j in range(top):
+            suffix = "" if j == 0 else f"_{j + 1}"
+            columns[f"topic{suffix}"] = topics[:, j]
+            columns[f"weight{suffix}"] = weights[:, j]
+            columns[f"label{suffix}"] = [labels[t] if t >= 0 else "(no topic)" for t in topics[:, j]]
+        return pd.DataFrame(columns)
 
     def _top_words(self, n_words: int):
-        key = (int(n_words), self.word_ranking, self._repeat_penalty())
+        from saetm.topics.wordrank import MIN_WORDS
+
+        n = int(n_words)
+        # coherent lists of up to MIN_WORDS words are prefixes of that length's (wordrank.coherent_order):
+        # one ranking serves the labels, the table and topics.json
+        full = max(n, MIN_WORDS) if self.word_ranking == "coherent" and n >= 1 else n
+        key = (full, self.word_ranking, self._repeat_penalty())
         cache = self.__dict__.setdefault("_word_lists", {})
         if key not in cache:
-            cache[key] = self.rank_words(self.topics_.topic_words, n_words)
-        return cache[key]
+            cache[key] = self.rank_words(self.topics_.topic_words, full)
+        words, weights = cache[key]
+        return (words, weights) if full == n else ([w[:n] for w in words], [x[:n] for x in weights])
+
+    def _word_scores(self, n_words: int) -> list[np.ndarray]:
+        """Per topic, the scores of its first ``n_words`` listed words (see :meth:`get_topic`)."""
+        from saetm.topics.wordrank import MIN_WORDS, listed_scores
+
+        n = max(int(n_words), MIN_WORDS)  # word lists are prefixes of longer ones; scores too
+        key = ("scores", n, self.word_ranking, self._repeat_penalty())
+        cache = self.__dict__.setdefault("_word_lists", {})
+        if key not in cache:
+            cache[key] = listed_scores(self._top_words(n)[1])
+        return [s[: int(n_words)] for s in cache[key]]
 
     def _repeat_penalty(self) -> float:
         """``word_diversity`` checked here too: ``set_params`` does not validate."""
@@ -401,14 +485,16 @@ class SAETM(TopicViews):
         coherence; NMI/ARI with labels; LLM coherence and intruder accuracy with a judge.
 
         ``reference``: the corpus for NPMI / C_V — None uses the fitted documents (a
-        loaded model whose saved texts were cut to 1,000 characters refuses: give the
-        corpus), or give texts, token lists or ``(counts CSR, vocab)``. ``labels``: one
+        loaded model whose saved texts were cut to 1,000 characters re-reads the input
+        ``saetm fit`` recorded when its content is unchanged, and otherwise refuses: give
+        the corpus), or give texts, token lists or ``(counts CSR, vocab)``. ``labels``: one
         per fitted document (default: those given to ``fit``). ``judge``: a callable ``prompt -> answer`` such as
         :class:`saetm.evaluation.judge.OpenAIJudge`. ``word_vectors``: ``"glove"``, None
         (skip) or an object with ``vectors_for``. Returns ``{measure: value}``; with
         ``details=True`` the record ``saetm evaluate`` writes (per-topic values, notes).
         """
-        from saetm.evaluation.scorecard import TD_TOP, reference_tokens, scorecard
+        from saetm.evaluation.scorecard import TD_TOP, scorecard
+        from saetm.pipeline import reference_tokens
         from saetm.model_files import TEXT_CHARS
 
         self._check_fitted()
@@ -420,13 +506,20 @@ class SAETM(TopicViews):
             # A loaded model keeps texts cut to TEXT_CHARS (a fitted one, with fit_report_, the full
             # texts); cutting loses most co-occurrences (20 Newsgroups: NPMI 0.13 -> -0.13), so refuse.
             loaded = not hasattr(self, "fit_report_")
+            source = f"the {len(texts)} fitted documents"
             if cut := loaded and sum(len(t) >= TEXT_CHARS for t in texts):
-                raise SaetmError(f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "
-                                 "which would distort NPMI / C_V; give the full corpus (Python: reference=texts; "
-                                 "CLI: --reference INPUT, e.g. the file you fitted)")
-            reference, source = reference_tokens(texts, self.stop_words), f"the {len(texts)} fitted documents"
+                why = (f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "
+                       "which would distort NPMI / C_V")
+                if getattr(self, "input_", None) is None:
+                    raise SaetmError(f"{why}; give the full corpus (Python: reference=texts; "
+                                     "CLI: --reference INPUT, e.g. the file you fitted)")
+                from saetm.io.provenance import read_fitted_texts
+
+                texts = [t for t in read_fitted_texts(self.input_, why) if t.strip()]
+                source = f"the {len(texts)} documents of {self.input_['path']}, the input the model was fitted on"
+            reference = reference_tokens(self, texts)
         elif isinstance(reference, (list, tuple)) and reference and all(isinstance(t, str) for t in reference):
-            reference, source = reference_tokens(reference, self.stop_words), f"{len(reference)} given documents"
+            reference, source = reference_tokens(self, reference), f"{len(reference)} given documents"
         else:
             source = "given"
         if labels is None:

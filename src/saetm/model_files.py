@@ -2,13 +2,14 @@
 
 Directory layout (``DIR``)::
 
-    model.json          settings, versions, fit report — written LAST: its presence
-                        means the directory is complete
+    model.json          settings, versions, fit report, the input ``saetm fit`` read (path,
+                        SHA-256, text field) — written LAST: its presence means the
+                        directory is complete
     vocab.json          the vocabulary (list of words)
     state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings, atom tree — stages 1–2;
                         document-word incidence (word ranking) and float16 document
                         embeddings (doc_weights="centroid"; absent before saetm 0.3)
-    topics.safetensors  atom→topic, topic word distributions, prevalence, coverage — stage 3
+    topics.safetensors  atom→topic, topic word distributions, prevalence, coverage, document weights — stage 3
     sae/                the SAE (sae.safetensors + sae.json)
     documents.parquet   text (cut to 1,000 characters), and id / date / label / image
                         path of each fitted document when given (the ``image`` column is
@@ -16,197 +17,38 @@ Directory layout (``DIR``)::
     topics.json         top words per topic (for other tools)
     doc_topics.npz      documents × topics weights (scipy.sparse), rows in input order
 
-Saving writes every file into a hidden staging folder inside ``DIR`` first and then
-renames them into place, ``model.json`` last (and removed first), so a failure while
-writing (disk full, Ctrl-C) leaves the previous contents untouched, and a killed run
-leaves a directory that refuses to load rather than a mixed one. A lock (``flock``
-on ``.saetm.lock``) stops two processes from writing one directory at once.
+Every file carries the id of its save (``fit_id`` in ``model.json``), and loading refuses
+files of different saves. Writing goes through :mod:`saetm.io.directory` (a lock, a
+staging folder, one commit step), so a failure leaves the previous model untouched and
+a killed run leaves a directory that refuses to load rather than a mixed one.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import json
 import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
 
 from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
-from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
-                              write_json, write_npz, write_tensors)
+from saetm.io.directory import (FIT_ID, LOCK_FILE, MODEL_FILE, MODEL_FILES, STAGING, TOPIC_FILES,  # noqa: F401
+                                _commit, _staging, _write_problem, check_one_fit, check_output_dir, directory_lock,
+                                file_sha256, new_fit_id, refuse_links)
+from saetm.io.documents import TEXT_CHARS  # noqa: F401  (saetm.model imports it from here)
+from saetm.io.documents import read_documents as _read_documents, write_documents as _write_documents
+from saetm.io.persist import (csr_from_tensors, csr_to_tensors, read_json, read_tensors, write_json, write_npz,
+                              write_tensors)
+from saetm.io.provenance import checked_record
+from saetm.fast_load import as_stored, saved_or_refitted, sealed, weight_tensors
+from saetm.model_fields import check_model_info, fit_info
 
 log = logging.getLogger("saetm")
-
-MODEL_FILE = "model.json"
-LOCK_FILE = ".saetm.lock"
-_HELD: dict[str, int] = {}  # directories this process has locked (the lock is re-entrant)
-STAGING = ".saetm-staging-"
-
-
-def _write_problem(directory: Path, e: OSError) -> SaetmError:
-    """A one-line message for an OS error while writing ``directory``."""
-    if e.errno == errno.ENOSPC or e.errno == getattr(errno, "EDQUOT", None):
-        why = "the disk is full; free some space or choose another --out"
-    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        why = "permission denied; choose a writable --out"
-    else:
-        why = f"{e.strerror or e}; check the path, free disk space and permissions"
-    return SaetmError(f"cannot write to {directory}: {why}")
-
-
-@contextmanager
-def directory_lock(directory: Path):
-    """Hold an exclusive lock on ``directory`` (``flock`` on a lock file holding our pid).
-
-    The kernel drops the lock when its process dies, so a killed run never blocks the
-    next one. Re-entrant within one process. Creates the directory if needed, and
-    removes it again on the way out if it is still empty (nothing was written)."""
-    key = os.path.abspath(directory)
-    if key in _HELD:
-        _HELD[key] += 1
-        try:
-            yield
-        finally:
-            _HELD[key] -= 1
-        return
-    created = not directory.exists()
-    lock = directory / LOCK_FILE
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = _acquire(lock, directory)
-    except OSError as e:
-        _remove_if_empty(directory, created)
-        raise _write_problem(directory, e) from None
-    except SaetmError:
-        _remove_if_empty(directory, created)
-        raise
-    _HELD[key] = 1
-    try:
-        yield
-    finally:
-        del _HELD[key]
-        lock.unlink(missing_ok=True)  # before closing: a waiter then sees a new file, not ours
-        os.close(fd)
-        _remove_if_empty(directory, created)
-
-
-def _acquire(lock: Path, directory: Path) -> int:
-    """Open and lock ``lock``; returns its descriptor, or raises SaetmError naming the holder."""
-    while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            elif os.fstat(fd).st_size:  # no flock (Windows): a non-empty lock file means a live writer
-                raise BlockingIOError
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip()
-            os.close(fd)
-            raise SaetmError(f"another saetm process{f' (pid {holder})' if holder else ''} is writing {directory}; "
-                             "wait for it to finish or use another --out") from None
-        try:  # the previous holder may have removed the file between our open and flock
-            current = os.path.samestat(os.fstat(fd), os.stat(lock))
-        except FileNotFoundError:
-            current = False
-        if current:
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
-            return fd
-        os.close(fd)
-
-
-def _remove_if_empty(directory: Path, created: bool) -> None:
-    if created:
-        try:
-            directory.rmdir()
-        except OSError:
-            pass  # not empty (a model was written) or already gone
-
-
-def check_output_dir(directory: Path, overwrite: bool) -> None:
-    """Refuse an output directory that cannot hold a model, or that holds one already."""
-    if directory.exists() and not directory.is_dir():
-        raise SaetmError(f"{directory} exists and is not a directory; choose another --out")
-    parent = directory.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise SaetmError(f"cannot create {directory}: {parent} is a file, not a folder; choose another --out")
-    if (directory / MODEL_FILE).exists() and not overwrite:
-        raise SaetmError(f"{directory} already holds a saetm model; pass --overwrite (or overwrite=True) to replace it")
-
-
-@contextmanager
-def _signals_deferred():
-    """Delay SIGINT/SIGTERM while files are renamed into place, so an interrupt lands
-    before or after the switch to the new files, never half way through it."""
-    import signal
-    import threading
-
-    block = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if block:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        if block:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-@contextmanager
-def _staging(directory: Path):
-    """A fresh hidden folder inside ``directory`` to write into; always removed afterwards.
-
-    Writing everything there first means a failure (disk full, interrupt) never touches
-    the model already in ``directory``. Leftovers of killed writers are removed too."""
-    import shutil
-
-    for old in directory.glob(STAGING + "*"):
-        shutil.rmtree(old, ignore_errors=True)  # we hold the lock: no one else is writing
-    for name in MODEL_FILES:  # temp files of killed writers (only ours: others may be writing a report)
-        for old in (directory / name).parent.glob(f".{Path(name).name}.*.tmp"):
-            old.unlink(missing_ok=True)
-    stage = directory / f"{STAGING}{os.getpid()}"
-    stage.mkdir()
-    try:
-        yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _commit(stage: Path, directory: Path, names: list[str], *, incomplete_first: bool) -> None:
-    """Rename the staged files ``names`` into ``directory``; ``model.json`` (when staged) goes last.
-
-    ``incomplete_first``: remove ``model.json`` before anything else, so that a run killed
-    during the renames leaves a directory that refuses to load rather than a mixed one."""
-    with _signals_deferred():
-        if incomplete_first:
-            (directory / MODEL_FILE).unlink(missing_ok=True)
-        for name in [n for n in names if n != MODEL_FILE] + [n for n in names if n == MODEL_FILE]:
-            source, target = stage / name, directory / name
-            if source.exists():
-                target.parent.mkdir(exist_ok=True)
-                os.replace(source, target)
-            else:
-                target.unlink(missing_ok=True)  # e.g. no documents.parquet this time
-
-
-MODEL_FILES = ["vocab.json", "state.safetensors", "sae/sae.safetensors", "sae/sae.json", "documents.parquet",
-               "topics.safetensors", "topics.json", "doc_topics.npz", MODEL_FILE]
-TOPIC_FILES = ["topics.safetensors", "topics.json", "doc_topics.npz", MODEL_FILE]
 
 
 def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
@@ -217,6 +59,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
         with directory_lock(directory):
             check_output_dir(directory, overwrite)  # again: another process may have saved meanwhile
             with _staging(directory) as stage:
+                fit_id = new_fit_id()  # in every file: load refuses files mixed from different saves
                 write_json(stage / "vocab.json", list(model.vocab_))
                 state = {
                     **csr_to_tensors("theta", model.theta_),
@@ -230,11 +73,12 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                     "tree.atoms": np.asarray(model.atom_tree_.atoms, np.int64),
                     "tree.power": np.asarray([model.atom_tree_.power], np.float64),
                 }
-                write_tensors(stage / "state.safetensors", state)
-                save_sae(model.sae_, stage / "sae")
-                _write_documents(stage / "documents.parquet", model.documents_)
-                write_topics(model, stage)
-                write_json(stage / MODEL_FILE, _model_json(model))
+                write_tensors(stage / "state.safetensors", state, metadata={FIT_ID: fit_id})
+                save_sae(model.sae_, stage / "sae", fit_id=fit_id)
+                _write_documents(stage / "documents.parquet", model.documents_, fit_id)
+                write_topics(model, stage, fit_id)
+                write_json(stage / MODEL_FILE, sealed({**_model_json(model), "fit_id": fit_id,
+                                                       "vocab_sha256": file_sha256(stage / "vocab.json")}, stage))
                 _commit(stage, directory, MODEL_FILES, incomplete_first=True)
     except OSError as e:
         raise _write_problem(directory, e) from None
@@ -254,15 +98,17 @@ def save_topics(model, directory: Path) -> None:
             info["params"]["n_topics"] = model.n_topics
             info["params"]["word_diversity"] = float(model.word_diversity)
             info["custom_labels"] = labels if labels is not None and len(labels) == model.n_topics else None
-            write_topics(model, stage)
-            write_json(stage / MODEL_FILE, info)
+            fit_id = info.get("fit_id")  # the same fit: the new topics keep its id
+            write_topics(model, stage, fit_id if isinstance(fit_id, str) else None)
+            write_json(stage / MODEL_FILE, sealed(info, stage, directory))  # the other files stay
             _commit(stage, directory, TOPIC_FILES, incomplete_first=False)
     except OSError as e:
         raise _write_problem(directory, e) from None
 
 
-def write_topics(model, directory: Path) -> None:
-    """Write the stage-3 state and the two exports; called by save and by retopic."""
+def write_topics(model, directory: Path, fit_id: str | None = None) -> None:
+    """Write the stage-3 state (tagged with ``fit_id``) and the two exports; called by
+    save and by retopic."""
     t = model.topics_
     write_tensors(directory / "topics.safetensors", {
         "atom_topic": np.asarray(model.atom_topic_, np.int64),
@@ -272,19 +118,24 @@ def write_topics(model, directory: Path) -> None:
         "coverage": np.asarray(model.coverage_, np.float32),
         # the s the weights were fitted with, which a later set_params(doc_smoothing) may differ from
         **({} if model.doc_smoothing_ is None else {"doc_smoothing": np.asarray([model.doc_smoothing_], np.float64)}),
-    })
+        **weight_tensors(model),  # read back by load instead of refitting the mixture
+    }, metadata=None if fit_id is None else {FIT_ID: fit_id})
     write_json(directory / "topics.json", topics_json(model))
     write_npz(directory / "doc_topics.npz", model.doc_topics_)
 
 
 def topics_json(model, n_words: int = 25) -> dict:
+    """Per topic its words in listed order with their "scores" (non-increasing down the list, see
+    ``SAETM.get_topic``) and "weights" (β, the topic's word distribution, in the same order)."""
     words, weights = model._top_words(n_words)
+    scores = model._word_scores(n_words)
     labels = model.topic_labels()
     return {
         "n_topics": int(model.n_topics),
         "topics": [
-            {"id": t, "label": labels[t], "words": list(words[t]), "weights": [float(w) for w in weights[t]],
-             "prevalence": float(model.topics_.prevalence[t]), "coverage": float(model.coverage_[t]),
+            {"id": t, "label": labels[t], "words": list(words[t]), "scores": [float(x) for x in scores[t]],
+             "weights": [float(w) for w in weights[t]],
+             "prevalence": as_stored(model.topics_.prevalence[t]), "coverage": as_stored(model.coverage_[t]),
              "n_atoms": int(model.topics_.n_atoms[t])}
             for t in range(model.n_topics)
         ],
@@ -293,6 +144,9 @@ def topics_json(model, n_words: int = 25) -> dict:
 
 def _model_json(model) -> dict:
     params = {k: v for k, v in model.get_params().items() if k not in ("encoder", "sae")}
+    for key in ("stop_words", "extra_stop_words"):  # word lists may be sets or tuples: JSON wants lists
+        if params[key] is not None and not isinstance(params[key], str):
+            params[key] = sorted({str(w) for w in params[key]})
     report = getattr(model, "fit_report_", None)
     return {
         "format": "saetm-model",
@@ -307,46 +161,13 @@ def _model_json(model) -> dict:
         "n_documents": int(model.theta_.shape[0]),
         "vocabulary_size": len(model.vocab_),
         "custom_labels": getattr(model, "custom_labels_", None),
+        "input": getattr(model, "input_", None),  # the file `saetm fit` read: path, sha256, text_field
         "fit_report": _jsonable(report.__dict__) if report else getattr(model, "fit_info_", None),
     }
 
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
-TEXT_CHARS = 1000  # saved per document: enough for representative documents and reports
-
-
-def _write_documents(path: Path, meta: dict) -> None:
-    cols = {k: v for k, v in (meta or {}).items() if v is not None}
-    if "text" in cols:
-        cols["text"] = [t[:TEXT_CHARS] for t in cols["text"]]
-    if not cols:
-        path.unlink(missing_ok=True)
-        return
-    df = pd.DataFrame({k: (pd.Series(v) if k == "date" else pd.Series(v, dtype="string")) for k, v in cols.items()})
-    if "date" in df and df["date"].dtype == object:
-        df["date"] = df["date"].astype("string")  # mixed or label-like periods are kept as text
-    with atomic_write(path, "wb") as f:
-        df.to_parquet(f, index=False)
-
-
-def _read_documents(path: Path, n_docs: int) -> dict:
-    meta = {"id": None, "date": None, "label": None, "text": None, "image": None}
-    if not path.exists():
-        return meta
-    try:
-        df = pd.read_parquet(path)
-        columns = {str(col): df[col].tolist() for col in df.columns}  # decoding may fail only here
-    except Exception as e:  # pyarrow raises its own types for corrupt files
-        raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, re-run `saetm fit`") from None
-    if len(df) != n_docs:
-        raise SaetmError(f"{path} has {len(df)} rows but the model has {n_docs} documents; the directory is inconsistent")
-    meta.update(columns)
-    if meta["image"] is not None:  # missing paths come back as NA/NaN
-        meta["image"] = [v if isinstance(v, str) and v else None for v in meta["image"]]
-    return meta
 
 
 def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float) -> float:
@@ -364,15 +185,14 @@ def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float) ->
 
 
 def load_model(cls, directory: Path):
-    from saetm.encoders.text import TextEncoder
-    from saetm.pipeline import (TopicResult, check_doc_smoothing, check_params, check_prevalence_power,
-                                document_weights)
-    from saetm.sae.persist import load_sae
+    from saetm.pipeline import TopicResult, check_doc_smoothing, check_params, check_prevalence_power
+    from saetm.sae.config import read_sae
     from saetm.topics.hierarchy import AtomTree
     from saetm.topics.merge import Topics
 
     if not directory.is_dir():
         raise SaetmError(f"{directory} is not a directory; give the folder written by `saetm fit`")
+    refuse_links(directory, ["sae", *MODEL_FILES])
     if not (directory / MODEL_FILE).exists():
         raise SaetmError(f"{directory} holds no complete saetm model (no {MODEL_FILE}); "
                          "it was not written by `saetm fit`, or that run did not finish")
@@ -380,7 +200,7 @@ def load_model(cls, directory: Path):
     if not isinstance(info, dict) or info.get("format") != "saetm-model":
         raise SaetmError(f"{directory / MODEL_FILE} is not a saetm model file")
     version = info.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or isinstance(version, bool):  # JSON true == 1 in Python
         newer = isinstance(version, int) and version > FORMAT_VERSION
         raise SaetmError(f"{directory} was saved by saetm {info.get('saetm_version', '?')} (model format {version!r}); "
                          f"this saetm {__version__} reads format {FORMAT_VERSION}: "
@@ -390,6 +210,7 @@ def load_model(cls, directory: Path):
     if not isinstance(params, dict):
         raise SaetmError(f"{directory / MODEL_FILE} has no valid settings (params); the file is corrupt, "
                          "re-run `saetm fit`")
+    check_model_info(info, directory / MODEL_FILE)
     # saetm < 0.6 fitted the document weights without smoothing and < 0.7 clustered atoms by
     # θ̄ itself: keep the weights and topics they wrote
     params = {"doc_smoothing": 0.0, "prevalence_power": 1.0, **params}
@@ -402,6 +223,7 @@ def load_model(cls, directory: Path):
     vocab = read_json(directory / "vocab.json")
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise SaetmError(f"{directory / 'vocab.json'} is not a list of words; the file is corrupt, re-run `saetm fit`")
+    check_one_fit(directory, info)  # reads headers only: names a swapped file before the arrays are read
     state = read_tensors(directory / "state.safetensors")
     topics = read_tensors(directory / "topics.safetensors")
     try:
@@ -422,24 +244,25 @@ def load_model(cls, directory: Path):
     _check_consistent(model, tp, coverage, directory)
     model.doc_words_ = _doc_words(state, model.theta_.shape[0], len(model.vocab_), directory,
                                   says=model.word_ranking == "coherent")
-    model.sae_ = load_sae(directory / "sae")
-    if model.sae_.config.n_atoms != model.theta_.shape[1]:
-        raise SaetmError(f"{directory / 'sae'} has {model.sae_.config.n_atoms} atoms but the model has "
+    model._defer_sae(sae := read_sae(directory / "sae"))  # checked now, built on first use (by encoding)
+    if sae.config.n_atoms != model.theta_.shape[1]:
+        raise SaetmError(f"{directory / 'sae'} has {sae.config.n_atoms} atoms but the model has "
                          f"{model.theta_.shape[1]}; the files are mixed from different fits, re-run `saetm fit`")
     model.encoder_ = _restore_encoder(info)
     name = info.get("embedding_name")
     model.embedding_name_ = name if isinstance(name, str) and name else model.encoder_.name
 
-    model.doc_embeddings_ = _doc_embeddings(state, model, directory)
+    model.doc_embeddings_ = _doc_embeddings(state, model, directory, sae.config.d_in)
     # the s the saved weights were fitted with; files before 0.7 were saved with it equal to the setting
     smoothing = _saved_setting(topics, "doc_smoothing", check_doc_smoothing, directory / "topics.safetensors",
                                float(model.doc_smoothing))
-    W, centroids, priors = document_weights(model, tp.atom_topic, tp.topic_words.shape[0], smoothing=smoothing)
+    W, centroids, priors = saved_or_refitted(topics, model, tp, smoothing, directory / "topics.safetensors")
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
                                   None if centroids is None else smoothing))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
-    model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
-    model.fit_info_ = info.get("fit_report")
+    model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)
+    model.fit_info_ = fit_info(info.get("fit_report"), directory / MODEL_FILE)
+    model.input_ = checked_record(info.get("input"))
     _check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
 
@@ -455,7 +278,7 @@ def _doc_embeddings_tensors(model) -> dict:
     return {} if E is None else {"doc_embeddings": np.asarray(E, np.float16)}
 
 
-def _doc_embeddings(state: dict, model, directory: Path):
+def _doc_embeddings(state: dict, model, directory: Path, dim: int):
     """The documents' embeddings for ``doc_weights="centroid"`` (float16), checked."""
     if model.doc_weights == "theta":
         return None
@@ -464,7 +287,7 @@ def _doc_embeddings(state: dict, model, directory: Path):
         log.info("%s was saved without document embeddings: document-topic weights are the atoms' θ share "
                  "(doc_weights='theta'); refit to weight them by embedding", directory)
         return None
-    if E.shape != (model.theta_.shape[0], model.sae_.config.d_in) or not np.isfinite(E).all():
+    if E.shape != (model.theta_.shape[0], dim) or not np.isfinite(E).all():
         raise SaetmError(f"{directory} is inconsistent (the document embeddings do not match the documents and "
                          "the SAE); the files are corrupt or mixed from different fits, re-run `saetm fit`")
     return E
@@ -505,7 +328,9 @@ def _restore_encoder(info: dict):
 
     name = info.get("encoder") or "default"
     if not info.get("encoder_is_callable"):
-        return TextEncoder(name)
+        from saetm.pipeline import make_encoder
+
+        return make_encoder(name)  # a TextEncoder, or the static encoder by its saved name
 
     def missing(texts):
         raise SaetmError(f"this model was fitted with the Python callable encoder {name!r}, which is not saved; "
@@ -514,10 +339,23 @@ def _restore_encoder(info: dict):
     return TextEncoder(missing, name=name)
 
 
-def _custom_labels(labels, n_topics: int, directory: Path):
+def _custom_labels(labels, n_topics: int, directory: Path, word_labels=None):
+    """The saved custom labels; one longer than ``MAX_LABEL_CHARS`` (an edited file)
+    is replaced by the topic's word label, with a warning."""
+    from saetm.model import MAX_LABEL_CHARS
+
     if labels is None:
         return None
     if isinstance(labels, list) and len(labels) == n_topics and all(isinstance(x, str) for x in labels):
+        long = [t for t, x in enumerate(labels) if len(x) > MAX_LABEL_CHARS]
+        if long:
+            log.warning("%s: ignoring the saved label of topic %s, longer than %d characters; "
+                        "set a shorter one with set_topic_labels", directory, ", ".join(map(str, long)),
+                        MAX_LABEL_CHARS)
+            if word_labels is None:
+                return None
+            words = word_labels()
+            labels = [words[t] if t in long else x for t, x in enumerate(labels)]
         return labels
     log.warning("%s: ignoring the saved topic labels, which do not fit the %d topics", directory, n_topics)
     return None

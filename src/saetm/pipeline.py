@@ -69,16 +69,22 @@ def check_params(m) -> None:
         _int_in("n_atoms", m.n_atoms, 2)
         if m.k >= m.n_atoms:
             raise SaetmError(f"k={m.k} must be smaller than n_atoms={m.n_atoms}; "
-                             "lower k (--k) or raise n_atoms (--n-atoms)")
+                             "lower --k (k) or raise --n-atoms (n_atoms)")
         if m.n_topics > m.n_atoms:
             raise SaetmError(f"n_topics={m.n_topics} is more than the n_atoms={m.n_atoms} atoms that make topics; "
-                             "choose fewer topics or more atoms")
+                             "lower --topics (n_topics) or raise --n-atoms (n_atoms)")
     if m.sae_steps is not None:
         _int_in("sae_steps", m.sae_steps, 1)
     if m.arch not in ARCHS:
         raise SaetmError(f"arch must be one of {', '.join(ARCHS)}, got {m.arch!r}")
     _int_in("min_df", m.min_df, 1)
     _float_in("max_df", m.max_df, 0.0, 1.0, lo_open=True)
+    from saetm.words.vocab import stop_word_set
+
+    stop_word_set(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
+    for name in ("lemmatize", "merge_inflections"):
+        if not isinstance(getattr(m, name), (bool, np.bool_)):
+            raise SaetmError(f"{name} must be True or False, got {getattr(m, name)!r}")
     _int_in("max_features", m.max_features, 1)
     _float_in("background_weight", m.background_weight, 0.0, 1.0, hi_open=True)
     _int_in("em_max_iter", m.em_max_iter, 1)
@@ -108,8 +114,21 @@ def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
     n_used = int((np.asarray(feature_prob) > 0).sum())
     n_topics = _int_in("n_topics", n_topics, 1)
     if n_topics > n_used:
-        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; choose at most {n_used}")
+        raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; "
+                         f"lower --topics (n_topics) to at most {n_used}")
     return n_topics
+
+
+def warn_if_many_topics(n_topics: int, n_documents: int, feature_prob: np.ndarray) -> None:
+    """One warning when T is large for the data: more than one topic per 5 documents, or
+    fewer than 5 used atoms per topic on average. Such topics are a few atoms and documents
+    each (100 topics on 50 documents: 1–3 atoms per topic) and mostly split one theme."""
+    n_used = int((np.asarray(feature_prob) > 0).sum())
+    if n_topics > 1 and (n_topics > n_documents / 5 or n_used < 5 * n_topics):
+        fit = max(1, min(n_documents // 5, n_used // 5))
+        log.warning("%d topics is many for %d documents and %d used atoms (%.1f documents and %.1f atoms per "
+                    "topic); the topics will be small fragments: try %d or fewer (retopic changes it without refitting)",
+                    n_topics, n_documents, n_used, n_documents / n_topics, n_used / n_topics, fit)
 
 
 def check_documents(documents) -> list[str]:
@@ -151,27 +170,51 @@ def check_metadata(n_docs: int, **columns) -> dict:
 
 # ---------------------------------------------------------------- embeddings
 def make_encoder(spec):
+    """The encoder for ``spec``: an encoder object as given, ``"static"`` (or its saved name) for
+    :class:`saetm.encoders.static.StaticEncoder`, anything else for a TextEncoder."""
+    from saetm.encoders.static import STATIC_ALIASES, StaticEncoder
     from saetm.encoders.text import TextEncoder
 
-    return spec if isinstance(spec, TextEncoder) else TextEncoder(spec)
+    if isinstance(spec, (TextEncoder, StaticEncoder)):
+        return spec
+    return StaticEncoder() if isinstance(spec, str) and spec in STATIC_ALIASES else TextEncoder(spec)
 
 
-def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None):
+def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None,
+          rows=None):
     """Embeddings for the documents: ``(X, rows)`` where ``X[i]`` belongs to document ``rows[i]``.
 
     Given embeddings cover every row (an image with an empty caption still has an
-    embedding). Otherwise empty documents are not encoded: they get no atoms, hence
-    no topic, and keep their row so outputs stay aligned with the input."""
+    embedding), or the documents ``rows`` when given (an image that could not be read
+    has none). Otherwise empty documents are not encoded. A document without an
+    embedding gets no atoms, hence no topic, and keeps its row so outputs stay aligned
+    with the input."""
     from saetm.encoders.text import encode_cached
 
     if embeddings is not None:
         X = np.asarray(embeddings)
         n = len(docs) if docs is not None else (X.shape[0] if X.ndim else 0)
-        X = validate_embeddings(X, n_rows=n, dim=expected_dim)
-        return X, np.arange(X.shape[0])
+        if rows is None:
+            return validate_embeddings(X, n_rows=n, dim=expected_dim), np.arange(X.shape[0])
+        rows = _embedding_rows(rows, n)
+        return validate_embeddings(X, n_rows=len(rows), dim=expected_dim), rows
+    if rows is not None:
+        raise SaetmError("embedding_rows says which documents the given embeddings belong to; pass embeddings too")
     rows = np.flatnonzero([bool(d.strip()) for d in docs])
     X = encode_cached(encoder, [docs[i] for i in rows], cache=cache, show_progress=progress)
     return validate_embeddings(X, n_rows=len(rows), dim=expected_dim), rows
+
+
+def _embedding_rows(rows, n_docs: int) -> np.ndarray:
+    r = np.asarray(rows)
+    if r.ndim != 1 or (r.size and r.dtype.kind not in "iu"):
+        raise SaetmError("embedding_rows must be a list of document numbers (whole numbers), one per embedding")
+    r = r.astype(np.int64)
+    if r.size and (r.min() < 0 or r.max() >= n_docs):
+        raise SaetmError(f"embedding_rows must be document numbers from 0 to {n_docs - 1}; got {int(r.min())}..{int(r.max())}")
+    if np.unique(r).size != r.size:
+        raise SaetmError("embedding_rows repeats a document; give each document at most one embedding")
+    return r
 
 
 def expand_rows(m: sp.csr_matrix, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
@@ -201,8 +244,15 @@ def validate_embeddings(X: np.ndarray, *, n_rows: int | None, dim: int | None) -
 
 
 # ---------------------------------------------------------------- stage 1
-def shipped_sae_dir() -> Path | None:
-    root = Path(__file__).parent / "assets" / "sae-minilm"
+# encoder name -> the folder under saetm/assets/ of the pretrained SAE shipped for it
+SHIPPED_SAES = {"all-MiniLM-L6-v2": "sae-minilm", "static-all-MiniLM-L6-v2": "sae-static"}
+
+
+def shipped_sae_dir(encoder_name: str | None = None) -> Path | None:
+    """The shipped SAE for ``encoder_name`` (the default encoder's for None or an encoder
+    without one of its own), or None if this build lacks it."""
+    folder = SHIPPED_SAES.get(encoder_name or "", SHIPPED_SAES["all-MiniLM-L6-v2"])
+    root = Path(__file__).parent / "assets" / folder
     return root if (root / "sae.json").exists() else None
 
 
@@ -217,7 +267,7 @@ def get_sae(m, X: np.ndarray):
     if choice == "auto":
         choice = "default" if _shipped_fits(m) else "train"
     if choice == "default":
-        root = shipped_sae_dir()
+        root = shipped_sae_dir(getattr(m, "embedding_name_", None))
         if root is None:
             raise SaetmError("no pretrained SAE ships with this saetm build; use sae='train'")
         sae = _checked(load_sae(root), X, m)
@@ -232,24 +282,20 @@ def get_sae(m, X: np.ndarray):
     return _checked(load_sae(path), X, m), {"source": "folder", "path": str(path)}
 
 
-def _shipped_fits(m) -> bool:
-    """``sae="auto"`` takes the shipped SAE when it is what was asked for: it reads the default
-    text encoder's embeddings only, and an explicit size, length or architecture other than
-    its own asks for training."""
-    root = shipped_sae_dir()
-    if root is None or not _is_default_encoder(m):
+def _shipped_fits(m, embedding_name: str | None = None) -> bool:
+    """``sae="auto"`` takes the shipped SAE when it is what was asked for: one ships for the
+    embeddings' encoder (:data:`SHIPPED_SAES`), and no explicit size, length or architecture
+    other than its own asks for training. ``embedding_name``: instead of ``m.embedding_name_``,
+    before fit sets it."""
+    name = embedding_name if embedding_name is not None else getattr(m, "embedding_name_", None)
+    root = shipped_sae_dir(name) if name in SHIPPED_SAES else None
+    if root is None:
         return False
     from saetm.io.persist import read_json
 
     config = read_json(root / "sae.json").get("config", {})
     return (m.n_atoms in (None, config.get("n_atoms")) and m.sae_steps is None and m.arch == config.get("arch")
             and m.k == config.get("k"))
-
-
-def _is_default_encoder(m) -> bool:
-    from saetm.encoders.text import DEFAULT_ENCODER
-
-    return getattr(m, "embedding_name_", None) == DEFAULT_ENCODER
 
 
 def _checked(sae, X, m):
@@ -266,14 +312,16 @@ def _checked(sae, X, m):
 
 def train_corpus_sae(m, X: np.ndarray):
     from saetm._memory import release_freed_memory
+    from saetm.checks import check_sae_memory
     from saetm.sae.models import SAEConfig
-    from saetm.sae.train import TrainConfig, train_sae
+    from saetm.sae.train import TrainConfig, default_batch_size, train_sae
 
     d = X.shape[1]
     n_atoms = m.n_atoms or 16 * d
     if m.k >= n_atoms:
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
-                         "lower k (--k) or raise n_atoms (--n-atoms)")
+                         "lower --k (k) or raise --n-atoms (n_atoms)")
+    check_sae_memory(n_atoms, d, default_batch_size(X.shape[0]))  # torch would fail with a traceback
     cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.embedding_name_)
     train_cfg = TrainConfig(steps=m.sae_steps, seed=m.seed)
     cached = _sae_cache_dir(X, cfg, train_cfg) if m.cache else None
@@ -344,13 +392,23 @@ def theta_of(sae, X: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix
 def vocabulary(m, docs: Sequence[str]):
     from saetm.words.vocab import build_vocabulary
 
-    vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=m.max_df, max_features=m.max_features,
-                                     stop_words=m.stop_words)
+    vocab, counts = build_vocabulary(docs, min_df=m.min_df, max_df=float(m.max_df), max_features=m.max_features,
+                                     stop_words=m.stop_words, extra_stop_words=m.extra_stop_words,
+                                     lemmatize=m.lemmatize, merge_inflections=m.merge_inflections)
     wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
     if wordless:
         log.warning("%d of %d documents contain no vocabulary word; they still get topics from their embeddings "
-                    "but do not shape the topics' words (lower min_df to include more words)", wordless, len(docs))
+                    "but do not shape the topics' words (lower --min-df (min_df) to include more words)",
+                    wordless, len(docs))
     return vocab, counts
+
+
+def reference_tokens(m, texts: Sequence[str]) -> list[list[str]]:
+    """The tokens of ``texts`` that a fitted model's stage 2 counts, for NPMI / C_V."""
+    from saetm.evaluation.scorecard import reference_tokens as tokens
+
+    return tokens(texts, m.stop_words, extra_stop_words=m.extra_stop_words, lemmatize=m.lemmatize,
+                  merged_vocab=m.vocab_ if m.merge_inflections else None)
 
 
 def feature_words(m, theta: sp.csr_matrix, counts: sp.csr_matrix):

@@ -281,11 +281,12 @@ class TopicViews:
 
     # ------------------------------------------------------------ plots
     def visualize_barchart(self, topics: Sequence[int] | None = None, n_words: int = 8, max_topics: int = 12):
-        """Top words per topic as bars (plotly Figure); ``topics`` picks which (default: the first)."""
+        """Top words per topic as bars of their scores (:meth:`get_topic`; plotly Figure);
+        ``topics`` picks which (default: the first)."""
         from saetm.report.plots import topic_words_bars
 
         self._check_fitted()
-        words, weights = self._top_words(n_words)
+        words, weights = self._top_words(n_words)[0], self._word_scores(n_words)
         labels = self.topic_labels()
         pick = range(self.n_topics) if topics is None else [self._topic_index(t) for t in topics]
         return topic_words_bars([words[t] for t in pick], [weights[t] for t in pick], [labels[t] for t in pick],

@@ -74,8 +74,8 @@ CASES = [
     ("unknown date field", None, "emb", ("--date-field", "when"), ["no field 'when'", "'text'"]),
     ("mixed types in text", "mixed.jsonl", None, (), ["row 2", "dict", "not text"]),
     ("all documents empty", "all-empty.jsonl", None, (), ["all 4 documents", "empty"]),
-    ("min_df above corpus", None, "emb", ("--min-df", "500"), ["min_df=500", "lower min_df"]),
-    ("vocabulary ends up empty", None, "emb", ("--min-df", "58"), ["vocabulary is empty", "lower min_df"]),
+    ("min_df above corpus", None, "emb", ("--min-df", "500"), ["min_df=500", "lower --min-df (min_df)"]),
+    ("vocabulary ends up empty", None, "emb", ("--min-df", "58"), ["vocabulary is empty", "lower --min-df (min_df)"]),
     ("only stop words", "stopwords.jsonl", "emb", ("--min-df", "1"), ["vocabulary is empty"]),
     ("embeddings nan", None, "nan", (), ["NaN", "row 5"]),
     ("embeddings inf", None, "inf", (), ["infinite", "row 7"]),
@@ -90,7 +90,7 @@ CASES = [
     ("topics not an integer", None, "emb", ("--topics", "2.5"), ["--topics", "whole number"]),
     ("topics not a number", None, "emb", ("--topics", "many"), ["--topics", "whole number"]),
     ("topics > atoms", None, "emb", ("--topics", "300"), ["n_topics=300", "n_atoms=256"]),
-    ("topics > used atoms", None, "emb", ("--topics", "255"), ["n_topics=255", "choose at most"]),
+    ("topics > used atoms", None, "emb", ("--topics", "255"), ["n_topics=255", "--topics (n_topics) to at most"]),
     ("k = atoms", None, "emb", ("--k", "256"), ["k=256", "n_atoms=256", "--k"]),
     ("k > atoms", None, "emb", ("--k", "1000"), ["k=1000", "smaller"]),
     ("atoms < 2", None, "emb", ("--n-atoms", "1"), ["n_atoms", "at least 2"]),
@@ -120,7 +120,7 @@ def test_wrong_dimension_for_a_given_sae(tiny_files, bad, tiny_model_dir, tmp_pa
 
 
 @pytest.mark.parametrize("argv, needles", [
-    (["retopic", "{model}", "--topics", "300"], ["n_topics=300", "choose at most"]),
+    (["retopic", "{model}", "--topics", "300"], ["n_topics=300", "--topics (n_topics) to at most"]),
     (["retopic", "{model}", "--topics", "0"], ["--topics", "at least 1"]),
     (["retopic", "{missing}", "--topics", "3"], ["not a directory"]),
     (["topics", "{missing}"], ["not a directory"]),
@@ -210,7 +210,7 @@ def test_api_rejects_bad_input(kwargs, call, needle, ng_corpus, ng_embeddings):
 def test_api_retopic_rejects_bad_numbers(tiny_model_dir):
     m = SAETM.load(tiny_model_dir)
     n_used = int((m.feature_prob_ > 0).sum())
-    for bad_t, needle in [(0, "at least 1"), (n_used + 1, f"choose at most {n_used}"), ("3", "integer"),
+    for bad_t, needle in [(0, "at least 1"), (n_used + 1, f"to at most {n_used}"), ("3", "integer"),
                           (3.0, "integer"), (None, "integer")]:
         with pytest.raises(SaetmError, match=needle):
             m.retopic(bad_t)

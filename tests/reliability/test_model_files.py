@@ -132,10 +132,10 @@ def test_broken_model_directory_refuses_to_load(case, model_copy):
 
 @pytest.mark.parametrize("case", ["truncated state.safetensors", "newer version", "index out of range",
                                   "sae claims terabytes"])
-def test_broken_model_directory_through_the_cli(case, model_copy, tmp_path):
+def test_broken_model_directory_through_the_cli(case, model_copy, tmp_path, tiny_files):
     BROKEN[case][0](model_copy)
     for argv in (["topics", model_copy], ["retopic", model_copy, "--topics", "3"],
-                 ["transform", model_copy, "x.jsonl", "--out", tmp_path / "w.npz"]):
+                 ["transform", model_copy, tiny_files / "docs.jsonl", "--out", tmp_path / "w.npz"]):
         rc, _, err = run_main(argv)
         assert_one_line_error(rc, err, *BROKEN[case][1])
     assert not (tmp_path / "w.npz").exists()
@@ -412,3 +412,15 @@ def test_random_damage_never_crashes(tiny_model_dir, tmp_path, tiny_files, name,
         m.retopic(2)
     except SaetmError as e:
         assert "\n" not in str(e)
+
+
+def test_a_model_saved_before_the_vocabulary_settings_loads_as_fitted(model_copy, loaded):
+    """Models saved without extra_stop_words / lemmatize / merge_inflections were fitted without them."""
+    _json("model.json", lambda i: [i["params"].pop(k) for k in ("extra_stop_words", "lemmatize",
+                                                                 "merge_inflections")])(model_copy)
+    old = SAETM.load(model_copy)
+    assert (old.extra_stop_words, old.lemmatize, old.merge_inflections) == (None, False, False)
+    assert old.get_topics() == loaded.get_topics()
+    _json("model.json", lambda i: i["params"].update(merge_inflections="yes"))(model_copy)
+    with pytest.raises(SaetmError, match="invalid setting.*merge_inflections"):
+        SAETM.load(model_copy)

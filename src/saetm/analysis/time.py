@@ -37,6 +37,10 @@ FREQS = ("D", "W", "M", "Q", "Y", "decade")
 # Auto frequency: the finest one that keeps the number of periods readable (<= ~60).
 _AUTO_SPANS_DAYS = (("D", 60), ("W", 420), ("M", 5 * 366), ("Q", 15 * 366), ("Y", 60 * 366))
 _MAX_INT_PERIODS = 100  # integer "dates" (years) get one period each up to this span
+MAX_PERIODS = 1000  # any frequency: more periods than this cannot be read on a chart and cost memory per topic
+# Numbers above these are not years but Unix timestamps (1e8 s is March 1973), finest unit first.
+_EPOCH_UNITS = (("ns", 1e17), ("us", 1e14), ("ms", 1e11), ("s", 1e8))
+_UNIT_NAMES = {"ns": "nanoseconds", "us": "microseconds", "ms": "milliseconds", "s": "seconds"}
 
 
 def assign_periods(dates, freq: str | int | None = None) -> pd.Categorical:
@@ -48,9 +52,15 @@ def assign_periods(dates, freq: str | int | None = None) -> pd.Categorical:
         (None, NaN, NaT, "") become missing periods; those documents are left out of
         per-period tables.
     freq: ``None`` picks one from the span (up to 60 days→"D", ~14 months→"W", 5
-        years→"M", 15→"Q", 60→"Y", longer→"decade"); ``"D"``, ``"W"``
+        years→"M", 15→"Q", 60→"Y", longer→"decade"; numbers that are not years
+        over more than ``MAX_PERIODS`` decades → 10 bins); ``"D"``, ``"W"``
         (weeks starting Monday), ``"M"``, ``"Q"``, ``"Y"``, ``"decade"``; or an int
-        ``n`` for ``n`` equal-width bins over the range.
+        ``n`` for ``n`` equal-width bins over the range. A frequency that gives more
+        than ``MAX_PERIODS`` periods is refused.
+
+    Numbers all above 10^8 are Unix timestamps, not years: seconds (above 10^8),
+    milliseconds (10^11), microseconds (10^14) or nanoseconds (10^17), decided by the
+    smallest value; the reading taken is logged.
 
     Returns an ordered ``pd.Categorical`` (one entry per document) whose categories are
     *every* period from the first to the last, including periods with no document.
@@ -67,7 +77,12 @@ def assign_periods(dates, freq: str | int | None = None) -> pd.Categorical:
         raise SaetmError("no document has a date; pass dates (or periods) for at least one document")
     kind = _kind(present)
     if kind == "number":
-        out = _numeric_periods(pd.to_numeric(present).astype(float), freq)
+        numbers = pd.to_numeric(present).astype(float)
+        stamps = _epoch_timestamps(numbers)
+        if stamps is not None:
+            kind, present = "datetime", stamps
+    if kind == "number":
+        out = _numeric_periods(numbers, freq)
     elif kind == "datetime":
         out = _datetime_periods(_to_datetime(present), freq)
     else:  # plain labels
@@ -115,6 +130,32 @@ def _kind(present: pd.Series) -> str:
     )
 
 
+def _epoch_timestamps(x: pd.Series) -> pd.Series | None:
+    """Numbers read as Unix timestamps when too large to be years (see ``_EPOCH_UNITS``),
+    else ``None``; the reading is logged, since numbers alone cannot say which it is."""
+    v = x.to_numpy(dtype=float)
+    if not np.all(np.isfinite(v)):
+        return None  # _numeric_periods says what is wrong
+    unit = next((u for u, bound in _EPOCH_UNITS if v.min() > bound), None)
+    if unit is None:
+        return None
+    try:
+        ts = pd.to_datetime(x, unit=unit)
+    except (ValueError, OverflowError):  # beyond what pandas dates hold: stay numbers
+        return None
+    logger.info("dates are numbers from %.0f to %.0f, too large for years: read as Unix timestamps in %s "
+                "(%s to %s)", v.min(), v.max(), _UNIT_NAMES[unit], f"{ts.min():%Y-%m-%d}", f"{ts.max():%Y-%m-%d}")
+    return ts
+
+
+def _check_periods(n: int, freq) -> None:
+    if n > MAX_PERIODS:
+        raise SaetmError(
+            f"freq={freq!r} gives {n:,} periods over these dates, more than {MAX_PERIODS:,}; choose a coarser "
+            "frequency (saetm report --freq, or freq= in Python): a longer period, or a number of bins such as 20"
+        )
+
+
 def _to_datetime(present: pd.Series) -> pd.Series:
     if not pd.api.types.is_datetime64_any_dtype(present.dtype):
         is_date = lambda v: isinstance(v, (_dt.date, pd.Timestamp, np.datetime64))  # noqa: E731
@@ -145,6 +186,7 @@ def _datetime_periods(ts: pd.Series, freq) -> pd.Categorical:
     if pandas_freq is None:
         raise SaetmError(f"unknown period frequency {freq!r}; use one of {', '.join(FREQS)}, an int (bins), or None (auto)")
     periods = ts.dt.to_period(pandas_freq)
+    _check_periods(periods.max().ordinal - periods.min().ordinal + 1, freq)
     rng = pd.period_range(periods.min(), periods.max(), freq=pandas_freq)
     fmt = (lambda p: f"week of {p.start_time:%Y-%m-%d}") if freq == "W" else str
     labels = [fmt(p) for p in rng]
@@ -160,16 +202,18 @@ def _numeric_periods(x: pd.Series, freq) -> pd.Categorical:
     if freq is None:
         if integral and v.max() - v.min() + 1 <= _MAX_INT_PERIODS:
             freq = "Y"
-        elif integral:
+        elif integral and v.max() // 10 - v.min() // 10 < MAX_PERIODS:
             freq = "decade"
         else:
             freq = 10
     if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool):
         return _bins(v, int(freq), lambda b: f"{b:g}")
     if freq == "Y" and integral:
+        _check_periods(int(v.max() - v.min()) + 1, freq)
         lo, hi = int(v.min()), int(v.max())
         return pd.Categorical.from_codes((v - lo).astype(np.int64), [str(y) for y in range(lo, hi + 1)], ordered=True)
     if freq == "decade" and integral:
+        _check_periods(int(v.max() // 10 - v.min() // 10) + 1, freq)  # before int64 could overflow
         return _decades(v.astype(np.int64))
     raise SaetmError(
         f"freq={freq!r} needs real dates, but the dates are numbers; use freq='Y' or 'decade' for years, or an int for bins"
@@ -179,12 +223,14 @@ def _numeric_periods(x: pd.Series, freq) -> pd.Categorical:
 def _decades(years: np.ndarray) -> pd.Categorical:
     dec = (np.asarray(years, dtype=np.int64) // 10) * 10
     lo, hi = int(dec.min()), int(dec.max())
+    _check_periods((hi - lo) // 10 + 1, "decade")
     return pd.Categorical.from_codes((dec - lo) // 10, [f"{d}s" for d in range(lo, hi + 1, 10)], ordered=True)
 
 
 def _bins(v: np.ndarray, n_bins: int, fmt) -> pd.Categorical:
     if n_bins < 1:
         raise SaetmError(f"the number of period bins must be at least 1, got {n_bins}")
+    _check_periods(n_bins, n_bins)
     lo, hi = float(v.min()), float(v.max())
     if hi == lo:
         return pd.Categorical.from_codes(np.zeros(len(v), dtype=np.int64), [fmt(lo)], ordered=True)

@@ -54,29 +54,21 @@ MEANINGS = {
 }
 
 
-def reference_tokens(texts: Sequence[str], stop_words="english") -> list[list[str]]:
+def reference_tokens(texts: Sequence[str], stop_words="english", *, extra_stop_words=None, lemmatize=False,
+                     merged_vocab=None) -> list[list[str]]:
     """Token lists for NPMI / C_V: the tokens stage 2 counts (lowercase letter runs of
     two or more, stop words removed), in document order, without the vocabulary
     cut — C_V's window counts every remaining token, as in the benchmark.
 
-    ``stop_words``: ``"english"`` (saetm's list), None, or a list of words — the model's
-    ``stop_words`` setting.
+    ``stop_words``: ``"english"`` (saetm's list), None, or a list of words, and
+    ``extra_stop_words``, ``lemmatize``: the model's settings; ``merged_vocab``: the
+    vocabulary of a model fitted with ``merge_inflections``, so that "guns" counts as its "gun".
     """
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    from saetm.words.vocab import ENGLISH_STOP_WORDS_EXTENDED, TOKEN_PATTERN
+    from saetm.words.vocab import analyzer, stop_word_set
 
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise SaetmError("the reference must be a list of document texts (or of token lists)")
-    if stop_words == "english":
-        stop = sorted(ENGLISH_STOP_WORDS_EXTENDED)
-    elif stop_words is None:
-        stop = None
-    elif isinstance(stop_words, str):
-        raise SaetmError(f"stop_words={stop_words!r} is not supported; use 'english', None or a list of words")
-    else:
-        stop = sorted({str(w).lower() for w in stop_words})
-    analyze = CountVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN, stop_words=stop).build_analyzer()
+    analyze = analyzer(stop_word_set(stop_words, extra_stop_words), lemmatize=lemmatize, merged_vocab=merged_vocab)
     return [analyze(t) for t in texts]
 
 
@@ -110,7 +102,10 @@ def scorecard(topics: Sequence[Sequence[str]], *, reference=None, doc_topics=Non
     measures["topic_diversity"] = topic_diversity(lists, TD_TOP)
     if word_vectors is not None:
         if sum(1 for t in lists if t) >= 2:
-            measures["wmd_diversity"] = wmd_diversity(lists, word_vectors, WMD_TOP)
+            try:
+                measures["wmd_diversity"] = wmd_diversity(lists, word_vectors, WMD_TOP)
+            except SaetmError as e:  # POT not installed: the other measures still stand
+                notes.append(f"{e}; skipped")
         else:
             notes.append("WMD diversity needs at least two topics with words")
     if reference is not None:

@@ -96,6 +96,20 @@ def read_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise SaetmError(f"{path} is not a readable safetensors file ({e}); the file is corrupt, re-run `saetm fit`") from None
 
 
+def read_tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata in a safetensors file's header, without reading its arrays."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise SaetmError(f"{path} is missing; the model directory is incomplete (re-run `saetm fit`)")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise SaetmError(f"{path} is not a readable safetensors file ({e}); the file is corrupt, re-run `saetm fit`") from None
+
+
 def csr_to_tensors(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
     """Flatten a CSR matrix into named arrays (safetensors stores dense arrays only)."""
     m = sp.csr_matrix(m)

@@ -18,7 +18,6 @@ Training losses live in ``training_forward``; the loop around them is ``sae/trai
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,83 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from saetm.errors import SaetmError
-
-ARCHITECTURES = ("topk", "batchtopk", "relu", "jumprelu")
-INPUT_NORMS = ("l2", "scale")
-
-
-@dataclass
-class SAEConfig:
-    """Architecture and loss hyper-parameters of one SAE (saved with the model).
-
-    ``None`` fields are resolved: ``n_atoms`` = 16·d_in, ``aux_k`` = min(512, n_atoms/2)
-    (OpenAI's k_aux), ``target_l0`` = k; ``input_scale`` (for ``input_norm="scale"``) and
-    ``sparsity_warmup_steps`` (5% of training) are chosen by the trainer.
-    """
-
-    d_in: int
-    n_atoms: int | None = None
-    k: int = 32
-    arch: str = "batchtopk"
-    input_norm: str = "l2"
-    input_scale: float | None = None
-    aux_k: int | None = None
-    aux_coef: float = 1 / 32
-    l1_coef: float = 0.1
-    target_l0: float | None = None
-    l0_coef: float = 1.0
-    bandwidth: float = 1e-3
-    sparsity_warmup_steps: int | None = None
-    encoder_name: str = ""
-
-    def __post_init__(self):
-        if not isinstance(self.d_in, (int, np.integer)) or self.d_in < 1:
-            raise SaetmError(f"SAE d_in must be a positive integer, got {self.d_in!r}")
-        self.d_in = int(self.d_in)
-        if self.n_atoms is None:
-            self.n_atoms = 16 * self.d_in
-        if not isinstance(self.n_atoms, (int, np.integer)) or self.n_atoms < 2:
-            raise SaetmError(f"SAE n_atoms must be an integer >= 2, got {self.n_atoms!r}")
-        self.n_atoms = int(self.n_atoms)
-        if self.arch not in ARCHITECTURES:
-            raise SaetmError(f"unknown SAE architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        if self.input_norm not in INPUT_NORMS:
-            raise SaetmError(f"unknown input_norm {self.input_norm!r}; choose 'l2' or 'scale'")
-        if not 1 <= int(self.k) <= self.n_atoms:
-            raise SaetmError(f"k={self.k} must be between 1 and n_atoms={self.n_atoms}")
-        self.k = int(self.k)
-        if self.aux_k is None:
-            self.aux_k = max(1, min(512, self.n_atoms // 2))
-        if self.target_l0 is None:
-            self.target_l0 = float(self.k)
-        if self.input_scale is not None and not (self.input_scale > 0 and math.isfinite(self.input_scale)):
-            raise SaetmError(f"input_scale must be a positive number, got {self.input_scale!r}")
-        for name in ("aux_coef", "l1_coef", "l0_coef"):
-            if not getattr(self, name) >= 0:
-                raise SaetmError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not self.bandwidth > 0 or not self.target_l0 > 0:
-            raise SaetmError("bandwidth and target_l0 must be positive")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SAEConfig":
-        if not isinstance(d, dict):
-            raise SaetmError("SAE configuration must be a JSON object; the model file is corrupt")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SaetmError(f"SAE configuration has unknown fields {unknown}; "
-                             "it was written by a newer saetm, upgrade saetm")
-        if "d_in" not in d:
-            raise SaetmError("SAE configuration lacks d_in; the model file is corrupt")
-        try:
-            return cls(**d)
-        except SaetmError:
-            raise
-        except (TypeError, ValueError) as e:
-            raise SaetmError(f"SAE configuration is invalid ({e}); the model file is corrupt") from None
+from saetm.sae.config import ARCHITECTURES, INPUT_NORMS, SAEConfig  # noqa: F401 (defined without torch)
 
 
 class SparseAutoencoder(nn.Module):

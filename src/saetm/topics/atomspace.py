@@ -70,7 +70,8 @@ def coactivation_embeddings(theta, dim: int = 64, seed: int = 0) -> np.ndarray:
     n_docs, n_atoms = theta.shape
     rank = int(min(dim, n_docs, n_atoms) - 1)
     if rank < 1:
-        raise SaetmError(f"co-activation needs at least 2 documents and 2 atoms, got theta of shape {theta.shape}")
+        raise SaetmError(f"co-activation needs at least 2 documents and 2 atoms, got theta of shape {theta.shape}; "
+                         "fit more documents, or use --atom-space documents (atom_space='documents')")
     from sklearn.utils.extmath import randomized_svd
 
     _, S, Vt = randomized_svd(theta, rank, random_state=seed)

@@ -60,10 +60,15 @@ def topic_centroids(doc_topics, embeddings: np.ndarray) -> np.ndarray:
     ``doc_topics``: ``(n_docs, T)`` θ_topic; ``embeddings``: ``(n_docs, dim)`` (all-zero
     rows for documents without one). A topic no document uses gets a zero row.
     """
+    return _centroids(doc_topics, unit_rows(embeddings))
+
+
+def _centroids(doc_topics, x: np.ndarray) -> np.ndarray:
+    """:func:`topic_centroids` of unit-length embeddings ``x``."""
     W = _row_normalized(doc_topics)
-    if embeddings.shape[0] != W.shape[0]:
-        raise SaetmError(f"{embeddings.shape[0]} document embeddings for {W.shape[0]} documents")
-    return unit_rows(np.asarray(W.T @ unit_rows(embeddings), dtype=np.float64))
+    if x.shape[0] != W.shape[0]:
+        raise SaetmError(f"{x.shape[0]} document embeddings for {W.shape[0]} documents")
+    return unit_rows(np.asarray(W.T @ x, dtype=np.float64))
 
 
 def document_prior(doc_topics, smoothing: float = 0.0) -> sp.csr_matrix:
@@ -92,37 +97,57 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     if n_iter < 1:
         raise SaetmError(f"n_iter must be at least 1, got {n_iter}")
     prior = document_prior(doc_topics)
-    centroids = topic_centroids(prior, embeddings)
+    x = unit_rows(embeddings)  # once for all rounds: the float16 rows are not renormalised each time
+    centroids = _centroids(prior, x)
     priors = np.ones(prior.shape[1])
-    for _ in range(n_iter - 1):
-        mass, sums = _posterior_sums(prior, embeddings, centroids, temperature, priors, smoothing)
-        centroids = unit_rows(sums)
-        if fit_priors:
-            priors = update_priors(prior, mass, priors, smoothing)
+    blocks = _blocks(prior, x, smoothing) if n_iter > 1 else []
+    with _one_blas_thread():
+        for _ in range(n_iter - 1):
+            mass, sums = _posterior_sums(blocks, centroids, temperature, priors)
+            centroids = unit_rows(sums)
+            if fit_priors:
+                priors = update_priors(prior, mass, priors, smoothing)
     return centroids, priors
 
 
-def _posterior_sums(prior: sp.csr_matrix, embeddings: np.ndarray, centroids: np.ndarray, temperature: float,
-                    priors: np.ndarray, smoothing: float, block_entries: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    """Σ_d W_dc and Σ_d W_dc x̂_d of one E-step over all topics (``prior``: θ̂), computed in
-    blocks of documents so that W is never held whole."""
+def _one_blas_thread():
+    """The E-step's products are thin (T ≪ dim rows): BLAS threads cost more in hand-offs
+    than they save, and many times more on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _blocks(prior: sp.csr_matrix, x: np.ndarray, smoothing: float, block_entries: int = 1 << 20) -> list:
+    """The E-step's inputs in blocks of documents, made once for all rounds: (p, x̂), p the
+    dense prior over all topics ((1 − s)·θ̂ + s/T on rows with topics, float64) and x̂ a view
+    of the unit-length embeddings ``x``."""
     n, T = prior.shape
-    mass = np.zeros(T)
-    sums = np.zeros((T, embeddings.shape[1]))
-    rho = np.asarray(priors, dtype=np.float64)
-    block = max(1, block_entries // max(T, embeddings.shape[1], 1))
+    block = max(1, block_entries // max(T, 1))
+    out = []
     for lo in range(0, n, block):
-        hi = min(lo + block, n)
-        P = prior[lo:hi].toarray()
+        P = prior[lo:lo + block].toarray()
         has = P.sum(axis=1) > 0
         P[has] = (1.0 - smoothing) * P[has] + smoothing / T
-        x = unit_rows(embeddings[lo:hi])
-        S = np.asarray(x @ centroids.T, dtype=np.float64)
-        L = P * rho * np.exp((S - S.max(axis=1, keepdims=True)) / temperature)
+        out.append((P, x[lo:lo + block]))
+    return out
+
+
+def _posterior_sums(blocks, centroids: np.ndarray, temperature: float,
+                    priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Σ_d W_dc and Σ_d W_dc x̂_d of one E-step over all topics, block by block (:func:`_blocks`),
+    so that W is never held whole. Both products run in float32; the sums add up in float64."""
+    mass = np.zeros(centroids.shape[0])
+    sums = np.zeros(centroids.shape)
+    rho = np.asarray(priors, dtype=np.float64)
+    C = np.asarray(centroids, dtype=np.float32)
+    for P, x in blocks:
+        S = x @ C.T
+        L = P * rho * np.exp((S - S.max(axis=1, keepdims=True)) / np.float32(temperature))
         Z = L.sum(axis=1, keepdims=True)
         W = np.divide(L, Z, out=np.zeros_like(L), where=Z > 0)
         mass += W.sum(axis=0)
-        sums += W.T @ x
+        sums += W.astype(np.float32).T @ x
     return mass, sums
 
 

@@ -265,7 +265,7 @@ def cut(tree: AtomTree, n_topics: int) -> np.ndarray:
     if n_topics < 1 or n_topics > tree.n_leaves:
         raise SaetmError(
             f"n_topics={n_topics} is out of range: the tree has {tree.n_leaves} used atoms, "
-            f"so choose 1 ≤ n_topics ≤ {tree.n_leaves}"
+            f"so choose 1 ≤ n_topics (--topics) ≤ {tree.n_leaves}"
         )
     atom_topic = np.full(tree.n_atoms, -1, dtype=np.int64)
     atom_topic[tree.atoms] = cut_linkage(tree.linkage, n_topics) if tree.n_leaves > 1 else 0

@@ -165,7 +165,7 @@ def cluster_atoms(atom_emb: np.ndarray, weights: np.ndarray, n_topics: int, seed
     if n_topics < 1 or n_topics > len(used):
         raise SaetmError(
             f"n_topics={n_topics} is out of range: {len(used)} atoms are used (θ̄ > 0), "
-            f"so choose 1 ≤ n_topics ≤ {len(used)}"
+            f"so choose 1 ≤ n_topics (--topics) ≤ {len(used)}"
         )
     atom_topic = np.full(X.shape[0], -1, dtype=np.int64)
     if n_topics == 1:

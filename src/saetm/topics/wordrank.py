@@ -170,3 +170,21 @@ def _greedy(npmi: np.ndarray, repeats: np.ndarray, start: int, length: int) -> n
         free[j] = False
         total += npmi[j]
     return np.asarray(chosen)
+
+
+def listed_scores(weights) -> list[np.ndarray]:
+    """Per topic, a score for each listed word that never increases down the list.
+
+    ``weights``: per topic, β of its words in listed order (as :func:`saetm.topics.merge.top_words`
+    returns them). The score is the closest non-increasing sequence to those β (least squares,
+    pool-adjacent-violators): where a word is listed ahead of words with a higher β, they all
+    get their mean β. It is positive, equals β wherever β already decreases (always with the
+    ``"beta"`` ranking), and the scores of a topic's listed words sum to their β."""
+    from sklearn.isotonic import isotonic_regression
+
+    out = []
+    for w in weights:
+        w = np.asarray(w, dtype=np.float64)
+        s = isotonic_regression(w, increasing=False) if w.size > 1 else w.copy()
+        out.append(s.astype(np.float32))
+    return out

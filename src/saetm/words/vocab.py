@@ -44,14 +44,26 @@ ENGLISH_STOP_WORDS_EXTENDED = frozenset(ENGLISH_STOP_WORDS) | _CONTRACTION_PARTS
 Lemmatizer = Callable[[str], str]
 
 
-def _stop_words(stop_words: str | Iterable[str] | None) -> frozenset[str] | None:
+def _stop_words(stop_words: str | Iterable[str] | None,
+                extra: Iterable[str] | None = None) -> frozenset[str] | None:
+    """The stop words: ``stop_words`` ("english", None or words) plus the ``extra`` words."""
+    if isinstance(extra, str):
+        raise SaetmError("extra_stop_words must be a list of words, not one string")
+    extra = frozenset(str(w).strip().lower() for w in extra or ()) - {""}
     if stop_words is None:
-        return None
+        return extra or None
     if isinstance(stop_words, str):
         if stop_words != "english":
             raise SaetmError(f"stop_words={stop_words!r} is not supported; use 'english', None or a list of words")
-        return ENGLISH_STOP_WORDS_EXTENDED
-    return frozenset(w.lower() for w in stop_words)
+        return ENGLISH_STOP_WORDS_EXTENDED | extra
+    return frozenset(str(w).lower() for w in stop_words) | extra
+
+
+def stop_word_set(stop_words: str | Iterable[str] | None = "english",
+                  extra_stop_words: Iterable[str] | None = None) -> frozenset[str] | None:
+    """The words stage 2 removes: ``stop_words`` ("english": saetm's English list; None; or a
+    list that replaces it) plus ``extra_stop_words``; None when there are none."""
+    return _stop_words(stop_words, extra_stop_words)
 
 
 def _lemmatizer(lemmatize: bool | Lemmatizer) -> Lemmatizer | None:
@@ -76,6 +88,70 @@ def _lemma_function(token_pattern: str, lemmatizer: Lemmatizer) -> Callable[[str
         return out if pattern.fullmatch(out) else word  # a lemma must still be a token
 
     return lemma
+
+
+def _is_inflection(form: str, lemma: str) -> bool:
+    """``form`` is a regular inflection of ``lemma``: it starts with the lemma, less a final
+    e or y (guns/gun, coined/coin, using/use, studies/study). Irregular lemmas (better →
+    good, left → leave, saw → see) change the meaning too often to merge."""
+    stem = lemma[:-1] if lemma[-1:] in ("e", "y") else lemma
+    return len(stem) >= 2 and form.startswith(stem) and form != lemma
+
+
+def inflection_key(lemmatizer: Lemmatizer | None = None) -> Callable[[str], str]:
+    """``word -> key``: words with the same key are inflections of one lemma (simplemma's
+    English lemmas by default); a word that is not a regular inflection is its own key."""
+    lemma = _lemma_function(TOKEN_PATTERN, lemmatizer or _lemmatizer(True))
+
+    def key(word: str) -> str:
+        base = lemma(word)
+        return base if _is_inflection(word, base) else word
+
+    return key
+
+
+def merge_inflected_words(vocab: Sequence[str], counts: sp.csr_matrix,
+                      lemmatizer: Lemmatizer | None = None) -> tuple[list[str], sp.csr_matrix]:
+    """Merge the words of ``vocab`` that are inflections of one another (gun, guns; coin,
+    coins, coined) into one word, shown as the group's most frequent form (ties: the first
+    in order), and add up their columns of ``counts``. Only words already in ``vocab`` merge,
+    so the vocabulary shrinks. Returns ``(vocab, counts)`` like :func:`build_vocabulary`."""
+    vocab = list(vocab)
+    counts = sp.csr_matrix(counts)
+    total = np.asarray(counts.sum(axis=0)).ravel()
+    keys = [inflection_key(lemmatizer)(w) for w in vocab]
+    best: dict[str, int] = {}  # key -> the vocabulary index of its shown form
+    for j, k in enumerate(keys):
+        i = best.get(k)
+        if i is None or total[j] > total[i]:
+            best[k] = j
+    shown = sorted(vocab[j] for j in best.values())
+    column = {w: i for i, w in enumerate(shown)}
+    target = np.array([column[vocab[best[k]]] for k in keys], dtype=np.int64)
+    merge = sp.csr_matrix((np.ones(len(vocab), np.float32), (np.arange(len(vocab)), target)),
+                          shape=(len(vocab), len(shown)))
+    out = sp.csr_matrix(counts @ merge, dtype=np.float32)
+    out.sort_indices()
+    return shown, out
+
+
+def analyzer(stop_words: frozenset[str] | None = None, lemmatize: bool | Lemmatizer = False,
+             merged_vocab: Sequence[str] | None = None,
+             token_pattern: str = TOKEN_PATTERN) -> Callable[[str], list[str]]:
+    """The tokens stage 2 counts in a text, in order and without the vocabulary cut
+    (``stop_words``: e.g. :func:`stop_word_set`). ``merged_vocab``: the vocabulary of a model
+    fitted with merged inflections, whose shown form replaces every inflection of it."""
+    analyze = _vectorizer(token_pattern=token_pattern, lemmatize=lemmatize, stop_words=stop_words).build_analyzer()
+    if merged_vocab is None:
+        return analyze
+    key = inflection_key()
+    shown = {key(w): w for w in merged_vocab}
+
+    @lru_cache(maxsize=1 << 18)
+    def form(token: str) -> str:
+        return shown.get(key(token), token)
+
+    return lambda text: [form(t) for t in analyze(text)]
 
 
 def _vectorizer(*, token_pattern: str, lemmatize: bool | Lemmatizer,
@@ -119,13 +195,19 @@ def build_vocabulary(
     stop_words: str | Iterable[str] | None = "english",
     lemmatize: bool | Lemmatizer = False,
     token_pattern: str = TOKEN_PATTERN,
+    extra_stop_words: Iterable[str] | None = None,
+    merge_inflections: bool = False,
 ) -> tuple[list[str], sp.csr_matrix]:
     """Learn a vocabulary from ``texts`` and count its words in each document.
 
     ``min_df`` / ``max_df``: a word must occur in at least ``min_df`` and at most
     ``max_df`` documents (an int is a number of documents, a float a fraction).
-    ``max_features`` keeps the most frequent words (by total count). ``lemmatize``:
-    ``True`` uses simplemma (English), or pass a function ``word -> lemma``.
+    ``max_features`` keeps the most frequent words (by total count). ``stop_words``
+    ("english", None or a list that replaces it) and ``extra_stop_words`` are removed.
+    ``lemmatize``: ``True`` replaces every token by its lemma (simplemma, English), or pass
+    a function ``word -> lemma``. ``merge_inflections``: afterwards, the words that are
+    regular inflections of one lemma are counted as one, shown as their most frequent form
+    (:func:`merge_inflected_words`).
 
     Returns ``(vocab, counts)``: ``vocab`` is the sorted list of V words and ``counts``
     a ``(n_docs, V)`` float32 CSR matrix of word counts with sorted indices. Nothing is
@@ -143,7 +225,7 @@ def build_vocabulary(
         min_df=min_df,
         max_df=max_df,
         max_features=max_features,
-        stop_words=_stop_words(stop_words),
+        stop_words=_stop_words(stop_words, extra_stop_words),
     )
     n = len(texts)
     try:
@@ -152,10 +234,11 @@ def build_vocabulary(
         msg = str(e)
         if "max_df corresponds to < documents than min_df" in msg:
             raise SaetmError(f"min_df={min_df} asks for more documents than max_df={max_df} allows in a corpus "
-                             f"of {n} documents; lower min_df or raise max_df") from None
+                             f"of {n} documents; lower --min-df (min_df) or raise --max-df (max_df)") from None
         if "empty vocabulary" in msg or "no terms remain" in msg:
             raise SaetmError(f"the vocabulary is empty: no word of {n} documents passes min_df={min_df} and "
-                             f"max_df={max_df} (after stop words); lower min_df or raise max_df") from None
+                             f"max_df={max_df} (after stop words); lower --min-df (min_df) "
+                             "or raise --max-df (max_df)") from None
         if "min_df" in msg or "max_df" in msg:
             raise SaetmError(f"invalid document-frequency bounds: {msg}") from None
         raise
@@ -164,6 +247,8 @@ def build_vocabulary(
     vocab = vectorizer.get_feature_names_out().tolist()
     counts = sp.csr_matrix(counts, dtype=np.float32)
     counts.sort_indices()
+    if merge_inflections:
+        return merge_inflected_words(vocab, counts)
     return vocab, counts
 
 

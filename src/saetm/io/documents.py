@@ -1,0 +1,53 @@
+"""``documents.parquet`` of a model directory: the fitted documents' text (cut to
+``TEXT_CHARS``) and id / date / label / image path, tagged with the fit id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from saetm.errors import SaetmError
+from saetm.io.directory import FIT_ID
+from saetm.io.persist import atomic_write
+
+TEXT_CHARS = 1000  # saved per document: enough for representative documents and reports
+
+
+def write_documents(path: Path, meta: dict, fit_id: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = {k: v for k, v in (meta or {}).items() if v is not None}
+    if "text" in cols:
+        cols["text"] = [t[:TEXT_CHARS] for t in cols["text"]]
+    if not cols:
+        path.unlink(missing_ok=True)
+        return
+    df = pd.DataFrame({k: (pd.Series(v) if k == "date" else pd.Series(v, dtype="string")) for k, v in cols.items()})
+    if "date" in df and df["date"].dtype == object:
+        df["date"] = df["date"].astype("string")  # mixed or label-like periods are kept as text
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), FIT_ID.encode(): fit_id.encode()})
+    with atomic_write(path, "wb") as f:
+        pq.write_table(table, f)
+
+
+def read_documents(path: Path, n_docs: int) -> dict:
+    meta = {"id": None, "date": None, "label": None, "text": None, "image": None}
+    if not path.exists():
+        return meta
+    try:
+        df = pd.read_parquet(path)
+        columns = {str(col): df[col].tolist() for col in df.columns}  # decoding may fail only here
+    except Exception as e:  # pyarrow raises its own types for corrupt files
+        raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, re-run `saetm fit`") from None
+    if len(df) != n_docs:
+        raise SaetmError(f"{path} has {len(df)} rows but the model has {n_docs} documents; the directory is inconsistent")
+    from saetm.model_fields import check_document_columns
+
+    check_document_columns(columns, path)
+    meta.update(columns)
+    if meta["image"] is not None:  # missing paths come back as NA/NaN
+        meta["image"] = [v if isinstance(v, str) and v else None for v in meta["image"]]
+    return meta
