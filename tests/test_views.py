@@ -263,6 +263,21 @@ def test_report_of_one_topic_and_of_undated_model(ng, tw, tmp_path):
         ng.report(tmp_path / "report.pdf")
 
 
+def test_report_word_cards_follow_get_topic(tw):
+    from saetm.report.build import WORDS_PER_TOPIC, topic_table, word_lists
+
+    cards = word_lists(tw, topic_table(tw))
+    assert len(cards) == tw.n_topics
+    for t, (_, figures, words) in enumerate(cards):
+        listed = tw.get_topic(t, n_words=WORDS_PER_TOPIC, with_beta=True)
+        assert [w for w, _, _ in words] == [w for w, _, _ in listed]  # every word, in the listed order
+        bars = [b for _, b, _ in words]
+        assert bars[0] == 1 and bars == sorted(bars, reverse=True) and bars[-1] > 0
+        assert np.allclose(bars, [s / listed[0][1] for _, s, _ in listed])  # the score, relative to the first
+        assert [b for _, _, b in words] == [b for _, _, b in listed]  # β on hover
+        assert figures.startswith("share ") and "main topic of" in figures
+
+
 # ---------------------------------------------------------------- report + CLI
 @pytest.mark.skipif(CHROMIUM is None, reason="needs the chromium browser (apt-get install -y chromium); CI installs it")
 def test_model_report_in_a_headless_browser(tw, tmp_path):

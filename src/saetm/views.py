@@ -289,8 +289,13 @@ class TopicViews:
         words, weights = self._top_words(n_words)[0], self._word_scores(n_words)
         labels = self.topic_labels()
         pick = range(self.n_topics) if topics is None else [self._topic_index(t) for t in topics]
-        return topic_words_bars([words[t] for t in pick], [weights[t] for t in pick], [labels[t] for t in pick],
-                                top_n=n_words, max_topics=max_topics)
+        fig = topic_words_bars([words[t] for t in pick], [weights[t] for t in pick], [labels[t] for t in pick],
+                               top_n=n_words, max_topics=max_topics)
+        fig.update_xaxes(title_text="word score")
+        meta = dict(fig.layout.meta)
+        meta["caption"] = meta["caption"].replace("the weight given with the word", "the word's score: β made "
+                                                  "non-increasing down the list (get_topic)")
+        return fig.update_layout(meta=meta)
 
     def visualize_topics(self, method: str = "pca"):
         """2-D map of the topic embeddings, bubble area = prevalence. ``method``: "pca" (fast) or

@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from saetm.analysis.time import chi2_homogeneity, coverage_table, grouped_counts, grouped_shares, main_topic_tests
+from saetm.analysis.counts import chi2_homogeneity, coverage_table, grouped_counts, grouped_shares, main_topic_tests
 from saetm.errors import SaetmError
 
 logger = logging.getLogger("saetm")

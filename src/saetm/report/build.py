@@ -79,10 +79,9 @@ def build_report(model, path, *, dates=None, classes=None, freq=None, title: str
     return path
 
 
-# Until the model gives per-word scores, a bar is the word's place in the list.
-WORD_CAPTION = (f"The top {WORDS_PER_TOPIC} words of every topic in the model's order, best first. A bar shows the "
-                "word's rank in the list (1 − i/n, so it shortens down the list); hover a word for its weight β "
-                "in the topic, which need not decrease down the list.")
+WORD_CAPTION = (f"The top {WORDS_PER_TOPIC} words of every topic in the model's order, best first. A bar is the "
+                "word's score relative to the topic's first word: β made non-increasing down the list (get_topic); "
+                "hover a word for its β in the topic.")
 
 
 def _table_caption(table: pd.DataFrame) -> str:
@@ -102,9 +101,9 @@ def word_lists(model, table: pd.DataFrame) -> list:
     labels = model.topic_labels()
     rows = table.set_index("topic")
     out = []
-    for t, pairs in model.get_topics(n_words=WORDS_PER_TOPIC).items():
-        n = len(pairs)
-        words = [(w, 1 - i / n, beta) for i, (w, beta) in enumerate(pairs)]
+    for t, triples in model.get_topics(n_words=WORDS_PER_TOPIC, with_beta=True).items():
+        top = max((score for _, score, _ in triples), default=0.0)
+        words = [(w, score / top if top > 0 else 0.0, beta) for w, score, beta in triples]
         figures = f"share {rows.loc[t, 'share']:.1%} · main topic of {int(rows.loc[t, 'main topic of']):,} docs"
         out.append((labels[t] if getattr(model, "custom_labels_", None) else f"topic {t}", figures, words))
     return out

@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import scipy.sparse as sp
 from plotly.subplots import make_subplots
@@ -101,8 +100,7 @@ def topic_words_bars(topic_words, topic_weights, topic_labels, top_n: int = 8, m
         fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
     fig.update_annotations(font_size=12)
     title = "Top words per topic"
-    caption = ("Words in the listed order, best first from the top; a bar is the word's weight β in the topic, "
-               "which need not decrease down the list.")
+    caption = "Words in the listed order, best first from the top; a bar is the weight given with the word."
     if shown < T:
         title += f" (first {shown} of {T} topics)"
         caption = f"The first {shown} of {T} topics are shown. " + caption
