@@ -214,7 +214,7 @@ class SAETM(TopicViews, LazySAE):
 
         encoder = pipeline.make_encoder(self.encoder)
         # before encoding: a setting the SAE cannot meet should not cost an encoding run
-        check_before_data(self, embedding_name or encoder.name, width(embeddings))
+        check_before_data(self, embedding_name or encoder.name, width(embeddings), given=embeddings is not None)
         self.encoder_, self.embedding_name_ = encoder, embedding_name or encoder.name
         X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
                                  rows=embedding_rows)

@@ -83,6 +83,15 @@ def test_python_fit_refuses_before_encoding(ng_corpus):
     assert calls == []
 
 
+def test_embeddings_of_unknown_width_are_not_taken_for_the_default_encoders(ng_corpus, ng_embeddings):
+    """Given as a list, 768-d: 16 × 768 atoms can make 7,000 topics, so nothing is refused up front
+    (the fit then stops later, at the number of atoms this corpus really uses)."""
+    wide = np.hstack([ng_embeddings[:30], ng_embeddings[:30]]).tolist()
+    model = SAETM(n_topics=7000, sae="train", k=8, sae_steps=5, min_df=1, cache=False, verbose=False)
+    with pytest.raises(SaetmError, match="atoms this corpus uses"):
+        model.fit(ng_corpus.texts[:30], wide)
+
+
 def test_python_fit_refuses_an_sae_too_large_for_memory(ng_corpus, ng_embeddings):
     """With a callable encoder the width is known only after encoding: checked before training."""
     model = SAETM(n_topics=4, n_atoms=10**9, encoder=lambda texts: ng_embeddings[:len(texts)], verbose=False)
