@@ -20,7 +20,7 @@ def cmd_fit(args) -> int:
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
     check_before_data(model, "image" if _is_image_input(args) else make_encoder(model.encoder).name,
-                      npy_width(args.embeddings))
+                      npy_width(args.embeddings), given=args.embeddings is not None)
     _must_exist(args.input, args.embeddings)  # and missing files, before torch is imported (seconds)
     _import_training()
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
