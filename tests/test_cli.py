@@ -98,10 +98,31 @@ def test_transform_writes_tables_and_npz(fitted_dir, corpus_files):
     for name in ("w.npz", "w.csv", "w.jsonl", "w.parquet"):
         out = corpus_files / name
         rc = main(["transform", str(fitted_dir), str(corpus_files / "docs.jsonl"), "--text-field", "body",
-                   "--embeddings", str(corpus_files / "emb.npy"), "--out", str(out), "-q"])
+                   "--id-field", "id", "--embeddings", str(corpus_files / "emb.npy"), "--out", str(out), "-q"])
         assert rc == 0 and out.exists()
     W = sp.load_npz(corpus_files / "w.npz")
     assert np.allclose(W.toarray(), sp.load_npz(fitted_dir / "doc_topics.npz").toarray(), atol=1e-6)
+
+    # the tables give each document's three heaviest topics, heaviest first
+    import pandas as pd
+
+    dense = W.toarray()
+    expected = [sorted(np.flatnonzero(row), key=lambda t: (-row[t], t))[:3] for row in dense]
+    expected = [e + [-1] * (3 - len(e)) for e in expected]
+    assert any(e[2] >= 0 for e in expected)  # some documents do have a third topic
+    for table in (pd.read_csv(corpus_files / "w.csv"), pd.read_json(corpus_files / "w.jsonl", lines=True),
+                  pd.read_parquet(corpus_files / "w.parquet")):
+        assert list(table.columns) == ["id", "topic", "weight", "label", "topic_2", "weight_2", "label_2",
+                                       "topic_3", "weight_3", "label_3"]
+        assert table[["topic", "topic_2", "topic_3"]].values.tolist() == expected
+        got = table[["weight", "weight_2", "weight_3"]].to_numpy()
+        assert np.allclose(got, [[row[t] if t >= 0 else 0 for t in e] for row, e in zip(dense, expected)], atol=1e-6)
+        assert table["id"].tolist()[:2] == ["d0", "d1"]
+    rc = main(["transform", str(fitted_dir), str(corpus_files / "docs.jsonl"), "--text-field", "body",
+               "--embeddings", str(corpus_files / "emb.npy"), "--out", str(corpus_files / "w1.tsv"), "--top", "1",
+               "-q"])
+    assert rc == 0
+    assert list(pd.read_csv(corpus_files / "w1.tsv", sep="\t").columns) == ["id", "topic", "weight", "label"]
 
 
 @pytest.mark.parametrize("flag, value, message", [
@@ -151,6 +172,76 @@ def test_fit_takes_the_atom_space_and_doc_weights(corpus_files, tmp_path):
     assert model.doc_smoothing == 0.25
     assert model.prevalence_power == model.atom_tree_.power == 1.0
     assert model.doc_weights == "theta" and model.doc_embeddings_ is None
+
+
+def test_evaluate_rereads_the_fitted_input_while_it_is_unchanged(corpus_files, tmp_path, capsys, caplog):
+    """The saved texts are cut to 1,000 characters; `evaluate` without --reference reads the
+    file `fit` recorded, and refuses with a one-line reason once it has changed or moved."""
+    docs = tmp_path / "docs.jsonl"
+    docs.write_bytes((corpus_files / "docs.jsonl").read_bytes())
+    assert any(len(json.loads(line)["body"]) > 1000 for line in docs.read_text().splitlines())
+    model = tmp_path / "model"
+    assert main(["fit", str(docs), "--out", str(model), "--text-field", "body", "--embeddings",
+                 str(corpus_files / "emb.npy"), "--topics", "6", *SMALL_FLAGS]) == 0
+    recorded = json.loads((model / "model.json").read_text())["input"]
+    assert recorded["path"] == str(docs.resolve()) and recorded["text_field"] == "body"
+    assert len(recorded["sha256"]) == 64
+
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO, logger="saetm"):
+        assert main(["evaluate", str(model), "--json", "--no-write"]) == 0
+    assert f"{docs.resolve()}, the input the model was fitted on" in caplog.text
+    by_itself = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(model), "--reference", str(docs), "--json", "--no-write", "-q"]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert by_itself["measures"] == given["measures"]
+    assert by_itself["reference"] == f"the 400 documents of {docs.resolve()}, the input the model was fitted on"
+
+    with open(docs, "a") as f:
+        f.write(json.dumps({"id": "new", "body": "one more document"}) + "\n")
+    assert main(["evaluate", str(model), "--no-write", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has changed since `saetm fit`" in err[0] and "--reference" in err[0]
+    docs.rename(tmp_path / "moved.jsonl")
+    assert main(["evaluate", str(model), "--no-write", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is no longer there" in err[0] and "--reference" in err[0]
+    assert not (model / "evaluation.json").exists()
+
+
+def test_the_hash_of_a_txt_folder_covers_names_and_contents(tmp_path):
+    from saetm.io.provenance import content_sha256
+
+    (tmp_path / "a.txt").write_text("first document")
+    (tmp_path / "b.txt").write_text("second document")
+    (tmp_path / ".hidden.txt").write_text("not read by saetm")
+    before = content_sha256(tmp_path)
+    (tmp_path / ".hidden.txt").write_text("still not read")
+    assert content_sha256(tmp_path) == before
+    (tmp_path / "b.txt").rename(tmp_path / "c.txt")
+    renamed = content_sha256(tmp_path)
+    assert renamed != before
+    (tmp_path / "a.txt").write_text("first document, edited")
+    assert content_sha256(tmp_path) not in (before, renamed)
+
+
+def test_every_argument_of_every_command_has_help():
+    import argparse
+
+    from saetm.cli import build_parser
+
+    def undocumented(parser, name):
+        for action in parser._actions:
+            if not action.help or action.help == argparse.SUPPRESS:
+                yield f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if isinstance(action, argparse._SubParsersAction):
+                for command, sub in action.choices.items():
+                    yield from undocumented(sub, f"saetm {command}")
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"fit", "retopic", "topics", "transform", "train-sae", "demo", "report", "evaluate"} <= set(commands)
+    assert list(undocumented(parser, "saetm")) == []
 
 
 def test_fit_vocabulary_flags(corpus_files, tmp_path, capsys):

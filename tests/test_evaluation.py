@@ -4,6 +4,7 @@ import http.server
 import json
 import logging
 import re
+import sys
 import threading
 
 import numpy as np
@@ -212,6 +213,18 @@ def test_wmd_diversity_matches_gensim_wmdistance(glove, ng_topics):
     expected = np.mean([kv.wmdistance(topics[i], topics[j]) for i, j in pairs])
     assert wmd_diversity(topics, glove) == pytest.approx(expected, rel=1e-5)
     assert wmd_diversity([topics[0], topics[0]], glove) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_wmd_without_pot_is_skipped_with_a_note(glove, ng_topics, monkeypatch):
+    """POT is the optional extra 'eval': without it the scorecard says so and keeps the rest."""
+    from saetm.evaluation.scorecard import scorecard
+
+    monkeypatch.setitem(sys.modules, "ot", None)  # what an environment without POT looks like to import
+    with pytest.raises(SaetmError, match=r"saetm\[eval\]"):
+        wmd_diversity(ng_topics, glove)
+    record = scorecard(ng_topics, word_vectors=glove)
+    assert "wmd_diversity" not in record["measures"] and "embedding_coherence" in record["measures"]
+    assert any("saetm[eval]" in note for note in record["notes"])
 
 
 def test_vector_measures_prefer_real_topics(glove, ng_topics, shuffled_topics):

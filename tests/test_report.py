@@ -95,21 +95,35 @@ def test_every_plot_has_a_title_labelled_axes_and_short_labels(model):
         assert fig.layout.title.text, heading
         xs, ys = _axes(fig, "x"), _axes(fig, "y")
         assert xs and ys, heading
-        assert all(ax.title.text for ax in xs), heading  # every x axis says what it measures
+        # every x axis that shows its ticks says what it measures (stacked panels share the bottom one)
+        assert all(ax.title.text for ax in xs if ax.showticklabels is not False), heading
         assert fig.layout.yaxis.title.text, heading  # the first (or only) y axis
         names = [tr.name for tr in fig.data if tr.name] + [str(t) for ax in ys for t in (ax.ticktext or ())]
         assert all(len(n) <= LABEL_CHARS for n in names), heading
     words = topic_words_bars(model["words"], model["weights"], model["labels"], top_n=5, max_topics=4)
     assert len(words.data) == 4 and all(len(tr.y) == 5 for tr in words.data)
     assert "first 4 of 10" in words.layout.title.text
+    for i, tr in enumerate(words.data):  # the listed order from the top down, whatever the weights
+        axis = words.layout["yaxis" + (str(i + 1) if i else "")]
+        assert list(axis.categoryarray)[::-1] == model["words"][i][:5] == list(tr.y)[::-1]
+    assert "listed order" in words.layout.meta["caption"]
 
 
 def test_plots_pick_the_topics_that_vary_and_cap_what_they_embed(model):
     lines = topics_over_time_lines(model["over_time"], model["labels"], top=3)
-    assert len(lines.data) == 3 and len(lines.data[0].x) == 39
-    assert lines.layout.xaxis.title.text == "week (starting Monday)"
+    counts, *panels = lines.data
+    assert counts.type == "bar" and list(counts.y) == model["over_time"].drop_duplicates("period")["n_docs"].tolist()
+    assert len(panels) == 3 and len(panels[0].x) == 39 and all(p.error_y.array is not None for p in panels)
+    assert lines.layout.xaxis4.title.text == "week (starting Monday)" and "95% interval" in lines.layout.meta["caption"]
+    # the panels are the topics whose main-topic counts change most, not those whose coverage varies most
+    from saetm.analysis.time import pick_significant, rank_changing_topics
+
+    ranked = rank_changing_topics(model["over_time"], "share")
+    assert [int(p.name.split(":")[0]) for p in panels] == pick_significant(ranked, 3)
     bars = group_comparison_bars(model["per_group"], model["labels"], top=4)
-    assert {tr.name for tr in bars.data} == {"HillaryClinton", "realDonaldTrump"} and len(bars.data[0].y) == 4
+    sizes = model["per_group"].drop_duplicates("group").set_index("group")["n_docs"]
+    assert {tr.name for tr in bars.data} == {f"{g} ({n:,})" for g, n in sizes.items()} and len(bars.data[0].y) == 4
+    assert all(tr.error_x.array is not None for tr in bars.data)  # 95% intervals
     weekly = group_comparison_bars(model["over_time"].rename(columns={"period": "group"}), model["labels"], top=5)
     assert weekly.data[0].type == "heatmap" and np.asarray(weekly.data[0].z).shape == (5, 39)  # many groups
     heat = doc_topic_heatmap(model["doc_topics"], model["labels"], max_docs=50, seed=1)
@@ -169,6 +183,7 @@ def test_render_report_writes_one_small_self_contained_file(model, tmp_path):
         assert f">{heading}</a>" in page  # in the table of contents
     assert "sae.k" in page and "[0, 1]" in page and "Topics are an NMF stand-in." in page
     assert "150 of 1,500 documents" in page  # the heatmap's cap is said in the page
+    assert 'class="scroll"' not in page and "overflow:auto" not in page  # no scroll box of its own
     assert "america, make, great" in page or "hillary" in page  # the topic table
     assert page.count("<tr>") >= len(model["labels"])
 
@@ -200,7 +215,7 @@ def test_report_renders_in_a_headless_browser(model, tmp_path):
     assert f'data-charts="{len(figures)}"' in root
     assert len(re.findall(r'class="[^"]*\bjs-plotly-plot\b', dom)) == len(figures)
     assert dom.count('class="main-svg"') >= len(figures)  # plotly drew into each chart
-    for text in ("coverage (share of documents)", "merge distance", "word weight", "HillaryClinton"):
+    for text in ("documents per period", "merge distance", "word weight", "HillaryClinton"):
         assert text in dom, text
 
     # the error recorder works: a report page (without charts, to be quick) with a broken script reports it
@@ -215,6 +230,76 @@ def test_report_renders_in_a_headless_browser(model, tmp_path):
     _chromium(tmp_path, path.as_uri(), f"--screenshot={shot}", "--window-size=1400,2000", "--hide-scrollbars")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     shutil.copyfile(shot, SCREENSHOT_COPY)  # for a person to look at
+
+
+# Once the charts are drawn: elements that scroll on their own, the page's width against the
+# viewport's, and each word card's words with the drawn width of their bars.
+PROBE = """<script>window.addEventListener("load", function () { setTimeout(function () {
+  var scrollers = [];
+  document.querySelectorAll("body *").forEach(function (el) {
+    var s = getComputedStyle(el);
+    if ((/auto|scroll/.test(s.overflowY) && el.scrollHeight > el.clientHeight + 1) ||
+        (/auto|scroll/.test(s.overflowX) && el.scrollWidth > el.clientWidth + 1)) scrollers.push(el.tagName + "." + el.className);
+  });
+  var cards = [].map.call(document.querySelectorAll(".wordlist"), function (card) {
+    return [card.querySelector("h3").textContent, [].map.call(card.querySelectorAll("li"), function (li) {
+      return [li.textContent, li.querySelector(".bar").getBoundingClientRect().width]; })]; });
+  var r = JSON.stringify({scrollers: scrollers, page: document.documentElement.scrollWidth,
+                          view: document.documentElement.clientWidth, cards: cards});
+  document.documentElement.setAttribute("data-probe", r);
+  if (window.parent !== window) window.parent.postMessage(r, "*");
+}, 500); });</script></body>"""
+
+
+def probe_layout(tmp_path, page, width: int) -> dict:
+    """Lay ``page`` out ``width`` px wide in headless Chromium and return what PROBE saw.
+
+    Narrow widths go through an iframe: headless Chromium keeps windows at least 500 px wide."""
+    import json
+
+    probed = tmp_path / f"probed-{width}.html"
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE), encoding="utf-8")
+    url = probed.as_uri()
+    if width < 600:
+        wrap = tmp_path / f"phone-{width}.html"
+        wrap.write_text(f'<html><body style="margin:0"><iframe src="{url}" style="border:0;width:{width}px;height:2000px">'
+                        '</iframe><script>window.addEventListener("message", function (e) {'
+                        'document.documentElement.setAttribute("data-probe", e.data); });</script></body></html>',
+                        encoding="utf-8")
+        url, width = wrap.as_uri(), 1000
+    dom = _chromium(tmp_path, url, "--dump-dom", f"--window-size={width},1600").stdout
+    found = re.search(r'data-probe="([^"]*)"', re.search(r"<html[^>]*>", dom).group(0))
+    assert found, "the layout probe did not report"
+    import html as _html
+
+    return json.loads(_html.unescape(found.group(1)))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs the chromium browser (apt-get install -y chromium); CI installs it")
+def test_every_topic_has_its_words_and_the_page_fits_wide_and_phone_screens(model, tmp_path):
+    """The layout the reader sees: no scroll box inside the page at 1,400 px or at 390 px
+    (a phone), nothing wider than the screen, and a word card per topic, words in the
+    listed order with bars that shorten down the list."""
+    from saetm.report.build import WORD_CAPTION
+
+    words = [[(w, 1 - i / len(ws), b) for i, (w, b) in enumerate(zip(ws, bs))]
+             for ws, bs in zip(model["words"], model["weights"])]
+    lists = [(f"topic {t}", f"share {model['prevalence'][t]:.1%}", words[t]) for t in range(len(words))]
+    table = _topic_table(model).assign(**{"example document": ["a long example text " * 12] * len(words)})
+    path = tmp_path / "report.html"
+    render_report(path, title="Election tweets 2016", settings={"n_topics": 10}, topic_table=table,
+                  figures=_figures(model)[1:], word_lists=lists, word_caption=WORD_CAPTION)
+    page = path.read_text(encoding="utf-8")
+    assert page.count('class="wordlist"') == len(words) and "1 − i/n" in page
+    for width in (1400, 390):
+        seen = probe_layout(tmp_path, path, width)
+        assert seen["scrollers"] == [], (width, seen["scrollers"])
+        assert seen["page"] <= seen["view"] <= width, (width, seen["page"], seen["view"])  # nothing sideways
+        assert [c[0] for c in seen["cards"]] == [f"topic {t}" for t in range(len(words))]
+        for t, (_, items) in enumerate(seen["cards"]):
+            assert [w for w, _ in items] == model["words"][t]  # every word, in the listed order
+            bars = [b for _, b in items]
+            assert bars == sorted(bars, reverse=True) and bars[0] > 3 * bars[-1] > 0, (width, t, bars)
 
 
 # ---------------------------------------------------------------- thumbnails (image models)

@@ -70,7 +70,8 @@ def test_topics_over_time_uses_the_fitted_dates(tw, tweets):
     table = tw.topics_over_time(freq="M")
     periods = list(table["period"].cat.categories)
     assert periods == [f"2016-{m:02d}" for m in range(1, 10)]
-    assert list(table.columns) == ["period", "topic", "label", "coverage", "prevalence", "n_docs", "n_active"]
+    assert list(table.columns) == ["period", "topic", "label", "coverage", "prevalence", "n_docs", "n_active",
+                                   "share", "share_se", "n_main"]
     assert len(table) == 9 * tw.n_topics
     assert table.drop_duplicates("period")["n_docs"].sum() == len(tweets)
     april = table[table["period"] == "2016-04"]  # inside the range, no document: kept, NaN, not 0
@@ -110,7 +111,8 @@ def test_over_time_needs_dates(ng, tw):
 # ---------------------------------------------------------------- per class
 def test_topics_per_class_on_newsgroups(ng, ng_corpus):
     table = ng.topics_per_class()
-    assert list(table.columns) == ["class", "topic", "label", "coverage", "prevalence", "n_docs", "n_active"]
+    assert list(table.columns) == ["class", "topic", "label", "coverage", "prevalence", "n_docs", "n_active",
+                                   "share", "share_se", "n_main"]
     assert table.drop_duplicates("class")["n_docs"].sum() == len(ng_corpus)
     assert set(table["class"]) == set(ng_corpus.labels)
     ranked = ng.rank_differing_topics()
@@ -199,9 +201,12 @@ def test_every_plot_on_a_dated_model(tw):
     _figures_ok(figs)
     bars, topic_map, lines, per_class, tree, heat = figs
     assert len(bars.data) == tw.n_topics and len(topic_map.data[0].x) == tw.n_topics
-    assert len(lines.data) == 3 and list(lines.data[0].x)[3] == "2016-04" and np.isnan(lines.data[0].y[3])
-    assert {tr.name for tr in per_class.data} == {"HillaryClinton", "realDonaldTrump"}
-    assert per_class.layout.legend.title.text == "class"
+    assert len(lines.data) == 1 + 3 and lines.data[0].y[3] == 0  # documents per period, then one panel per topic
+    assert list(lines.data[1].x)[3] == "2016-04" and np.isnan(lines.data[1].y[3])
+    assert lines.layout.yaxis2.title.text == "share"
+    n = tw.topics_per_class().drop_duplicates("class").set_index("class")["n_docs"]
+    assert {tr.name for tr in per_class.data} == {f"{c} ({k:,})" for c, k in n.items()}
+    assert per_class.layout.legend.title.text == "class (documents)" and "class's" in per_class.layout.meta["caption"]
     assert len(tree.layout.yaxis.ticktext) == tw.n_topics
     assert np.asarray(heat.data[0].z).shape == (tw.n_topics, 50) and "50 of 600" in heat.layout.title.text
     chosen = tw.visualize_barchart(topics=[2, 0], n_words=5)
@@ -247,7 +252,8 @@ def test_retopic_updates_every_analysis_without_refitting(tw):
 def test_report_of_one_topic_and_of_undated_model(ng, tw, tmp_path):
     one = copy.copy(tw).retopic(1)
     page = one.report(tmp_path / "one.html").read_text(encoding="utf-8")
-    assert page.count("Plotly.newPlot(") == 4  # words, over time, by class, documents: no map or tree of one topic
+    assert page.count("Plotly.newPlot(") == 3  # over time, by class, documents: no map or tree of one topic
+    assert page.count('class="wordlist"') == 1
     assert "Topic hierarchy" not in page and "Topics over time" in page
     page = ng.report(tmp_path / "sub" / "ng.html", title="Newsgroups").read_text(encoding="utf-8")
     assert "Topics over time" not in page and "Topics by class" in page and "<title>Newsgroups</title>" in page
@@ -266,10 +272,11 @@ def test_model_report_in_a_headless_browser(tw, tmp_path):
     dom = _chromium(tmp_path, path.as_uri(), "--dump-dom").stdout
     root = re.search(r"<html[^>]*>", dom).group(0)
     assert 'data-js-errors="0"' in root, re.search(r'data-js-error-messages="[^"]*"', dom)
-    assert 'data-charts="6"' in root
-    assert dom.count('class="main-svg"') >= 6
-    for text in ("Topics over time", "Topics by class", "Topic hierarchy", "Topic map", "2016-04",
-                 "coverage (share of documents)", "merge distance", "realDonaldTrump", "change rank",
+    assert 'data-charts="5"' in root
+    assert dom.count('class="main-svg"') >= 5
+    assert dom.count('class="wordlist"') == tw.n_topics
+    for text in ("Topics over time", "Topics by class", "Topic hierarchy", "Topic map", "Top words", "2016-04",
+                 "documents per period", "merge distance", "realDonaldTrump", "change rank", "main topic of",
                  "Settings", "parameters.n_topics", "sae.metric.fve"):
         assert text in dom, text
     shot = tmp_path / "report.png"

@@ -25,6 +25,7 @@ from saetm.errors import SaetmError
 from saetm.views import TopicViews
 
 log = logging.getLogger("saetm")
+MAX_LABEL_CHARS = 200  # custom topic labels: a name, not a document
 
 
 @dataclass
@@ -54,9 +55,10 @@ class SAETM(TopicViews):
     Parameters are stored verbatim (scikit-learn contract); learned state ends in ``_``.
 
     n_topics: number of topics T (change later with :meth:`retopic`, no refit).
-    encoder: ``"default"`` (bundled all-MiniLM-L6-v2), a sentence-transformers name or
+    encoder: ``"default"`` (bundled all-MiniLM-L6-v2), ``"static"`` (word-piece vectors
+        distilled from it, :mod:`saetm.encoders.static`), a sentence-transformers name or
         local folder, or any callable ``list[str] -> (n, d) array``.
-    sae: ``"auto"`` (the SAE shipped with saetm when the encoder is the default and
+    sae: ``"auto"`` (the SAE shipped with saetm for the encoder, default or static, when
         ``n_atoms``/``k``/``arch``/``sae_steps`` ask for nothing else, else ``"train"``),
         ``"default"`` (the shipped SAE), ``"train"`` (train one on this corpus), a folder
         written by ``saetm train-sae``, or a fitted ``saetm.sae.models.SparseAutoencoder``.
@@ -181,10 +183,14 @@ class SAETM(TopicViews):
     def fit(self, documents: Sequence[str], embeddings: np.ndarray | None = None, *,
             dates: Sequence | None = None, labels: Sequence | None = None,
             ids: Sequence | None = None, images: Sequence | None = None,
-            embedding_name: str | None = None) -> "SAETM":
+            embedding_name: str | None = None, embedding_rows: Sequence[int] | None = None) -> "SAETM":
         """Fit all three stages on ``documents`` (``embeddings``: optional precomputed
         ``(n_docs, dim)`` array aligned with the documents; ``embedding_name``: what made
         them, e.g. ``"image:efficientnet-lite0"``, recorded with the SAE and the model).
+
+        embedding_rows: with ``embeddings``, the document each embedding row belongs to
+        (default: one row per document, in order). A document without an embedding (an
+        image that could not be read) keeps its row and gets no topic, as an empty text does.
 
         dates / labels / ids: kept per document for the analyses and the report.
         images: for an image collection, each document's image (a path; inline bytes are
@@ -198,11 +204,13 @@ class SAETM(TopicViews):
         meta["image"] = _image_paths(meta["image"])
         meta["text"] = docs  # kept (saved truncated) for representative documents and reports
         report = FitReport(n_documents=len(docs))
+        self.input_ = None  # set by `saetm fit` (the file read), kept in model.json for `saetm evaluate`
         t = time.perf_counter()
 
         self.encoder_ = pipeline.make_encoder(self.encoder)
         self.embedding_name_ = embedding_name or self.encoder_.name
-        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose)
+        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
+                                 rows=embedding_rows)
         self.doc_embeddings_ = pipeline.document_embeddings(self, X, rows, len(docs))
         report.seconds["embed"] = time.perf_counter() - t
 
@@ -328,7 +336,8 @@ class SAETM(TopicViews):
         return [f"{t}: {', '.join(w)}" for t, w in enumerate(words)]
 
     def set_topic_labels(self, labels: Sequence[str] | dict | None) -> "SAETM":
-        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets."""
+        """Name topics (a list with one label per topic, or ``{topic: label}``); ``None`` resets.
+        A label longer than ``MAX_LABEL_CHARS`` characters is refused."""
         self._check_fitted()
         if labels is None:
             self.custom_labels_ = None
@@ -344,6 +353,10 @@ class SAETM(TopicViews):
             if len(labels) != self.n_topics:
                 raise SaetmError(f"got {len(labels)} labels for {self.n_topics} topics; give one per topic")
             base = labels
+        for t, name in enumerate(base):
+            if len(name) > MAX_LABEL_CHARS:  # every table, plot and page of the report repeats labels
+                raise SaetmError(f"the label of topic {t} has {len(name):,} characters; "
+                                 f"give labels of at most {MAX_LABEL_CHARS}")
         self.custom_labels_ = base
         return self
 
@@ -381,17 +394,34 @@ class SAETM(TopicViews):
             out.insert(0, "document", list(documents))
         return out
 
-    def describe_weights(self, doc_topics: sp.spmatrix) -> pd.DataFrame:
-        """Main topic (−1 when none is active), its weight and label for each row of ``doc_topics``."""
-        W = sp.csr_matrix(doc_topics)
-        weight = W.max(axis=1).toarray().ravel()
-        top = np.where(weight > 0, np.asarray(W.argmax(axis=1)).ravel(), -1)
+    def describe_weights(self, doc_topics: sp.spmatrix, top: int = 1) -> pd.DataFrame:
+        """Main topic (−1 when none is active), its weight and label for each row of ``doc_topics``.
+
+        ``top`` > 1 adds the next topics by weight as ``topic_2, weight_2, label_2``, ...
+        (−1, 0.0 and "(no topic)" where a document has fewer active topics); ties go to
+        the lower topic number."""
+        W = sp.csr_matrix(doc_topics, copy=True)
+        W.sort_indices()
+        W.data[~(W.data > 0)] = 0  # NaN or negative weights are no topic
+        W.eliminate_zeros()
+        n, top = W.shape[0], max(1, min(int(top), W.shape[1]))
+        rows = np.repeat(np.arange(n), np.diff(W.indptr))
+        # by row, then weight descending; the stable sort keeps ties in topic order
+        order = np.lexsort((-W.data, rows))
+        rank = np.arange(len(order)) - W.indptr[rows[order]]
+        keep = order[rank < top]
+        topics = np.full((n, top), -1, dtype=np.int64)
+        weights = np.zeros((n, top), dtype=W.dtype)
+        topics[rows[keep], rank[rank < top]] = W.indices[keep]
+        weights[rows[keep], rank[rank < top]] = W.data[keep]
         labels = self.topic_labels()
-        return pd.DataFrame({
-            "topic": top,
-            "weight": weight,
-            "label": [labels[t] if t >= 0 else "(no topic)" for t in top],
-        })
+        columns = {}
+        for j in range(top):
+            suffix = "" if j == 0 else f"_{j + 1}"
+            columns[f"topic{suffix}"] = topics[:, j]
+            columns[f"weight{suffix}"] = weights[:, j]
+            columns[f"label{suffix}"] = [labels[t] if t >= 0 else "(no topic)" for t in topics[:, j]]
+        return pd.DataFrame(columns)
 
     def _top_words(self, n_words: int):
         key = (int(n_words), self.word_ranking, self._repeat_penalty())
@@ -444,8 +474,9 @@ class SAETM(TopicViews):
         coherence; NMI/ARI with labels; LLM coherence and intruder accuracy with a judge.
 
         ``reference``: the corpus for NPMI / C_V — None uses the fitted documents (a
-        loaded model whose saved texts were cut to 1,000 characters refuses: give the
-        corpus), or give texts, token lists or ``(counts CSR, vocab)``. ``labels``: one
+        loaded model whose saved texts were cut to 1,000 characters re-reads the input
+        ``saetm fit`` recorded when its content is unchanged, and otherwise refuses: give
+        the corpus), or give texts, token lists or ``(counts CSR, vocab)``. ``labels``: one
         per fitted document (default: those given to ``fit``). ``judge``: a callable ``prompt -> answer`` such as
         :class:`saetm.evaluation.judge.OpenAIJudge`. ``word_vectors``: ``"glove"``, None
         (skip) or an object with ``vectors_for``. Returns ``{measure: value}``; with
@@ -464,11 +495,18 @@ class SAETM(TopicViews):
             # A loaded model keeps texts cut to TEXT_CHARS (a fitted one, with fit_report_, the full
             # texts); cutting loses most co-occurrences (20 Newsgroups: NPMI 0.13 -> -0.13), so refuse.
             loaded = not hasattr(self, "fit_report_")
+            source = f"the {len(texts)} fitted documents"
             if cut := loaded and sum(len(t) >= TEXT_CHARS for t in texts):
-                raise SaetmError(f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "
-                                 "which would distort NPMI / C_V; give the full corpus (Python: reference=texts; "
-                                 "CLI: --reference INPUT, e.g. the file you fitted)")
-            reference, source = reference_tokens(self, texts), f"the {len(texts)} fitted documents"
+                why = (f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "
+                       "which would distort NPMI / C_V")
+                if getattr(self, "input_", None) is None:
+                    raise SaetmError(f"{why}; give the full corpus (Python: reference=texts; "
+                                     "CLI: --reference INPUT, e.g. the file you fitted)")
+                from saetm.io.provenance import read_fitted_texts
+
+                texts = [t for t in read_fitted_texts(self.input_, why) if t.strip()]
+                source = f"the {len(texts)} documents of {self.input_['path']}, the input the model was fitted on"
+            reference = reference_tokens(self, texts)
         elif isinstance(reference, (list, tuple)) and reference and all(isinstance(t, str) for t in reference):
             reference, source = reference_tokens(self, reference), f"{len(reference)} given documents"
         else:

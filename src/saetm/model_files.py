@@ -2,8 +2,9 @@
 
 Directory layout (``DIR``)::
 
-    model.json          settings, versions, fit report — written LAST: its presence
-                        means the directory is complete
+    model.json          settings, versions, fit report, the input ``saetm fit`` read (path,
+                        SHA-256, text field) — written LAST: its presence means the
+                        directory is complete
     vocab.json          the vocabulary (list of words)
     state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings, atom tree — stages 1–2;
                         document-word incidence (word ranking) and float16 document
@@ -47,6 +48,7 @@ from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
 from saetm.io.persist import (atomic_write, csr_from_tensors, csr_to_tensors, read_json, read_tensors,
                               write_json, write_npz, write_tensors)
+from saetm.io.provenance import checked_record
 
 log = logging.getLogger("saetm")
 
@@ -314,6 +316,7 @@ def _model_json(model) -> dict:
         "n_documents": int(model.theta_.shape[0]),
         "vocabulary_size": len(model.vocab_),
         "custom_labels": getattr(model, "custom_labels_", None),
+        "input": getattr(model, "input_", None),  # the file `saetm fit` read: path, sha256, text_field
         "fit_report": _jsonable(report.__dict__) if report else getattr(model, "fit_info_", None),
     }
 
@@ -445,8 +448,9 @@ def load_model(cls, directory: Path):
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
                                   None if centroids is None else smoothing))
     model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
-    model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory)
+    model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)
     model.fit_info_ = info.get("fit_report")
+    model.input_ = checked_record(info.get("input"))
     _check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
 
@@ -512,7 +516,9 @@ def _restore_encoder(info: dict):
 
     name = info.get("encoder") or "default"
     if not info.get("encoder_is_callable"):
-        return TextEncoder(name)
+        from saetm.pipeline import make_encoder
+
+        return make_encoder(name)  # a TextEncoder, or the static encoder by its saved name
 
     def missing(texts):
         raise SaetmError(f"this model was fitted with the Python callable encoder {name!r}, which is not saved; "
@@ -521,10 +527,23 @@ def _restore_encoder(info: dict):
     return TextEncoder(missing, name=name)
 
 
-def _custom_labels(labels, n_topics: int, directory: Path):
+def _custom_labels(labels, n_topics: int, directory: Path, word_labels=None):
+    """The saved custom labels; one longer than ``MAX_LABEL_CHARS`` (an edited file)
+    is replaced by the topic's word label, with a warning."""
+    from saetm.model import MAX_LABEL_CHARS
+
     if labels is None:
         return None
     if isinstance(labels, list) and len(labels) == n_topics and all(isinstance(x, str) for x in labels):
+        long = [t for t, x in enumerate(labels) if len(x) > MAX_LABEL_CHARS]
+        if long:
+            log.warning("%s: ignoring the saved label of topic %s, longer than %d characters; "
+                        "set a shorter one with set_topic_labels", directory, ", ".join(map(str, long)),
+                        MAX_LABEL_CHARS)
+            if word_labels is None:
+                return None
+            words = word_labels()
+            labels = [words[t] if t in long else x for t, x in enumerate(labels)]
         return labels
     log.warning("%s: ignoring the saved topic labels, which do not fit the %d topics", directory, n_topics)
     return None

@@ -169,27 +169,51 @@ def check_metadata(n_docs: int, **columns) -> dict:
 
 # ---------------------------------------------------------------- embeddings
 def make_encoder(spec):
+    """The encoder for ``spec``: an encoder object as given, ``"static"`` (or its saved name) for
+    :class:`saetm.encoders.static.StaticEncoder`, anything else for a TextEncoder."""
+    from saetm.encoders.static import STATIC_ALIASES, StaticEncoder
     from saetm.encoders.text import TextEncoder
 
-    return spec if isinstance(spec, TextEncoder) else TextEncoder(spec)
+    if isinstance(spec, (TextEncoder, StaticEncoder)):
+        return spec
+    return StaticEncoder() if isinstance(spec, str) and spec in STATIC_ALIASES else TextEncoder(spec)
 
 
-def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None):
+def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None,
+          rows=None):
     """Embeddings for the documents: ``(X, rows)`` where ``X[i]`` belongs to document ``rows[i]``.
 
     Given embeddings cover every row (an image with an empty caption still has an
-    embedding). Otherwise empty documents are not encoded: they get no atoms, hence
-    no topic, and keep their row so outputs stay aligned with the input."""
+    embedding), or the documents ``rows`` when given (an image that could not be read
+    has none). Otherwise empty documents are not encoded. A document without an
+    embedding gets no atoms, hence no topic, and keeps its row so outputs stay aligned
+    with the input."""
     from saetm.encoders.text import encode_cached
 
     if embeddings is not None:
         X = np.asarray(embeddings)
         n = len(docs) if docs is not None else (X.shape[0] if X.ndim else 0)
-        X = validate_embeddings(X, n_rows=n, dim=expected_dim)
-        return X, np.arange(X.shape[0])
+        if rows is None:
+            return validate_embeddings(X, n_rows=n, dim=expected_dim), np.arange(X.shape[0])
+        rows = _embedding_rows(rows, n)
+        return validate_embeddings(X, n_rows=len(rows), dim=expected_dim), rows
+    if rows is not None:
+        raise SaetmError("embedding_rows says which documents the given embeddings belong to; pass embeddings too")
     rows = np.flatnonzero([bool(d.strip()) for d in docs])
     X = encode_cached(encoder, [docs[i] for i in rows], cache=cache, show_progress=progress)
     return validate_embeddings(X, n_rows=len(rows), dim=expected_dim), rows
+
+
+def _embedding_rows(rows, n_docs: int) -> np.ndarray:
+    r = np.asarray(rows)
+    if r.ndim != 1 or (r.size and r.dtype.kind not in "iu"):
+        raise SaetmError("embedding_rows must be a list of document numbers (whole numbers), one per embedding")
+    r = r.astype(np.int64)
+    if r.size and (r.min() < 0 or r.max() >= n_docs):
+        raise SaetmError(f"embedding_rows must be document numbers from 0 to {n_docs - 1}; got {int(r.min())}..{int(r.max())}")
+    if np.unique(r).size != r.size:
+        raise SaetmError("embedding_rows repeats a document; give each document at most one embedding")
+    return r
 
 
 def expand_rows(m: sp.csr_matrix, rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
@@ -219,8 +243,15 @@ def validate_embeddings(X: np.ndarray, *, n_rows: int | None, dim: int | None) -
 
 
 # ---------------------------------------------------------------- stage 1
-def shipped_sae_dir() -> Path | None:
-    root = Path(__file__).parent / "assets" / "sae-minilm"
+# encoder name -> the folder under saetm/assets/ of the pretrained SAE shipped for it
+SHIPPED_SAES = {"all-MiniLM-L6-v2": "sae-minilm", "static-all-MiniLM-L6-v2": "sae-static"}
+
+
+def shipped_sae_dir(encoder_name: str | None = None) -> Path | None:
+    """The shipped SAE for ``encoder_name`` (the default encoder's for None or an encoder
+    without one of its own), or None if this build lacks it."""
+    folder = SHIPPED_SAES.get(encoder_name or "", SHIPPED_SAES["all-MiniLM-L6-v2"])
+    root = Path(__file__).parent / "assets" / folder
     return root if (root / "sae.json").exists() else None
 
 
@@ -235,7 +266,7 @@ def get_sae(m, X: np.ndarray):
     if choice == "auto":
         choice = "default" if _shipped_fits(m) else "train"
     if choice == "default":
-        root = shipped_sae_dir()
+        root = shipped_sae_dir(getattr(m, "embedding_name_", None))
         if root is None:
             raise SaetmError("no pretrained SAE ships with this saetm build; use sae='train'")
         sae = _checked(load_sae(root), X, m)
@@ -251,23 +282,18 @@ def get_sae(m, X: np.ndarray):
 
 
 def _shipped_fits(m) -> bool:
-    """``sae="auto"`` takes the shipped SAE when it is what was asked for: it reads the default
-    text encoder's embeddings only, and an explicit size, length or architecture other than
-    its own asks for training."""
-    root = shipped_sae_dir()
-    if root is None or not _is_default_encoder(m):
+    """``sae="auto"`` takes the shipped SAE when it is what was asked for: one ships for the
+    embeddings' encoder (:data:`SHIPPED_SAES`), and no explicit size, length or architecture
+    other than its own asks for training."""
+    name = getattr(m, "embedding_name_", None)
+    root = shipped_sae_dir(name) if name in SHIPPED_SAES else None
+    if root is None:
         return False
     from saetm.io.persist import read_json
 
     config = read_json(root / "sae.json").get("config", {})
     return (m.n_atoms in (None, config.get("n_atoms")) and m.sae_steps is None and m.arch == config.get("arch")
             and m.k == config.get("k"))
-
-
-def _is_default_encoder(m) -> bool:
-    from saetm.encoders.text import DEFAULT_ENCODER
-
-    return getattr(m, "embedding_name_", None) == DEFAULT_ENCODER
 
 
 def _checked(sae, X, m):

@@ -66,13 +66,15 @@ class TopicViews:
 
     # ------------------------------------------------------------ over time
     def topics_over_time(self, dates: Sequence | None = None, freq: str | int | None = None) -> pd.DataFrame:
-        """Per-period coverage and prevalence of every topic, one row per (period, topic).
+        """Per-period coverage, prevalence, share and main-topic counts of every topic, one row
+        per (period, topic).
 
         dates: one date (or period label, or year) per fitted document; default: the
         fitted documents' dates. freq: ``None`` (auto), ``"D"``, ``"W"``, ``"M"``,
         ``"Q"``, ``"Y"``, ``"decade"`` or an int (equal-width bins). Periods inside the
         range without documents keep their rows (``n_docs = 0``, NaN measures).
-        Columns: period, topic, label, coverage, prevalence, n_docs, n_active.
+        Columns: period, topic, label, coverage, prevalence, n_docs, n_active, share,
+        share_se, n_main (see :mod:`saetm.analysis.time`).
         """
         from saetm.analysis import time
 
@@ -81,22 +83,25 @@ class TopicViews:
 
     def rank_changing_topics(self, dates: Sequence | None = None, freq: str | int | None = None,
                              measure: str = "coverage") -> pd.DataFrame:
-        """Topics ranked by how much ``measure`` changes across periods (variance, most first),
-        with a Mann–Kendall trend test and a chi-square test of equal coverage; see
+        """Topics ranked by how much ``measure`` ("coverage", "prevalence" or "share") changes
+        across periods (variance, most first), with a Mann–Kendall trend test, a chi-square
+        test of equal coverage and one of equal main-topic counts; see
         :func:`saetm.analysis.time.rank_changing_topics`."""
         from saetm.analysis import time
 
-        if measure not in ("coverage", "prevalence"):
-            raise SaetmError(f"measure must be 'coverage' or 'prevalence', got {measure!r}")
+        if measure not in ("coverage", "prevalence", "share"):
+            raise SaetmError(f"measure must be 'coverage', 'prevalence' or 'share', got {measure!r}")
         return self._with_labels(time.rank_changing_topics(self.topics_over_time(dates, freq), measure=measure))
 
     # ------------------------------------------------------------ per class
     def topics_per_class(self, classes: Sequence | None = None) -> pd.DataFrame:
-        """Per-class coverage and prevalence of every topic, one row per (class, topic).
+        """Per-class coverage, prevalence, share and main-topic counts of every topic, one row
+        per (class, topic).
 
         classes: one label per fitted document (a class, an author, or the corpus each
         document came from when several corpora share one model); default: the labels
-        given at fit. Columns: class, topic, label, coverage, prevalence, n_docs, n_active.
+        given at fit. Columns: class, topic, label, coverage, prevalence, n_docs, n_active,
+        share, share_se, n_main.
         """
         from saetm.analysis.groups import topics_per_group
 
@@ -296,28 +301,36 @@ class TopicViews:
                          method=method)
 
     def visualize_topics_over_time(self, dates: Sequence | None = None, freq: str | int | None = None, top: int = 8,
-                                   measure: str = "coverage", topics: Sequence[int] | None = None):
-        """Lines per period for the ``top`` topics whose ``measure`` changes most (or ``topics``)."""
+                                   measure: str = "share", topics: Sequence[int] | None = None):
+        """One panel per topic of its ``measure`` per period (share: with a 95% interval), under
+        the documents per period, for the ``top`` topics whose main-topic counts change most
+        (or ``topics``); see :func:`saetm.report.trends.topics_over_time_lines`."""
         from saetm.report.plots import topics_over_time_lines
 
         table = self.topics_over_time(dates, freq)
         topics = None if topics is None else [self._topic_index(t) for t in topics]
         return topics_over_time_lines(table, self.topic_labels(), top=top, measure=measure, topics=topics)
 
-    def visualize_topics_per_class(self, classes: Sequence | None = None, top: int = 10, measure: str = "coverage",
+    def visualize_topics_per_class(self, classes: Sequence | None = None, top: int = 10, measure: str = "share",
                                    topics: Sequence[int] | None = None):
-        """Per-class bars (a heatmap beyond 8 classes) for the ``top`` topics that differ most
-        (chi-square ranking of :meth:`rank_differing_topics`), or for ``topics``."""
+        """Per-class bars (share: with 95% intervals; a heatmap beyond 8 classes), each class
+        named with its number of documents, for the ``top`` topics whose main-topic counts
+        differ most between classes (:func:`saetm.analysis.time.pick_significant`), or for ``topics``."""
         from saetm.report.plots import group_comparison_bars
 
         classes = self._classes(classes)
-        if topics is None:
-            topics = self.rank_differing_topics(classes)["topic"].head(top).tolist()
-        else:
+        if topics is not None:
             topics = [self._topic_index(t) for t in topics]
         table = self.topics_per_class(classes).rename(columns={"class": "group"})
-        fig = group_comparison_bars(table, self.topic_labels(), measure=measure, topics=topics)
-        fig.update_layout(title_text=f"Topics by class: the {len(topics)} topics that differ most", legend_title_text="class")
+        fig = group_comparison_bars(table, self.topic_labels(), top=top, measure=measure, topics=topics)
+        fig.update_layout(title_text=fig.layout.title.text.replace("by group", "by class"),
+                          legend_title_text="class (documents)")
+        fig.update_xaxes(title_text="class (documents)", selector=dict(title_text="group (documents)"))
+        if isinstance(fig.layout.meta, dict):
+            caption = fig.layout.meta["caption"]
+            for group, cls in (("groups", "classes"), ("group", "class")):
+                caption = caption.replace(group, cls)
+            fig.update_layout(meta={**fig.layout.meta, "caption": caption})
         return fig
 
     def visualize_hierarchy(self):

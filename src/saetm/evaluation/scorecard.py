@@ -102,7 +102,10 @@ def scorecard(topics: Sequence[Sequence[str]], *, reference=None, doc_topics=Non
     measures["topic_diversity"] = topic_diversity(lists, TD_TOP)
     if word_vectors is not None:
         if sum(1 for t in lists if t) >= 2:
-            measures["wmd_diversity"] = wmd_diversity(lists, word_vectors, WMD_TOP)
+            try:
+                measures["wmd_diversity"] = wmd_diversity(lists, word_vectors, WMD_TOP)
+            except SaetmError as e:  # POT not installed: the other measures still stand
+                notes.append(f"{e}; skipped")
         else:
             notes.append("WMD diversity needs at least two topics with words")
     if reference is not None:

@@ -28,7 +28,9 @@ found later, by the encoder (``saetm.encoders.image.encode_images``).
 
 Image files are decoded by ``load_rgb`` (paths, encoded ``bytes``, ``{"bytes", "path"}``
 records or ``PIL`` images → RGB, transparency on white), which raises
-``UnreadableImage`` with a reason the encoders report instead of crashing.
+``UnreadableImage`` with a reason the encoders report instead of crashing. Only
+regular files of at most ``MAX_IMAGE_BYTES`` (64 MB) are read: devices, named pipes
+and folders given as images are unreadable images, never opened for reading.
 
 ``load_openclipart(n, seed)`` reads Debian's Open Clip Art Library (``apt-get install
 openclipart-png openclipart-svg``): 6,900 distinct public-domain PNG images, their
@@ -45,6 +47,7 @@ import json
 import logging
 import os
 import re
+import stat
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -64,6 +67,7 @@ MANIFEST_NAMES = tuple(f"metadata{ext}" for ext in (".jsonl", ".csv", ".tsv", ".
 FOLDER_LABEL = "folder"
 
 MAX_SIDE = 1024  # pixels; larger images are shrunk while decoding (encoders look at 224-512)
+MAX_IMAGE_BYTES = 64 * 2**20  # per image file: far above any photo or clip art, bounds memory per image
 
 OPENCLIPART_ROOT = Path("/usr/share/openclipart")
 OPENCLIPART_DEMO_SIZE = 1000  # images: encoding + fitting stay within a few minutes on 2 CPU cores
@@ -292,12 +296,36 @@ def image_bytes(image) -> bytes:
         if "://" in str(image):
             raise UnreadableImage("is a URL; saetm reads local files only (download the images first)")
         try:
-            return Path(image).read_bytes()
+            return _read_image_file(image)
         except FileNotFoundError:
             raise UnreadableImage("file not found") from None
         except OSError as e:
             raise UnreadableImage(f"cannot read the file ({e.strerror or type(e).__name__})") from None
     raise UnreadableImage(f"is a {type(image).__name__}, not a path, bytes or PIL image")
+
+
+def _read_image_file(path) -> bytes:
+    """The bytes of a regular file of at most ``MAX_IMAGE_BYTES``. Devices (``/dev/zero``
+    never ends), named pipes (reading one waits for a writer forever), folders and
+    sockets are refused without reading them."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening some devices acts on them
+        raise UnreadableImage(_NOT_REGULAR)
+    # O_NONBLOCK: if a pipe replaced the file since the check, opening it must not wait
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableImage(_NOT_REGULAR)
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise UnreadableImage(_TOO_BIG)
+        data = f.read(MAX_IMAGE_BYTES + 1)  # the file may grow while it is read
+    if len(data) > MAX_IMAGE_BYTES:
+        raise UnreadableImage(_TOO_BIG)
+    return data
+
+
+_NOT_REGULAR = "is not a regular file (a device, named pipe, socket or folder)"
+_TOO_BIG = f"is larger than {MAX_IMAGE_BYTES // 2**20} MB, more than any image saetm reads"
 
 
 def load_rgb(image, max_side: int = MAX_SIDE):

@@ -21,7 +21,9 @@ Rules shared by every document format
   CSV/TSV cells are read verbatim as strings (``"NA"``, ``"007"`` stay as written).
 * Labels and ids are turned into strings the same way; ids must be unique.
 * Dates are kept raw unless they parse: all-numeric values (e.g. years) are kept
-  as numbers, otherwise pandas ``to_datetime`` is tried (month first when
+  as numbers, unless all are above 10^8: Unix timestamps (seconds; milliseconds above
+  10^11, see ``saetm.analysis.time.assign_periods``) become ``pd.Timestamp`` objects
+  and the reading is logged; otherwise pandas ``to_datetime`` is tried (month first when
   ambiguous) and, when every value parses, ``pd.Timestamp`` objects are stored;
   else the raw strings are kept as ordered labels (mixed UTC offsets are converted
   to UTC; numbers mixed with text are labels). ``extra["date_kind"]`` says
@@ -162,8 +164,13 @@ def _decode(raw: bytes, path: Path) -> str:
     return text[1:] if text.startswith("\ufeff") else text  # drop a byte-order mark
 
 
+def txt_folder_files(folder: Path) -> list[Path]:
+    """The documents of a folder: its ``.txt`` files, sorted by name, hidden ones left out."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".txt" and p.is_file() and not p.name.startswith("."))
+
+
 def _read_txt_folder(folder: Path):
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".txt" and p.is_file() and not p.name.startswith("."))
+    files = txt_folder_files(folder)
     if not files:
         raise SaetmError(f"folder {folder} contains no .txt files; put one document per .txt file there")
     texts = [_decode(p.read_bytes(), p) for p in files]
@@ -234,8 +241,10 @@ def _read_parquet(path: Path) -> tuple[dict[str, list], int]:
 
 def _check_field(path: Path, name: str | None, available: list[str], what: str) -> None:
     if name is not None and name not in available:
+        if _data_as_header(path, available) is not None:
+            raise SaetmError(_no_header_message(path, available))
         raise SaetmError(
-            f"{path} has no field {name!r} (for --{what}-field); available fields: {', '.join(map(repr, available))}"
+            f"{path} has no field {name!r} (for --{what}-field); available fields: {_field_list(available)}"
         )
 
 
@@ -246,14 +255,45 @@ def _detect_text_field(path: Path, columns: dict[str, list]) -> str:
             return name
         if name in lower:
             return lower[name]
+    if _data_as_header(path, list(columns)) is not None:
+        # the first document was taken for the header: it would be lost, and named as a field
+        raise SaetmError(_no_header_message(path, list(columns)))
     strings = [c for c, values in columns.items() if _is_string_column(values)]
     if len(strings) == 1:
         return strings[0]
     why = "several text-like columns" if strings else "no text column"
     raise SaetmError(
         f"cannot tell which field of {path} holds the text ({why}); "
-        f"pass --text-field (text_field=) with one of: {', '.join(map(repr, columns))}"
+        f"pass --text-field (text_field=) with one of: {_field_list(columns)}"
     )
+
+
+_HEADER_MAX_WORDS = 5  # a column name of more words, or of more characters, is a row of data
+_HEADER_MAX_CHARS = 60
+
+
+def _data_as_header(path: Path, names) -> str | None:
+    """The first CSV/TSV column name that reads like data rather than a name (a sentence,
+    a paragraph), a sign that the file has no header row; ``None`` when all look like names."""
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return None
+    return next((n for n in names if len(n) > _HEADER_MAX_CHARS or len(n.split()) > _HEADER_MAX_WORDS), None)
+
+
+def _no_header_message(path: Path, names) -> str:
+    first = _data_as_header(path, names)
+    return (f"{path} seems to have no header row: its first line reads like data (a column named "
+            f"{_short(first)!r}); add a first line naming the columns, such as `text` (or `text,label`), "
+            "or, if that line is the header, pass --text-field with the text column's name")
+
+
+def _short(name: str, limit: int = 40) -> str:
+    name = " ".join(str(name).split())
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _field_list(names) -> str:
+    return ", ".join(repr(_short(n)) for n in names)
 
 
 def _is_string_column(values: list) -> bool:
@@ -300,7 +340,13 @@ def _parse_dates(values: list) -> tuple[list, str]:
         return [None] * len(values), "label"
     if all(_looks_numeric(v) and not isinstance(v, bool) for v in present):
         out = [None if _missing(v) else _to_number(v) for v in values]
-        return out, "number"
+        from saetm.analysis.time import _epoch_timestamps
+
+        stamps = _epoch_timestamps(pd.Series([v for v in out if v is not None], dtype=float))
+        if stamps is None:
+            return out, "number"
+        it = iter(stamps.tolist())  # Unix timestamps, not years: stored as the dates they are
+        return [None if v is None else next(it) for v in out], "datetime"
     if not all(isinstance(v, (str, datetime.date, np.datetime64)) for v in present):
         return [None if _missing(v) else v for v in values], "label"  # numbers mixed with text: pandas would read epochs
     for kwargs in ({}, {"format": "mixed"}, {"format": "mixed", "utc": True}):

@@ -23,7 +23,9 @@ from saetm.errors import SaetmError
 log = logging.getLogger("saetm")
 
 EXAMPLE_CHARS = 160  # characters of each topic's example document in the table
-MAX_BAR_TOPICS = 12  # topics drawn as word bars
+WORDS_PER_TOPIC = 10  # words in the topic table and in each topic's word list
+OVER_TIME_TOPICS = 8  # topics in the over-time chart
+CLASS_TOPICS = 10  # topics in the per-class chart
 MAX_HEATMAP_DOCS = 200  # documents sampled for the document × topic heatmap
 MAX_CLASSES = 40  # classes compared in the per-class chart (the largest ones)
 IMAGES_PER_TOPIC = 6  # thumbnails per topic, for models fitted on images
@@ -47,7 +49,7 @@ def build_report(model, path, *, dates=None, classes=None, freq=None, title: str
     n_docs, T = model.doc_topics_.shape
     notes: list[str] = []
     table = topic_table(model)
-    figures = [("Top words", model.visualize_barchart(max_topics=MAX_BAR_TOPICS))]
+    figures = []
     if T >= 2:
         figures.append(("Topic map", model.visualize_topics(method="mds")))
 
@@ -68,8 +70,40 @@ def build_report(model, path, *, dates=None, classes=None, freq=None, title: str
     galleries = image_galleries(model, notes)
     title = title or f"Topics of {n_docs:,} {'images' if galleries else 'documents'} ({T} topics)"
     render_report(path, title=title, settings=settings(model), topic_table=table, figures=figures, notes=notes,
-                  galleries=galleries)
+                  galleries=galleries, word_lists=word_lists(model, table), word_caption=WORD_CAPTION,
+                  table_caption=_table_caption(table))
     return path
+
+
+# Until the model gives per-word scores, a bar is the word's place in the list.
+WORD_CAPTION = (f"The top {WORDS_PER_TOPIC} words of every topic in the model's order, best first. A bar shows the "
+                "word's rank in the list (1 − i/n, so it shortens down the list); hover a word for its weight β "
+                "in the topic, which need not decrease down the list.")
+
+
+def _table_caption(table: pd.DataFrame) -> str:
+    parts = ["share: the topic's mean share of a document's topic weight",
+             "main topic of: the documents whose largest topic it is"]
+    if any(c.startswith("change rank") for c in table.columns):
+        parts.append("change rank: 1 = the topic whose main-topic counts differ most between periods (chi-square); "
+                     "trend: Mann–Kendall test of its share per period (p < 0.05)")
+    if "difference rank" in table.columns:
+        parts.append("difference rank: the same between classes; most over-represented in: by prior-smoothed "
+                     "log-odds of the topic being present")
+    return "; ".join(parts) + "."
+
+
+def word_lists(model, table: pd.DataFrame) -> list:
+    """Every topic's words for the report's "Top words" cards: ``[(label, figures, [(word, bar, β), ...])]``."""
+    labels = model.topic_labels()
+    rows = table.set_index("topic")
+    out = []
+    for t, pairs in model.get_topics(n_words=WORDS_PER_TOPIC).items():
+        n = len(pairs)
+        words = [(w, 1 - i / n, beta) for i, (w, beta) in enumerate(pairs)]
+        figures = f"share {rows.loc[t, 'share']:.1%} · main topic of {int(rows.loc[t, 'main topic of']):,} docs"
+        out.append((labels[t] if getattr(model, "custom_labels_", None) else f"topic {t}", figures, words))
+    return out
 
 
 def image_galleries(model, notes: list) -> list | None:
@@ -122,15 +156,21 @@ def image_galleries(model, notes: list) -> list | None:
 
 
 def topic_table(model) -> pd.DataFrame:
-    """One row per topic: top words, size, and its most representative document.
+    """One row per topic: top words, its share of the documents' weight, the documents whose
+    main topic it is, its atoms, and its most representative document.
 
     The generated label repeats the top words, so the table shows a label column
     only when the user has named the topics (``set_topic_labels``).
     """
-    info = model.get_topic_info(n_words=10)
+    from saetm.analysis.time import grouped_shares
+
+    info = model.get_topic_info(n_words=WORDS_PER_TOPIC)
+    n_docs = model.doc_topics_.shape[0]
+    share, _, n_main = grouped_shares(model.doc_topics_, np.zeros(n_docs, dtype=np.int64), 1)
+    # share and main-topic counts separate topics; coverage (any weight at all) is high for most
     table = pd.DataFrame({"topic": info["topic"], "top words": info["top_words"],
-                          "prevalence": info["prevalence"], "coverage": info["coverage"],
-                          "documents": info["n_docs"], "atoms": info["n_atoms"]})
+                          "share": share[0] / max(n_docs, 1), "main topic of": n_main[0],
+                          "atoms": info["n_atoms"]})
     if getattr(model, "custom_labels_", None):
         table.insert(1, "label", info["label"])
     texts = (getattr(model, "documents_", None) or {}).get("text")
@@ -165,8 +205,9 @@ def _over_time(model, dates, freq, notes: list, figures: list) -> pd.DataFrame |
     if dates is None:
         return None
     try:
-        ranking = model.rank_changing_topics(dates, freq)
-        fig = model.visualize_topics_over_time(dates, freq, topics=ranking["topic"].head(8).tolist())
+        ranking = model.rank_changing_topics(dates, freq, measure="share")
+        # the chart picks its topics as the table ranks them: by the main-topic chi-square
+        fig = model.visualize_topics_over_time(dates, freq, top=OVER_TIME_TOPICS, measure="share")
     except SaetmError as e:
         if source == "given":
             raise
@@ -177,8 +218,14 @@ def _over_time(model, dates, freq, notes: list, figures: list) -> pd.DataFrame |
         notes.append(f"{n_missing:,} of {len(dates):,} documents have no date; the over-time chart leaves them out.")
     n_periods = int(ranking["n_periods"].max())
     figures.append(("Topics over time", fig))
-    cols = ranking.set_index("topic")[["trend"]]
-    cols.insert(0, f"change rank ({n_periods} periods)", np.arange(1, len(cols) + 1))
+    return _significance_columns(ranking, f"change rank ({n_periods} periods)", "trend")
+
+
+def _significance_columns(ranking: pd.DataFrame, rank_name: str, *keep: str) -> pd.DataFrame:
+    """Rank by the main-topic chi-square (as the charts pick topics), plus ``keep`` columns."""
+    ordered = ranking.sort_values(["main_chi2", "topic"], ascending=[False, True], kind="stable")
+    cols = ordered.set_index("topic")[list(keep)].copy()
+    cols.insert(0, rank_name, np.arange(1, len(cols) + 1))
     return cols
 
 
@@ -196,10 +243,9 @@ def _per_class(model, classes, notes: list, figures: list) -> pd.DataFrame | Non
         classes = [c if (not _missing(c) and str(c) in keep) else None for c in classes]
         notes.append(f"The per-class chart and columns compare the {MAX_CLASSES} largest of {len(counts):,} classes.")
     ranking = model.rank_differing_topics(classes)
-    figures.append(("Topics by class", model.visualize_topics_per_class(classes, topics=ranking["topic"].head(10).tolist())))
-    cols = ranking.set_index("topic")[["class"]].astype(str).rename(columns={"class": "most over-represented in"})
-    cols.insert(0, "difference rank", np.arange(1, len(cols) + 1))
-    return cols
+    figures.append(("Topics by class", model.visualize_topics_per_class(classes, top=CLASS_TOPICS, measure="share")))
+    cols = _significance_columns(ranking, "difference rank", "class")
+    return cols.astype({"class": str}).rename(columns={"class": "most over-represented in"})
 
 
 def settings(model) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from saetm.errors import SaetmError
 
@@ -33,7 +34,7 @@ _CSS = """
 * { box-sizing:border-box; }
 body { margin:0; font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
        color:var(--fg); background:var(--bg); }
-header, main, footer { max-width:1180px; margin:0 auto; padding:0 24px; }
+header, main, footer { max-width:1320px; margin:0 auto; padding:0 24px; }
 header { padding-top:28px; }
 h1 { font-size:1.9rem; margin:0 0 4px; }
 h2 { font-size:1.3rem; margin:0 0 12px; border-bottom:2px solid var(--line); padding-bottom:6px; }
@@ -43,12 +44,22 @@ nav.toc ol { margin:6px 0 0; padding-left:22px; columns:2; }
 nav.toc a, a { color:var(--accent); text-decoration:none; }
 nav.toc a:hover { text-decoration:underline; }
 section { background:#fff; border:1px solid var(--line); border-radius:8px; padding:18px 22px; margin:18px 0; }
-.scroll { max-height:520px; overflow:auto; border:1px solid var(--line); border-radius:6px; }
 table { border-collapse:collapse; width:100%; font-size:0.88rem; }
 th, td { padding:5px 10px; text-align:left; vertical-align:top; border-bottom:1px solid var(--line); }
-th { background:#f1f4f8; position:sticky; top:0; }
+th { background:#f1f4f8; }
 tbody tr:nth-child(even) { background:#fafbfd; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
+table.topics td.words { min-width:15em; overflow-wrap:anywhere; }
+table.topics td.text { min-width:12em; color:var(--muted); overflow-wrap:anywhere; }
+h3.chart-title { font-size:1rem; margin:4px 0 2px; font-weight:600; }
+.wordlists { display:grid; grid-template-columns:repeat(auto-fill, minmax(210px, 1fr)); gap:12px; }
+.wordlist { border:1px solid var(--line); border-radius:6px; padding:8px 10px; }
+.wordlist h3 { font-size:0.9rem; margin:0 0 2px; }
+.wordlist .stats { color:var(--muted); font-size:0.78rem; margin:0 0 4px; }
+.wordlist ol { list-style:none; margin:0; padding:0; }
+.wordlist li { position:relative; font-size:0.84rem; line-height:1.45; padding:0 4px; margin:1px 0; }
+.wordlist li .bar { position:absolute; left:0; top:1px; bottom:1px; background:#d9e6f5; border-radius:2px; z-index:0; }
+.wordlist li span.w { position:relative; z-index:1; }
 table.kv th { width:30%; position:static; }
 table.kv td { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; word-break:break-word; }
 ul.notes li { margin:4px 0; }
@@ -60,6 +71,26 @@ footer { padding:12px 24px 32px; }
 .gallery .thumbs { display:flex; flex-wrap:wrap; gap:8px; align-items:center; }
 .gallery img { display:block; border:1px solid var(--line); border-radius:4px; background:#fff; }
 .gallery .none { color:var(--muted); font-size:0.88rem; }
+/* Phones: the topic table becomes one card per topic (each cell labelled), so nothing scrolls sideways. */
+@media (max-width:720px) {
+  header, main, footer { padding:0 10px; }
+  section { padding:12px 12px; }
+  h1 { font-size:1.4rem; }
+  nav.toc ol { columns:1; }
+  table.topics thead { display:none; }
+  table.topics, table.topics tbody, table.topics tr, table.topics td { display:block; width:100%; }
+  table.topics tr { border:1px solid var(--line); border-radius:6px; margin:0 0 10px; padding:4px 0; }
+  table.topics td { border:0; padding:2px 10px; min-width:0; text-align:left; white-space:normal; }
+  table.topics td::before { content:attr(data-label) ": "; font-weight:600; color:var(--fg); }
+  table.topics td.num, table.topics td.short { display:inline-block; width:auto; padding-right:4px; }
+  table.topics td:first-child { font-size:1rem; font-weight:600; display:block; }
+  table.kv tr, table.kv th, table.kv td { display:block; width:auto; }
+  table.kv th { border-bottom:0; padding-bottom:0; }
+  .wordlists { grid-template-columns:repeat(auto-fill, minmax(150px, 1fr)); gap:8px; }
+  .wordlist li { line-height:1.35; overflow-wrap:anywhere; }
+  .gallery .row { flex-wrap:wrap; }
+  .gallery .label { flex:1 1 100%; }
+}
 """
 
 # Records JavaScript errors on <html data-js-errors=...> and shows a banner.
@@ -103,7 +134,14 @@ def _cell(value) -> str:
     return value
 
 
+PERCENT_COLUMNS = {"share", "coverage"}  # fractions shown as percentages in the topic table
+WORDS_COLUMNS = {"top words", "label"}
+TEXT_COLUMNS = {"example document"}
+
+
 def _table_html(table: pd.DataFrame, max_rows: int) -> str:
+    """The topic table, laid out by the page (no scroll box of its own); on a phone each row
+    becomes a card whose cells carry their column name (``data-label``)."""
     df = table.head(max_rows).copy()
     numeric = [c for c in df.columns if pd.api.types.is_float_dtype(df[c].dtype)]
     for c in df.columns:
@@ -114,14 +152,31 @@ def _table_html(table: pd.DataFrame, max_rows: int) -> str:
     for rec in df.itertuples(index=False):
         cells = []
         for c, v in zip(df.columns, rec):
+            label = f' data-label="{html.escape(str(c))}"'
             if c in numeric:
-                cells.append(f'<td class="num">{"–" if pd.isna(v) else f"{v:.4g}"}</td>')
+                text = "–" if pd.isna(v) else (f"{v:.1%}" if c in PERCENT_COLUMNS else f"{v:.4g}")
+                cells.append(f'<td class="num"{label}>{text}</td>')
             elif isinstance(v, (int, np.integer)):
-                cells.append(f'<td class="num">{v}</td>')
+                cells.append(f'<td class="num"{label}>{v:,}</td>')
             else:
-                cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
+                kind = ' class="words"' if c in WORDS_COLUMNS else ' class="text"' if c in TEXT_COLUMNS else ' class="short"'
+                cells.append(f"<td{kind}{label}>{html.escape('' if v is None else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<div class="scroll"><table class="topics"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    return f'<table class="topics"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _word_lists_html(word_lists) -> str:
+    """One card per topic: its label, a line of figures, and its words in the listed order,
+    each over a bar of its score (0–1); hovering a word shows its weight."""
+    cards = []
+    for label, stats_line, words in word_lists:
+        items = "".join(
+            f'<li title="{html.escape(str(w))}: weight {float(beta):.4g}"><span class="bar" '
+            f'style="width:{max(0.0, min(1.0, float(score))) * 100:.0f}%"></span><span class="w">{html.escape(str(w))}</span></li>'
+            for w, score, beta in words)
+        stats = f'<p class="stats">{html.escape(stats_line)}</p>' if stats_line else ""
+        cards.append(f'<div class="wordlist"><h3>{html.escape(str(label))}</h3>{stats}<ol>{items}</ol></div>')
+    return f'<div class="wordlists">{"".join(cards)}</div>'
 
 
 def _flatten(settings: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -143,6 +198,13 @@ def _settings_html(settings: dict) -> str:
 
 
 def _figure_html(fig, div_id: str) -> str:
+    """The chart's title as a heading (text wraps on a narrow screen, plotly's title does not),
+    then the chart drawn without it."""
+    title = fig.layout.title.text
+    if title:
+        fig = go.Figure(fig)
+        margin = fig.layout.margin
+        fig.update_layout(title_text="", margin=dict(t=min(margin.t if margin.t is not None else 40, 40)))
     size = len(fig.to_json())
     if size > MAX_FIGURE_BYTES:
         raise SaetmError(
@@ -150,7 +212,8 @@ def _figure_html(fig, div_id: str) -> str:
             "draw it from fewer points (e.g. a smaller max_docs) to keep the report small"
         )
     height = fig.layout.height or 480
-    return fig.to_html(
+    heading = f'<h3 class="chart-title">{html.escape(str(title))}</h3>' if title else ""
+    return heading + fig.to_html(
         full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%", default_height=f"{height}px",
         config={"displaylogo": False, "responsive": True, "toImageButtonOptions": {"filename": div_id, "scale": 2}},
     )
@@ -178,15 +241,19 @@ def share_permissions(path) -> None:
 
 
 def render_report(path, *, title: str, settings: dict, topic_table: pd.DataFrame, figures, notes=(),
-                  galleries=None, max_table_rows: int = MAX_TABLE_ROWS) -> None:
+                  galleries=None, word_lists=None, word_caption: str = "", table_caption: str = "",
+                  max_table_rows: int = MAX_TABLE_ROWS) -> None:
     """Write one self-contained HTML report to ``path`` (atomically).
 
     settings: (nested) dict shown as a key/value table; topic_table: one row per topic
     (list cells are joined with ", "), the first ``max_table_rows`` rows are shown;
-    figures: ``[(heading, plotly Figure), ...]`` in page order, each figure's
-    ``layout.meta["caption"]`` printed under it; notes: sentences shown at the top;
+    figures: ``[(heading, plotly Figure), ...]`` in page order, each figure's title
+    printed above it and its ``layout.meta["caption"]`` under it; notes: sentences shown at the top;
     galleries: ``[(topic label, [(caption, Thumbnail), ...]), ...]`` shown after the
-    topic table (image models), or ``None``.
+    topic table (image models), or ``None``; word_lists: ``[(topic label, line of figures,
+    [(word, bar score 0–1, weight), ...]), ...]`` shown as a "Top words" section of one
+    card per topic (the first ``max_table_rows``), with ``word_caption`` above them;
+    table_caption: a line above the topic table (what its columns mean).
     plotly.js is inlined once, so the file works offline (about 5 MB of it is plotly.js).
     """
     from plotly.offline import get_plotlyjs
@@ -206,19 +273,21 @@ def render_report(path, *, title: str, settings: dict, topic_table: pd.DataFrame
         toc.append(f'<li><a href="#{slug}">{html.escape(heading)}</a></li>')
         body.append(f'<section id="{slug}"><h2>{html.escape(heading)}</h2>{inner}</section>')
 
-    for slug in ("notes", "topics", "images", "settings"):
+    for slug in ("notes", "topics", "top-words", "images", "settings"):
         used.add(slug)
     charts = []
     for heading, fig in figures:
         slug = _slug(str(heading), used)
         caption = fig.layout.meta.get("caption") if isinstance(fig.layout.meta, dict) else None
-        if caption:
-            notes.append(f"{heading}: {caption[:1].lower()}{caption[1:]}")
         cap = f'<p class="caption">{html.escape(str(caption))}</p>' if caption else ""
         charts.append((str(heading), f'<div class="figure">{_figure_html(fig, "chart-" + slug)}</div>{cap}', slug))
     if notes:
         section("Notes", '<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>", "notes")
-    section("Topics", _table_html(topic_table, max_table_rows), "topics")
+    cap = f'<p class="caption">{html.escape(table_caption)}</p>' if table_caption else ""
+    section("Topics", cap + _table_html(topic_table, max_table_rows), "topics")
+    if word_lists:
+        cap = f'<p class="caption">{html.escape(word_caption)}</p>' if word_caption else ""
+        section("Top words", cap + _word_lists_html(list(word_lists)[:max_table_rows]), "top-words")
     if galleries:
         n = max(len(thumbs) for _, thumbs in galleries)
         intro = (f"Up to {n} of the images most about each topic, best first (hover for the file and its words)."

@@ -22,12 +22,22 @@ from saetm.errors import SaetmError
 
 TEMPLATE = "plotly_white"
 LABEL_CHARS = 42  # longer topic labels are cut with an ellipsis (full label on hover)
+MAP_LABEL_CHARS = 24  # the label printed next to each bubble of the topic map
 
 
 def short(label: str, n: int = LABEL_CHARS) -> str:
     """A topic label cut to ``n`` characters, for axes and legends."""
     label = str(label)
     return label if len(label) <= n else label[: n - 1].rstrip(" ,") + "…"
+
+
+def short_words(label: str, n: int) -> str:
+    """A label cut to ``n`` characters at a comma ("3: space, nasa"), or by :func:`short`."""
+    label = str(label)
+    if len(label) <= n:
+        return label
+    cut = label[:n + 1].rfind(",")
+    return label[:cut] if cut > label.find(":") + 2 else short(label, n)
 
 
 def _caption(fig: go.Figure, text: str) -> go.Figure:
@@ -60,8 +70,9 @@ def topic_words_bars(topic_words, topic_weights, topic_labels, top_n: int = 8, m
                      cols: int = 3) -> go.Figure:
     """Small multiples: each topic's ``top_n`` words as horizontal bars of their weight.
 
-    topic_words / topic_weights: per topic, words and their weights (best first);
-    the first ``max_topics`` topics are drawn.
+    topic_words / topic_weights: per topic, words and their weights, in the listed order
+    (best first), which the bars keep from the top down whatever the weights; the first
+    ``max_topics`` topics are drawn.
     """
     T = len(topic_words)
     labels = _check_labels(topic_labels, T, "topics")
@@ -82,16 +93,20 @@ def topic_words_bars(topic_words, topic_weights, topic_labels, top_n: int = 8, m
                              marker_color="#3b6ea8", hovertemplate="%{y}: %{x:.4f}<extra>" + short(labels[i], 30) + "</extra>"),
                       row=r + 1, col=c + 1)
         fig.update_xaxes(title_text="word weight", title_font_size=11, row=r + 1, col=c + 1)
-        fig.update_yaxes(title_text="word" if c == 0 else None, automargin=True, row=r + 1, col=c + 1)
+        fig.update_yaxes(title_text="word" if c == 0 else None, automargin=True, categoryorder="array",
+                         categoryarray=words, row=r + 1, col=c + 1)
     for i in range(shown, rows * cols):  # empty cells of the last row
         r, c = divmod(i, cols)
         fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
         fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
     fig.update_annotations(font_size=12)
     title = "Top words per topic"
+    caption = ("Words in the listed order, best first from the top; a bar is the word's weight β in the topic, "
+               "which need not decrease down the list.")
     if shown < T:
         title += f" (first {shown} of {T} topics)"
-        _caption(fig, f"The first {shown} of {T} topics are shown.")
+        caption = f"The first {shown} of {T} topics are shown. " + caption
+    _caption(fig, caption)
     return _layout(fig, title, height=90 + rows * (22 * min(top_n, 15) + 80))
 
 
@@ -135,80 +150,17 @@ def topic_map(topic_embeddings, prevalence, topic_labels, seed: int = 0, method:
     elif method not in ("pca", "mds"):
         raise SaetmError(f"unknown map method {method!r}; use 'pca' or 'mds'")
     size = np.sqrt(np.maximum(prev, 0) / max(prev.max(), 1e-12)) * 55 + 8
-    ids = [lab.split(":", 1)[0] for lab in labels]
     fig = go.Figure(go.Scatter(
-        x=xy[:, 0], y=xy[:, 1], mode="markers+text", text=ids, textposition="middle center",
+        x=xy[:, 0], y=xy[:, 1], mode="markers+text", text=[short_words(lab, MAP_LABEL_CHARS) for lab in labels],
+        textposition="top center", textfont=dict(size=10, color="#323f4b"), cliponaxis=False,
+        # no colour bar: the bubble's area already gives prevalence, and a phone needs the width
         marker=dict(size=size, color=prev, colorscale="Tealgrn", opacity=0.75, line=dict(width=1, color="#335"),
-                    colorbar=dict(title="prevalence")),
+                    showscale=False),
         customdata=np.stack([labels, prev], axis=1), hovertemplate="%{customdata[0]}<br>prevalence %{customdata[1]:.4f}<extra></extra>",
     ))
     fig.update_xaxes(title_text=axis_names[0], zeroline=False)
     fig.update_yaxes(title_text=axis_names[1], zeroline=False)
-    return _layout(fig, "Topic map (bubble area = prevalence; hover for words)", height=560)
-
-
-def topics_over_time_lines(table: pd.DataFrame, topic_labels, top: int = 8, measure: str = "coverage",
-                           topics=None) -> go.Figure:
-    """Lines of ``measure`` per period for the ``top`` topics that change most.
-
-    table: the output of ``topics_over_time``; ``topics`` picks topics explicitly,
-    otherwise they come from ``rank_changing_topics`` (variance across periods).
-    Periods without documents appear as gaps.
-    """
-    from saetm.analysis.time import rank_changing_topics
-
-    if topics is None:
-        topics = rank_changing_topics(table, measure=measure)["topic"].head(top).tolist()
-    labels = [str(x) for x in topic_labels]
-    periods = table["period"].cat.categories if isinstance(table["period"].dtype, pd.CategoricalDtype) else sorted(table["period"].unique())
-    wide = table.pivot_table(index="period", columns="topic", values=measure, observed=False, dropna=False).reindex(periods)
-    x, x_title = [str(p) for p in wide.index], "period"
-    if x and all(p.startswith("week of ") for p in x):  # shorter ticks for weekly periods
-        x, x_title = [p[len("week of "):] for p in x], "week (starting Monday)"
-    fig = go.Figure()
-    for t in topics:
-        name = short(labels[t]) if t < len(labels) else f"topic {t}"
-        fig.add_trace(go.Scatter(x=x, y=wide[t].to_numpy(), mode="lines+markers", name=name,
-                                 connectgaps=False, hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>"))
-    fig.update_xaxes(title_text=x_title, type="category")
-    fig.update_yaxes(title_text=_measure_title(measure), rangemode="tozero")
-    n_total = table["topic"].nunique()
-    title = f"Topics over time: the {len(topics)} of {n_total} topics whose {measure} varies most"
-    return _layout(fig, title, height=520, legend=dict(title="topic", font=dict(size=11)), hovermode="x unified")
-
-
-def _measure_title(measure: str) -> str:
-    return {"coverage": "coverage (share of documents)", "prevalence": "prevalence (mean topic weight)"}.get(measure, measure)
-
-
-def group_comparison_bars(table: pd.DataFrame, topic_labels, top: int = 10, measure: str = "coverage",
-                          topics=None) -> go.Figure:
-    """Per-group ``measure`` for the ``top`` topics that vary most across groups.
-
-    table: the output of ``topics_per_group``. Up to 8 groups are drawn as grouped
-    bars; more groups as a heatmap (groups × topics), which stays readable.
-    """
-    labels = [str(x) for x in topic_labels]
-    wide = table.pivot_table(index="group", columns="topic", values=measure, observed=True)
-    if topics is None:
-        topics = wide.var(axis=0, ddof=0).sort_values(ascending=False, kind="stable").index[:top].tolist()
-    names = [short(labels[t]) if t < len(labels) else f"topic {t}" for t in topics]
-    groups = [str(g) for g in wide.index]
-    if len(groups) <= 8:
-        fig = go.Figure([go.Bar(y=names[::-1], x=wide.loc[g, topics[::-1]].to_numpy(), name=str(g), orientation="h",
-                                hovertemplate="%{y}<br>" + str(g) + ": %{x:.3f}<extra></extra>") for g in wide.index])
-        fig.update_layout(barmode="group", legend=dict(title="group"))
-        fig.update_xaxes(title_text=_measure_title(measure))
-        fig.update_yaxes(title_text="topic", automargin=True)
-        height = 140 + len(topics) * max(22, 9 * len(groups))
-    else:
-        fig = go.Figure(go.Heatmap(z=wide[topics].to_numpy().T, x=groups, y=names, colorscale="Blues",
-                                   colorbar=dict(title=measure), hovertemplate="%{y}<br>%{x}: %{z:.3f}<extra></extra>"))
-        fig.update_xaxes(title_text="group", tickangle=-40, automargin=True)
-        fig.update_yaxes(title_text="topic", automargin=True, autorange="reversed")
-        height = 220 + len(topics) * 28
-    title = f"Topics by group: the {len(topics)} topics whose {measure} differs most"
-    return _layout(fig, title, height=min(height, 1400))
+    return _layout(fig, "Topic map (bubble area = prevalence; hover for the full label)", height=620)
 
 
 def topic_dendrogram(linkage_matrix, topic_labels, max_leaves: int = 120) -> go.Figure:
@@ -314,3 +266,7 @@ def save_static(fig: go.Figure, path, scale: float = 2.0) -> Path:
         f.write(data)
     share_permissions(path)
     return path
+
+
+# The charts of the analysis tables live in trends.py (imported last: it uses the helpers above).
+from saetm.report.trends import group_comparison_bars, topics_over_time_lines  # noqa: E402, F401

@@ -1,0 +1,3 @@
+from saetm.cli import main
+
+raise SystemExit(main())

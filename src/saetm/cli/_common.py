@@ -1,0 +1,92 @@
+"""Helpers shared by the ``saetm`` commands: argument types, the parser class, input alignment, printing."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("saetm")
+DEMO_OUT = "saetm-demo"
+
+
+def _refuse_existing(out: Path, overwrite: bool) -> None:
+    from saetm.model_files import check_output_dir
+
+    check_output_dir(out, overwrite)
+
+
+def _aligned(corpus):
+    """Texts and metadata with one entry per input row: the reader skips empty rows,
+    but outputs (and precomputed embeddings) are aligned with the input file, so
+    skipped rows come back as empty documents, which get no topic."""
+    rows = list(corpus.extra.get("row_index", range(len(corpus))))
+    skipped = list(corpus.extra.get("skipped_rows", []))
+    n = max(rows + skipped, default=-1) + 1
+    if not skipped and rows == list(range(n)):
+        return corpus.texts, {"ids": corpus.ids, "dates": corpus.dates, "labels": corpus.labels}
+    # (the reader has already logged how many rows it skipped)
+    def spread(values, fill):
+        if values is None:
+            return None
+        out = [fill(i) for i in range(n)]
+        for r, v in zip(rows, values):
+            out[r] = v
+        return out
+
+    return spread(corpus.texts, lambda i: ""), {
+        "ids": spread(corpus.ids, str) or [str(i) for i in range(n)],
+        "dates": spread(corpus.dates, lambda i: None),
+        "labels": spread(corpus.labels, lambda i: None),
+    }
+
+
+def _read_embeddings_for(n_rows: int, path):
+    if path is None:
+        return None
+    from saetm.io.readers import read_embeddings
+
+    return read_embeddings(path, n_rows=n_rows)
+
+
+def _print_topics(model, n_words: int) -> None:
+    info = model.get_topic_info(n_words=n_words)
+    print(f"{'topic':>5}  {'prev':>5}  {'cover':>5}  {'atoms':>5}  top words")
+    for row in info.itertuples():
+        print(f"{row.topic:>5}  {row.prevalence:5.3f}  {row.coverage:5.3f}  {row.n_atoms:>5}  {row.top_words}")
+
+
+def _fit_summary(model, out) -> str:
+    """One line after a fit: documents, seconds per stage, where the model is."""
+    rep = model.fit_report_
+    secs = ", ".join(f"{k} {v:.1f}s" for k, v in rep.seconds.items())
+    return f"fitted {rep.n_documents} documents ({secs}); model in {out}/"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit code 2, like every other saetm error
+        message = " ".join(str(message).split())
+        print(f"saetm: error: {message}; see `{self.prog} --help`", file=sys.stderr)
+        raise SystemExit(2)
+

@@ -1,0 +1,35 @@
+"""``saetm retopic``: change the number of topics or the word diversity of a fitted model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from saetm.cli._common import _print_topics, log
+from saetm.errors import SaetmError
+
+
+def cmd_retopic(args) -> int:
+    from saetm.model import SAETM
+    from saetm.model_files import MODEL_FILE, directory_lock, save_topics
+    from saetm.pipeline import check_word_diversity
+
+    if args.topics is None and args.word_diversity is None:
+        raise SaetmError("nothing to change; give --topics T and/or --word-diversity P")
+    if args.word_diversity is not None:  # settings are checked before data is read
+        check_word_diversity(args.word_diversity)
+    directory = Path(args.dir)
+    if not (directory / MODEL_FILE).is_file():
+        SAETM.load(directory)  # says what is missing, before the lock creates anything
+    with directory_lock(directory):  # load under the lock: no other process rewrites it meanwhile
+        model = SAETM.load(directory)
+        if args.word_diversity is not None:  # only the word lists change: custom labels stay
+            model.set_params(word_diversity=args.word_diversity)
+            if model.word_ranking != "coherent":
+                log.warning("--word-diversity changes only the coherent ranking; this model lists words by %r",
+                            model.word_ranking)
+        if args.topics is not None:
+            model.retopic(args.topics)
+            model.custom_labels_ = None
+        save_topics(model, directory)
+    _print_topics(model, args.words)
+    return 0

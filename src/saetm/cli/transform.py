@@ -1,0 +1,41 @@
+"""``saetm transform``: topic weights of new documents, as sparse .npz or a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from saetm.cli._common import _aligned, _read_embeddings_for, log
+from saetm.errors import SaetmError
+
+
+def cmd_transform(args) -> int:
+    from saetm.io.persist import atomic_write, write_npz
+    from saetm.io.readers import read_documents
+    from saetm.model import SAETM
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".npz", ".csv", ".tsv", ".jsonl", ".parquet"):
+        raise SaetmError(f"--out {out.name}: use .npz (sparse topic weights) or .csv/.tsv/.jsonl/.parquet (a table)")
+    if suffix == ".npz" and args.top is not None:
+        log.warning("--top shapes the tables; %s keeps the weights of every topic", out.name)
+    model = SAETM.load(args.dir)
+    model.verbose = not args.quiet
+    corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field)
+    texts, meta = _aligned(corpus)
+    embeddings = _read_embeddings_for(len(texts), args.embeddings)
+    W = model.transform(texts, embeddings)
+    if suffix == ".npz":
+        write_npz(out, W)
+    else:
+        info = model.describe_weights(W, top=args.top or 3)
+        info.insert(0, "id", meta["ids"])
+        with atomic_write(out, "w" if suffix != ".parquet" else "wb") as f:
+            if suffix == ".parquet":
+                info.to_parquet(f, index=False)
+            elif suffix == ".jsonl":
+                info.to_json(f, orient="records", lines=True, force_ascii=False)
+            else:
+                info.to_csv(f, sep="\t" if suffix == ".tsv" else ",", index=False)
+    log.info("wrote topic weights of %d documents to %s", W.shape[0], out)
+    return 0
