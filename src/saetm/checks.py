@@ -126,15 +126,15 @@ def planned_sae(m, embedding_name: str | None, dim: int | None) -> tuple[str, in
     return what, config["n_atoms"], config["d_in"]
 
 
-def check_before_data(m, embedding_name: str | None, dim: int | None) -> None:
+def check_before_data(m, embedding_name: str | None, dim: int | None, *, given: bool = False) -> None:
     """The settings of ``m`` checked against the SAE it will use, before any data is read.
 
     ``embedding_name``: what will make the embeddings (as ``m.embedding_name_`` will be);
-    ``dim``: their dimension, None when not known yet."""
+    ``dim``: their dimension, None when not known yet; ``given``: embeddings are given
+    (so the default encoder's width says nothing about them)."""
     from saetm.encoders.text import DEFAULT_ENCODER
 
-    given = dim is not None
-    if dim is None and embedding_name == DEFAULT_ENCODER:
+    if dim is None and not given and embedding_name == DEFAULT_ENCODER:
         dim = DEFAULT_ENCODER_DIM
     what, n_atoms, d_in = planned_sae(m, embedding_name, dim)
     if n_atoms is None:

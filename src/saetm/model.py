@@ -195,7 +195,10 @@ class SAETM(TopicViews, LazySAE):
 
         dates / labels / ids: kept per document for the analyses and the report.
         images: for an image collection, each document's image (a path; inline bytes are
-        not kept), so :meth:`get_representative_images` and the report can show them."""
+        not kept), so :meth:`get_representative_images` and the report can show them.
+
+        Settings the SAE it will use cannot meet (more topics than atoms, an SAE too large
+        for this machine's memory) are refused before anything is encoded."""
         from saetm import pipeline
         from saetm.checks import check_before_data, width
         from saetm.topics import wordrank
@@ -211,7 +214,7 @@ class SAETM(TopicViews, LazySAE):
 
         encoder = pipeline.make_encoder(self.encoder)
         # before encoding: a setting the SAE cannot meet should not cost an encoding run
-        check_before_data(self, embedding_name or encoder.name, width(embeddings))
+        check_before_data(self, embedding_name or encoder.name, width(embeddings), given=embeddings is not None)
         self.encoder_, self.embedding_name_ = encoder, embedding_name or encoder.name
         X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
                                  rows=embedding_rows)

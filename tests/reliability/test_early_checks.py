@@ -20,11 +20,17 @@ from saetm.model import SAETM
 
 from _reliability import ENV, assert_one_line_error, fit_argv, run_main
 
-NOT_THERE = "no-such-corpus.jsonl"  # an input that is never read: the settings are refused first
+UNREADABLE = "unreadable.jsonl"  # an input that fails when read: the settings are refused before that
 
 
-def _fit(tmp_path, *flags, input=NOT_THERE):
-    return run_main(["fit", tmp_path / input, "--out", tmp_path / "out", "-q", *flags])
+def _unreadable(tmp_path):
+    path = tmp_path / UNREADABLE
+    path.write_text('{"text": "not closed\n')
+    return path
+
+
+def _fit(tmp_path, *flags):
+    return run_main(["fit", _unreadable(tmp_path), "--out", tmp_path / "out", "-q", *flags])
 
 
 @pytest.mark.parametrize("flags, needles", [
@@ -37,13 +43,13 @@ def _fit(tmp_path, *flags, input=NOT_THERE):
 def test_settings_refused_before_the_input_is_read(flags, needles, tmp_path):
     rc, _, err = _fit(tmp_path, *flags)
     assert_one_line_error(rc, err, *needles)
-    assert "no-such-corpus" not in err and not (tmp_path / "out").exists()
+    assert UNREADABLE not in err and not (tmp_path / "out").exists()
 
 
 def test_missing_sae_folder_refused_before_reading(tmp_path):
     rc, _, err = _fit(tmp_path, "--sae", tmp_path / "no-such-sae")
     assert_one_line_error(rc, err, "--sae", "no-such-sae", "nor an existing SAE folder")
-    assert "no-such-corpus" not in err
+    assert UNREADABLE not in err
 
 
 def test_topics_beyond_a_sae_folder_refused_before_reading(tiny_model_dir, tmp_path):
@@ -64,7 +70,7 @@ def test_sae_folder_of_another_width_refused_before_encoding(tiny_model_dir, tmp
 
 def test_embedding_width_read_from_the_npy_header(tiny_files, tmp_path):
     """--sae train with --embeddings: 16 × their 384 columns = 6,144 atoms, known from the header."""
-    rc, _, err = run_main(["fit", tmp_path / NOT_THERE, "--out", tmp_path / "out", "--embeddings",
+    rc, _, err = run_main(["fit", _unreadable(tmp_path), "--out", tmp_path / "out", "--embeddings",
                            tiny_files / "emb.npy", "--sae", "train", "--topics", "6200", "-q"])
     assert_one_line_error(rc, err, "6,144 atoms of a trained SAE")
 
@@ -81,6 +87,15 @@ def test_python_fit_refuses_before_encoding(ng_corpus):
     with pytest.raises(SaetmError, match="6,144 atoms of a trained SAE"):  # 16 × the given 384 columns
         SAETM(n_topics=7000, sae="train", verbose=False).fit(ng_corpus.texts[:20], np.ones((20, 384), "float32"))
     assert calls == []
+
+
+def test_embeddings_of_unknown_width_are_not_taken_for_the_default_encoders(ng_corpus, ng_embeddings):
+    """Given as a list, 768-d: 16 × 768 atoms can make 7,000 topics, so nothing is refused up front
+    (the fit then stops later, at the number of atoms this corpus really uses)."""
+    wide = np.hstack([ng_embeddings[:30], ng_embeddings[:30]]).tolist()
+    model = SAETM(n_topics=7000, sae="train", k=8, sae_steps=5, min_df=1, cache=False, verbose=False)
+    with pytest.raises(SaetmError, match="atoms this corpus uses"):
+        model.fit(ng_corpus.texts[:30], wide)
 
 
 def test_python_fit_refuses_an_sae_too_large_for_memory(ng_corpus, ng_embeddings):

@@ -19,9 +19,9 @@ def cmd_fit(args) -> int:
     _refuse_existing(out, args.overwrite, inputs=[p for p in (args.input, args.embeddings) if p])
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
-    _must_exist(args.input, args.embeddings)  # and missing files, before torch is imported (seconds)
     check_before_data(model, "image" if _is_image_input(args) else make_encoder(model.encoder).name,
-                      npy_width(args.embeddings))
+                      npy_width(args.embeddings), given=args.embeddings is not None)
+    _must_exist(args.input, args.embeddings)  # and missing files, before torch is imported (seconds)
     _import_training()
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
     # instead of after hours; the directory is removed again if nothing gets written.

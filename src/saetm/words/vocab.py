@@ -111,7 +111,7 @@ def inflection_key(lemmatizer: Lemmatizer | None = None) -> Callable[[str], str]
 
 
 def merge_inflected_words(vocab: Sequence[str], counts: sp.csr_matrix,
-                      lemmatizer: Lemmatizer | None = None) -> tuple[list[str], sp.csr_matrix]:
+                          lemmatizer: Lemmatizer | None = None) -> tuple[list[str], sp.csr_matrix]:
     """Merge the words of ``vocab`` that are inflections of one another (gun, guns; coin,
     coins, coined) into one word, shown as the group's most frequent form (ties: the first
     in order), and add up their columns of ``counts``. Only words already in ``vocab`` merge,
@@ -119,7 +119,8 @@ def merge_inflected_words(vocab: Sequence[str], counts: sp.csr_matrix,
     vocab = list(vocab)
     counts = sp.csr_matrix(counts)
     total = np.asarray(counts.sum(axis=0)).ravel()
-    keys = [inflection_key(lemmatizer)(w) for w in vocab]
+    key = inflection_key(lemmatizer)
+    keys = [key(w) for w in vocab]
     best: dict[str, int] = {}  # key -> the vocabulary index of its shown form
     for j, k in enumerate(keys):
         i = best.get(k)
