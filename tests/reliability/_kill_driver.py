@@ -93,6 +93,14 @@ def phase_at(marker_path: str) -> str:
     return stack[-1] if stack else "none"
 
 
+def _tail(log: str) -> str:
+    """The end of a child's log; on a busy machine a child can be killed before it opens it."""
+    if not os.path.exists(log):
+        return "(no log: the child was stopped before it started)"
+    with open(log, errors="replace") as f:
+        return f.read()[-2000:]
+
+
 def run_child(work, target):
     """Fork a child that runs ``target()`` (returns an exit code) instrumented."""
     os.makedirs(work, exist_ok=True)
@@ -143,8 +151,7 @@ def interrupt(work, target, sig_name, phase, rng, max_wait=60.0):
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    with open(log, errors="replace") as f:
-        tail = f.read()[-2000:]
+    tail = _tail(log)
     return {"work": work, "signal": sig_name, "phase": phase, "landed": landed, "sent": sent, "code": code,
             "log": tail}
 
@@ -207,8 +214,7 @@ def mode_train_sae(plan, rng):
         with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
             resumed = main(args + ["--resume"])
         a, b = load_sae(ref).state_dict(), load_sae(out).state_dict()
-        with open(log, errors="replace") as f:
-            tail = f.read()[-2000:]
+        tail = _tail(log)
         results.append({"signal": sig_name, "at": at, "code": os.waitstatus_to_exitcode(status), "log": tail,
                         "tmp_left": [f for f in files if f.endswith(".tmp")],
                         "checkpoints": len([f for f in files if f.endswith(".json") and "ckpt-" in f]),
