@@ -60,28 +60,19 @@ print(json.dumps(out))
 
 def run(argv: list[str], env: dict, cwd: Path) -> dict:
     """One process: wall seconds, CPU seconds and peak RSS (MB) of that child alone (``wait4``),
-    exit code, output."""
+    exit code, output. Started by ``posix_spawn`` (no fork of this process, whose memory a
+    forked child would count as its own) through ``sh``, which changes folder and execs."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
-        pid = _spawn_in(argv, env, cwd, fo, fe)
+        pid = os.posix_spawn("/bin/sh", ["sh", "-c", 'cd "$0" || exit 127; exec "$@"', str(cwd), *argv], env,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, fo.fileno(), 1),
+                                           (os.POSIX_SPAWN_DUP2, fe.fileno(), 2)])
         _, status, usage = os.wait4(pid, 0)
         wall = time.perf_counter() - start
         fo.seek(0), fe.seek(0)
         out, err = fo.read().decode(errors="replace"), fe.read().decode(errors="replace")
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
             "rc": os.waitstatus_to_exitcode(status), "stdout": out, "stderr": err[-300:]}
-
-
-def _spawn_in(argv, env, cwd, fo, fe) -> int:
-    pid = os.fork()
-    if pid == 0:  # child: redirect, change folder, exec
-        try:
-            os.dup2(fo.fileno(), 1), os.dup2(fe.fileno(), 2)
-            os.chdir(cwd)
-            os.execve(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    return pid
 
 
 def heavy_imports(argv: list[str], env: dict, cwd: Path) -> str:
