@@ -12,7 +12,7 @@ T`` on a private copy (alternating T and the model's own number, so every run re
 they are encoded); and, in one process, ``SAETM.load``
 and a warm ``model.retopic``. Per command: the best and median wall-clock seconds, the
 CPU seconds (user + system) of the best run and the peak resident memory of the process
-(``os.wait4``), and whether torch / sentence-transformers were imported (``-X importtime``
+(``os.wait4``; it includes this script's own ~20 MB, which the child starts from), and whether torch / sentence-transformers were imported (``-X importtime``
 of one extra run). CPU seconds are the steadier figure on a shared machine. Prints one
 Markdown table (with the machine, the versions and this command) and writes it to ``--out``.
 Nothing is downloaded.
@@ -95,7 +95,7 @@ def versions(srcs: list[Path]) -> list[str]:
                              text=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "."], capture_output=True,
                                text=True).stdout.strip()
-        lines.append(f"saetm from {src}: {rev}{' (+ uncommitted changes)' if dirty else ''}")
+        lines.append(f"saetm from {src}: {rev or '(not a git checkout)'}{' (+ uncommitted changes)' if dirty else ''}")
     return lines
 
 
@@ -115,11 +115,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     load_start = os.getloadavg()
     try:
-        import pandas as pd
-
-        texts = pd.read_parquet(model / "documents.parquet")["text"].head(5).tolist()
-        with open(work / "five.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+        # in a child: this process stays small, since a child it starts counts its memory at the start
+        subprocess.run([args.python, "-c", "import json, sys, pandas as pd\n"
+                        "texts = pd.read_parquet(sys.argv[1])['text'].head(5)\n"
+                        "open(sys.argv[2], 'w').writelines(json.dumps({'text': t}) + '\\n' for t in texts)",
+                        str(model / "documents.parquet"), str(work / "five.jsonl")], check=True)
         copies = {}
         for i, src in enumerate(srcs):
             copies[src] = work / f"model-{i}"
