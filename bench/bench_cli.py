@@ -12,7 +12,7 @@ T`` on a private copy (alternating T and the model's own number, so every run re
 they are encoded); and, in one process, ``SAETM.load``
 and a warm ``model.retopic``. Per command: the best and median wall-clock seconds, the
 CPU seconds (user + system) of the best run and the peak resident memory of the process
-(``os.wait4``), and whether torch / sentence-transformers were imported (``-X importtime``
+(``os.wait4``; it includes this script's own ~20 MB, which the child starts from), and whether torch / sentence-transformers were imported (``-X importtime``
 of one extra run). CPU seconds are the steadier figure on a shared machine. Prints one
 Markdown table (with the machine, the versions and this command) and writes it to ``--out``.
 Nothing is downloaded.
@@ -60,28 +60,19 @@ print(json.dumps(out))
 
 def run(argv: list[str], env: dict, cwd: Path) -> dict:
     """One process: wall seconds, CPU seconds and peak RSS (MB) of that child alone (``wait4``),
-    exit code, output."""
+    exit code, output. Started by ``posix_spawn`` (no fork of this process, whose memory a
+    forked child would count as its own) through ``sh``, which changes folder and execs."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
-        pid = _spawn_in(argv, env, cwd, fo, fe)
+        pid = os.posix_spawn("/bin/sh", ["sh", "-c", 'cd "$0" || exit 127; exec "$@"', str(cwd), *argv], env,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, fo.fileno(), 1),
+                                           (os.POSIX_SPAWN_DUP2, fe.fileno(), 2)])
         _, status, usage = os.wait4(pid, 0)
         wall = time.perf_counter() - start
         fo.seek(0), fe.seek(0)
         out, err = fo.read().decode(errors="replace"), fe.read().decode(errors="replace")
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
             "rc": os.waitstatus_to_exitcode(status), "stdout": out, "stderr": err[-300:]}
-
-
-def _spawn_in(argv, env, cwd, fo, fe) -> int:
-    pid = os.fork()
-    if pid == 0:  # child: redirect, change folder, exec
-        try:
-            os.dup2(fo.fileno(), 1), os.dup2(fe.fileno(), 2)
-            os.chdir(cwd)
-            os.execve(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    return pid
 
 
 def heavy_imports(argv: list[str], env: dict, cwd: Path) -> str:
@@ -104,7 +95,7 @@ def versions(srcs: list[Path]) -> list[str]:
                              text=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "."], capture_output=True,
                                text=True).stdout.strip()
-        lines.append(f"saetm from {src}: {rev}{' (+ uncommitted changes)' if dirty else ''}")
+        lines.append(f"saetm from {src}: {rev or '(not a git checkout)'}{' (+ uncommitted changes)' if dirty else ''}")
     return lines
 
 
@@ -124,11 +115,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     load_start = os.getloadavg()
     try:
-        import pandas as pd
-
-        texts = pd.read_parquet(model / "documents.parquet")["text"].head(5).tolist()
-        with open(work / "five.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+        # in a child: this process stays small, since a child it starts counts its memory at the start
+        subprocess.run([args.python, "-c", "import json, sys, pandas as pd\n"
+                        "texts = pd.read_parquet(sys.argv[1])['text'].head(5)\n"
+                        "open(sys.argv[2], 'w').writelines(json.dumps({'text': t}) + '\\n' for t in texts)",
+                        str(model / "documents.parquet"), str(work / "five.jsonl")], check=True)
         copies = {}
         for i, src in enumerate(srcs):
             copies[src] = work / f"model-{i}"
