@@ -116,3 +116,21 @@ def test_static_fit_uses_the_shipped_static_sae(ng_corpus, tmp_path, caplog):
     assert isinstance(loaded.encoder_, StaticEncoder)
     new = ng_corpus.texts[:20]
     assert np.allclose(loaded.transform(new).toarray(), model.transform(new).toarray())
+
+
+def test_cli_fit_with_the_static_encoder(ng_corpus, tmp_path):
+    import json
+
+    from saetm.cli import main
+    from saetm.model import SAETM
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"body": t, "group": g}) + "\n"
+                            for t, g in zip(ng_corpus.texts, ng_corpus.labels)))
+    out = tmp_path / "model"
+    rc = main(["fit", str(docs), "--out", str(out), "--text-field", "body", "--label-field", "group",
+               "--encoder", "static", "--topics", "6", "--min-df", "3", "--no-cache", "-q"])
+    assert rc == 0
+    model = SAETM.load(out)
+    assert model.embedding_name_ == STATIC_ENCODER and isinstance(model.encoder_, StaticEncoder)
+    assert model.sae_.config.d_in == 256 and model.fit_info_["sae"]["source"] == "default"
