@@ -85,9 +85,8 @@ class SAETM(TopicViews, LazySAE):
     word_vectors: ``"glove"`` (GloVe 6B 50-d) or ``"encoder"`` (the encoder on single words)
         to embed atoms for ``atom_space="words"``.
     prevalence_power: p in [0, 1]: when atoms are clustered into topics each weighs θ̄^p, its
-        mean activation to the power p (default 0.5; 1: θ̄, the paper's weighted k-means and
-        saetm before 0.7, where a few atoms firing in most documents take whole topics; 0: every
-        used atom the same). β still weighs atoms by θ̄. Takes effect at the next fit or
+        mean activation to the power p (default 0.5; 1: θ̄, the paper's weighted k-means, where
+        a few atoms firing in most documents take whole topics; 0: every used atom the same). β still weighs atoms by θ̄. Takes effect at the next fit or
         ``retopic`` (which then rebuilds the atom tree, seconds). See ``saetm.topics.merge``.
     word_ranking: how each topic's words are chosen and ordered: ``"coherent"`` (default:
         words the topic's atoms emit more than the atoms on average, each word in at most
@@ -98,7 +97,7 @@ class SAETM(TopicViews, LazySAE):
         distribution (:meth:`word_reference`).
     word_diversity: for ``"coherent"``, the mean NPMI a word loses in a topic's order for
         each larger topic already listing it among its first 25 words (default 0.2; 0:
-        every topic listed on its own, as before saetm 0.5; above 2, the most NPMI can
+        every topic listed on its own; above 2, the most NPMI can
         differ by: a larger topic's word only once no other candidate is left). Changing
         it re-ranks words without refitting (``set_params``; ``saetm retopic --word-diversity``).
     doc_weights: how document–topic weights are formed: ``"centroid"`` (default: each
@@ -109,8 +108,8 @@ class SAETM(TopicViews, LazySAE):
         (the share of θ alone, the paper; keeps no embeddings).
     doc_smoothing: for ``"centroid"``, the share of each document's prior in that mixture
         spread evenly over all topics, the rest being its atoms' θ share (default 0.5; 0: θ
-        alone, as before saetm 0.6; 1: a uniform prior, the atoms only start the mixture, which
-        then drifts away from them: measured far worse). A document's weights still cover only
+        alone; 1: a uniform prior, the atoms only start the mixture, which then drifts away
+        from them). A document's weights still cover only
         the topics its atoms belong to. Takes effect at the next fit or ``retopic``.
     em_max_iter, em_tol: EM stops after this many iterations or when the NLL per token
         changes by less than ``em_tol`` (relative) in one iteration.

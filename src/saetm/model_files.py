@@ -8,7 +8,7 @@ Directory layout (``DIR``)::
     vocab.json          the vocabulary (list of words)
     state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings, atom tree — stages 1–2;
                         document-word incidence (word ranking) and float16 document
-                        embeddings (doc_weights="centroid"; absent before saetm 0.3)
+                        embeddings (doc_weights="centroid"; absent in the oldest files)
     topics.safetensors  atom→topic, topic word distributions, prevalence, coverage, document weights — stage 3
     sae/                the SAE (sae.safetensors + sae.json)
     documents.parquet   text (cut to 1,000 characters), and id / date / label / image
@@ -233,7 +233,7 @@ def load_model(cls, directory: Path):
         model.background_ = state["background"]
         model.feature_prob_ = state["feature_prob"]
         model.atom_embeddings_ = state["atom_embeddings"]
-        # the p of the weights θ̄^p the tree was built with (1 before saetm 0.7)
+        # the p of the weights θ̄^p the tree was built with (1 in files that lack it: the paper's θ̄)
         power = _saved_setting(state, "tree.power", check_prevalence_power, directory / "state.safetensors", 1.0)
         model.atom_tree_ = AtomTree(state["tree.linkage"], state["tree.atoms"], len(model.feature_prob_), power=power)
         tp = Topics(atom_topic=topics["atom_topic"], topic_words=topics["topic_words"],
@@ -253,7 +253,7 @@ def load_model(cls, directory: Path):
     model.embedding_name_ = name if isinstance(name, str) and name else model.encoder_.name
 
     model.doc_embeddings_ = _doc_embeddings(state, model, directory, sae.config.d_in)
-    # the s the saved weights were fitted with; files before 0.7 were saved with it equal to the setting
+    # the s the saved weights were fitted with; files that lack it were saved with it equal to the setting
     smoothing = _saved_setting(topics, "doc_smoothing", check_doc_smoothing, directory / "topics.safetensors",
                                float(model.doc_smoothing))
     W, centroids, priors = saved_or_refitted(topics, model, tp, smoothing, directory / "topics.safetensors")
@@ -296,9 +296,9 @@ def _doc_embeddings(state: dict, model, directory: Path, dim: int):
 def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path, says: bool = True):
     from saetm.topics.wordrank import doc_word_incidence
 
-    if "doc_words.shape" not in state:  # saved by saetm 0.1
+    if "doc_words.shape" not in state:  # the oldest model files
         if says:
-            log.info("%s was saved without document-word incidence (saetm 0.1): the 'coherent' word ranking "
+            log.info("%s was saved without document-word incidence: the 'coherent' word ranking "
                      "lists words without reordering them by co-occurrence; refit to get it", directory)
         return None
     m = csr_from_tensors("doc_words", state)  # (a sample of) the documents, by the vocabulary

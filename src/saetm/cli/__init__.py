@@ -86,10 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "alone (theta: the paper's)")
     f.add_argument("--doc-smoothing", type=float, default=0.5, metavar="S",
                    help="centroid weights: share of each document's prior spread evenly over all topics, the rest "
-                        "being its atoms' share (default 0.5; 0: the atoms' share alone, as before saetm 0.6)")
+                        "being its atoms' share (default 0.5; 0: the atoms' share alone)")
     f.add_argument("--prevalence-power", type=float, default=0.5, metavar="P",
                    help="atoms weigh (mean activation)^P when clustered into topics (default 0.5; 1: the paper's "
-                        "weighting, as before saetm 0.7, where atoms firing in most documents take whole topics)")
+                        "weighting, where atoms firing in most documents take whole topics)")
     f.add_argument("--no-cache", action="store_true",
                    help="neither read nor write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)")
     f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")

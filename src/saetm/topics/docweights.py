@@ -19,14 +19,12 @@ computes W over all T topics, then sets μ_c ∝ Σ_d W[d, c] x̂_d and updates 
 (:func:`update_priors`; 10 rounds). ρ corrects the θ share by how much of the
 collection a topic's documents really hold: topics whose documents are pulled to other
 centroids lose weight. The smoothing lets ρ act as a mixture weight over the whole
-collection rather than only against each topic's θ share (s = 0: saetm 0.4–0.5).
+collection rather than only against each topic's θ share.
 The reported weights keep only the topics the document's atoms gave it (W restricted
 to the support of θ_topic, renormalised): the other topics held 0.4–1.2% of the mass
-and never the largest weight on three benchmark corpora. Topic words and atoms are
-unchanged. Measured on three labelled corpora (``bench/ablation.py``): NMI with the
-labels +0.02 to +0.07 with the first centroids and ρ = 1 (saetm 0.3); the EM adds
-+0.001 to +0.050 (all 12 cells, saetm 0.4); s = 0.5 adds −0.003 to +0.017 with the
-shipped SAE, ±0.004 with corpus-trained SAEs (saetm 0.6).
+and never the largest weight on the benchmark corpora. Topic words and atoms are
+unchanged. What each part does to the agreement with labels is measured in
+``bench/README.md`` (``bench/ablation.py``).
 """
 
 from __future__ import annotations

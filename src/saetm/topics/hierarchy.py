@@ -41,7 +41,7 @@ class AtomTree:
     the atom index of each leaf; ``n_atoms``: the total number of atoms (used or not);
     ``power``: the p of the weights θ̄^p it was built with
     (:func:`saetm.topics.merge.cluster_weights`), as ``pipeline.atom_tree`` records it; 1 for
-    trees saved before saetm 0.7 and for trees :func:`build_atom_tree` makes by itself.
+    trees saved without it and for trees :func:`build_atom_tree` makes by itself.
     """
 
     linkage: np.ndarray

@@ -17,23 +17,20 @@ the selection and the order, in three steps:
    built from each of the ``N_ANCHORS`` best candidates as its first word, and the one whose
    first ``N_SCORED`` words have the highest mean NPMI among themselves (less their repeat
    penalty, below) is kept: a top word that seldom meets the others (a rare name) no longer
-   decides what the rest of the list is about (since saetm 0.6; before, the best candidate
-   always came first). Pairs seen together in fewer than ``MIN_SUPPORT`` documents count as never
+   decides what the rest of the list is about. Pairs seen together in fewer than ``MIN_SUPPORT`` documents count as never
    seen together: on short texts (fortunes) chance co-occurrences of rare words otherwise
    win, and the order then fits the corpus it was computed on rather than the topic
-   (without the minimum, NPMI on held-out fortunes fell well below β's).
+   (without the minimum, the order fits chance co-occurrences of the fitted documents).
    Topics are taken in their order (saetm numbers them largest first), and a candidate
    already among the first ``MIN_WORDS`` words of an earlier topic has ``REPEAT_PENALTY``
    subtracted from its mean NPMI per such topic: a word shared by two topics is listed
    twice only when it fits the second topic's words clearly better than any unlisted
    candidate. Near-duplicate topics (Reuters' earnings reports) then show more of what
-   sets them apart: TD +0.03 to +0.08 on R8 for −0.03 NPMI at most; topics with distinct
-   vocabularies (20 Newsgroups) barely change.
+   sets them apart; topics with distinct vocabularies barely change.
 
 Step 3 needs which documents hold which words (:func:`doc_word_incidence`, kept with the
-model); without it (models saved before saetm 0.2) the order of step 2 is used.
-``bench/results/ablation*.md`` measure each step, including NPMI on documents that the
-ranking did not see.
+model); without it (model files that lack it) the order of step 2 is used.
+``bench/README.md`` says what each step was measured to do.
 """
 
 from __future__ import annotations
