@@ -86,8 +86,9 @@ class SAETM(TopicViews, LazySAE):
         to embed atoms for ``atom_space="words"``.
     prevalence_power: p in [0, 1]: when atoms are clustered into topics each weighs θ̄^p, its
         mean activation to the power p (default 0.5; 1: θ̄, the paper's weighted k-means, where
-        a few atoms firing in most documents take whole topics; 0: every used atom the same). β still weighs atoms by θ̄. Takes effect at the next fit or
-        ``retopic`` (which then rebuilds the atom tree, seconds). See ``saetm.topics.merge``.
+        a few atoms firing in most documents take whole topics; 0: every used atom the same).
+        β still weighs atoms by θ̄. Takes effect at the next fit or ``retopic`` (which then
+        rebuilds the atom tree, seconds). See ``saetm.topics.merge``.
     word_ranking: how each topic's words are chosen and ordered: ``"coherent"`` (default:
         words the topic's atoms emit more than the atoms on average, each word in at most
         two topics, ordered so the leading words co-occur in the fitted documents and
@@ -109,8 +110,8 @@ class SAETM(TopicViews, LazySAE):
     doc_smoothing: for ``"centroid"``, the share of each document's prior in that mixture
         spread evenly over all topics, the rest being its atoms' θ share (default 0.5; 0: θ
         alone; 1: a uniform prior, the atoms only start the mixture, which then drifts away
-        from them). A document's weights still cover only
-        the topics its atoms belong to. Takes effect at the next fit or ``retopic``.
+        from them). A document's weights still cover only the topics its atoms belong to.
+        Takes effect at the next fit or ``retopic``.
     em_max_iter, em_tol: EM stops after this many iterations or when the NLL per token
         changes by less than ``em_tol`` (relative) in one iteration.
     seed: every random choice (SAE init and batches, k-means) derives from it.

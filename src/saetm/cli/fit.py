@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from saetm.cli._common import _aligned, _must_exist, _fit_summary, _print_topics, _read_embeddings_for, _refuse_existing, log
+from saetm.cli._common import (_aligned, _fit_summary, _must_exist, _print_topics, _read_embeddings_for,
+                               _refuse_existing, log)
 
 
 def cmd_fit(args) -> int:
