@@ -30,7 +30,6 @@ import json
 import logging
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp

