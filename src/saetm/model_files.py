@@ -38,12 +38,12 @@ from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
 from saetm.io.directory import (FIT_ID, LOCK_FILE, MODEL_FILE, MODEL_FILES, STAGING, TOPIC_FILES,  # noqa: F401
                                 _commit, _staging, _write_problem, check_one_fit, check_output_dir, directory_lock,
-                                file_sha256, new_fit_id, refuse_links)
+                                new_fit_id, refuse_links)
 from saetm.io.documents import TEXT_CHARS  # noqa: F401  (saetm.model imports it from here)
 from saetm.io.documents import read_documents as _read_documents, write_documents as _write_documents
 from saetm.io.persist import (csr_from_tensors, csr_to_tensors, read_json, read_tensors, write_json, write_npz,
                               write_tensors)
-from saetm.io.provenance import checked_record
+from saetm.io.provenance import checked_record, content_sha256
 from saetm.fast_load import as_stored, saved_or_refitted, sealed, weight_tensors
 from saetm.model_fields import check_model_info, fit_info
 
@@ -77,7 +77,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                 _write_documents(stage / "documents.parquet", model.documents_, fit_id)
                 write_topics(model, stage, fit_id)
                 write_json(stage / MODEL_FILE, sealed({**_model_json(model), "fit_id": fit_id,
-                                                       "vocab_sha256": file_sha256(stage / "vocab.json")}, stage))
+                                                       "vocab_sha256": content_sha256(stage / "vocab.json")}, stage))
                 _commit(stage, directory, MODEL_FILES, incomplete_first=True)
     except OSError as e:
         raise _write_problem(directory, e) from None

@@ -22,6 +22,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from saetm.errors import SaetmError
+from saetm.io.provenance import content_sha256
 
 log = logging.getLogger("saetm")
 
@@ -268,12 +269,6 @@ def new_fit_id() -> str:
     return uuid.uuid4().hex
 
 
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def check_one_fit(directory: Path, info: dict) -> None:
     """Refuse a directory whose files carry different fit ids (files swapped in from
     another fit). Reads only headers and small files.
@@ -292,7 +287,7 @@ def check_one_fit(directory: Path, info: dict) -> None:
     if (directory / "documents.parquet").exists():
         ids["documents.parquet"] = _parquet_fit_id(directory / "documents.parquet")
     vocab = info.get("vocab_sha256")
-    if vocab is not None and vocab != file_sha256(directory / "vocab.json"):
+    if vocab is not None and vocab != content_sha256(directory / "vocab.json"):
         ids["vocab.json"] = "another"
     found = {name: str(i) for name, i in ids.items() if i is not None}  # str: an edited id may be any JSON
     if len(set(found.values())) > 1:
