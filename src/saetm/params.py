@@ -1,0 +1,139 @@
+"""``SAETM``'s constructor and settings (scikit-learn ``BaseEstimator``).
+
+Types, ranges, defaults and help of every setting are rows of :mod:`saetm.settings`;
+the research settings are grouped in the components of :mod:`saetm.components`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from sklearn.base import BaseEstimator
+
+from saetm.components import SAETraining, Words, Clustering, coerce, resolved
+from saetm.errors import SaetmError
+from saetm.settings import LEGACY, default as _d, old_keyword_error
+
+# signature defaults of the components: each model gets its own copy (see SAETMParams.__init__)
+_WORDS, _CLUSTERING = Words(), Clustering()
+
+
+class SAETMParams(BaseEstimator):
+    """The settings of a topic model read off a sparse autoencoder's atoms (SAE-TM).
+
+    Stored as given (components as objects) and checked when ``fit`` starts; learned state
+    ends in ``_``. The table in :mod:`saetm.settings` gives each setting's range and default.
+
+    Parameters
+    ----------
+    n_topics : int
+        Number of topics T (change later with ``retopic``, no refit).
+    encoder : str or callable
+        ``"default"`` (bundled all-MiniLM-L6-v2), ``"static"`` (word-piece vectors distilled
+        from it, :mod:`saetm.encoders.static`), a sentence-transformers name or local folder,
+        or any callable ``list[str] -> (n, d) array``.
+    sae : str, SAETraining or SparseAutoencoder
+        ``"auto"`` (the SAE shipped with saetm for the encoder, default or static; else one
+        trained on the corpus), ``"default"`` (the shipped SAE), ``"train"`` (train one with
+        :class:`~saetm.components.SAETraining` defaults), ``SAETraining(n_atoms=..., k=...,
+        arch=..., steps=...)`` (train one with these), a folder written by ``saetm train-sae``,
+        or a fitted ``saetm.sae.models.SparseAutoencoder``.
+    min_df, max_df, max_features : int, float, int
+        The vocabulary (stage 2): minimum document frequency, maximum document share, size.
+    stop_words : str, list or None
+        ``"english"`` (saetm's list), None, or a list of words that replaces it.
+    extra_stop_words : list or None
+        Words removed in addition to ``stop_words`` (e.g. a corpus's boilerplate).
+    lemmatize : bool
+        Replace every word by its lemma (simplemma, English) before counting.
+    merge_inflections : bool
+        Count the words that are regular inflections of one lemma (gun, guns) as one word,
+        shown as its most frequent form (``saetm.words.vocab.merge_inflected_words``).
+    words : Words, str or dict
+        Stage 2 and the word lists (:class:`~saetm.components.Words`): EM settings, the
+        ranking (``words="beta"`` for ``Words(ranking="beta")``) and its diversity.
+    clustering : Clustering or dict
+        Stage 3 (:class:`~saetm.components.Clustering`): atom space, prevalence power,
+        document weights and their smoothing.
+    seed : int
+        Every random choice (SAE init and batches, k-means) derives from it.
+    cache : bool
+        Read and write the embedding and SAE caches.
+    verbose : bool
+        Progress output.
+    """
+
+    def __init__(
+        self,
+        n_topics: int = _d("n_topics"),
+        *,
+        encoder: str | Callable = _d("encoder"),
+        sae="auto",
+        min_df: int = _d("min_df"),
+        max_df: float = _d("max_df"),
+        max_features: int = _d("max_features"),
+        stop_words: str | Sequence[str] | None = _d("stop_words"),
+        extra_stop_words: Sequence[str] | None = _d("extra_stop_words"),
+        lemmatize: bool = _d("lemmatize"),
+        merge_inflections: bool = _d("merge_inflections"),
+        words: Words | str | dict = _WORDS,
+        clustering: Clustering | dict = _CLUSTERING,
+        seed: int = _d("seed"),
+        cache: bool = _d("cache"),
+        verbose: bool = _d("verbose"),
+        **old,
+    ):
+        if old:
+            raise old_keyword_error(old)
+        self.n_topics = n_topics
+        self.encoder = encoder
+        self.sae = sae
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.stop_words = stop_words
+        self.extra_stop_words = extra_stop_words
+        self.lemmatize = lemmatize
+        self.merge_inflections = merge_inflections
+        # the signature's default objects are shared: each model gets its own, so that
+        # set_params(words__ranking=...) changes this model only
+        self.words = Words() if words is _WORDS else coerce("words", words)
+        self.clustering = Clustering() if clustering is _CLUSTERING else coerce("clustering", clustering)
+        self.seed = seed
+        self.cache = cache
+        self.verbose = verbose
+
+    def set_params(self, **params) -> "SAETMParams":
+        """Change settings (``n_topics=9``, ``words__ranking="beta"``, ``words=Words(...)``);
+        checked when they are next used. ``sae__k=16`` when ``sae`` is a string makes it
+        ``SAETraining(k=16)``."""
+        old = [k for k in params if k in LEGACY or k.split("__")[0] not in self.get_params(deep=False)]
+        if old:
+            raise old_keyword_error(old)
+        for key in list(params):
+            name, _, field = key.partition("__")
+            if not field:
+                if name in ("words", "clustering"):
+                    params[key] = coerce(name, params[key])
+                continue
+            if name == "sae" and not isinstance(self.sae, SAETraining):
+                self.sae = SAETraining()
+        try:
+            return super().set_params(**params)
+        except ValueError as e:
+            raise SaetmError(" ".join(str(e).split())) from None
+
+
+def _view(component: str, field: str):
+    def get(self):
+        return getattr(resolved(self, component), field)
+
+    get.__doc__ = f"The setting ``{component}__{field}`` (read-only; change it with set_params)."
+    return property(get)
+
+
+# Read-only views under the flat names the stage glue (saetm.pipeline) reads: m.word_ranking is
+# m.words.ranking. Writing one is refused (no setter): settings change through set_params.
+for _name, _row in LEGACY.items():
+    setattr(SAETMParams, _name, _view(_row.component, _row.field))
+del _name, _row
