@@ -74,7 +74,7 @@ def test_retopic_changes_the_word_diversity_alone(fitted_dir, tmp_path, capsys, 
     assert sp.load_npz(d / "doc_topics.npz").shape[1] == before.n_topics
     written = [t["words"] for t in json.loads((d / "topics.json").read_text())["topics"]]
     assert written == [[w for w, _ in after.get_topic(t, n_words=25)] for t in range(after.n_topics)]
-    before.set_params(word_diversity=0.0)
+    before.set_params(words__diversity=0.0)
     assert written == [[w for w, _ in before.get_topic(t, n_words=25)] for t in range(before.n_topics)]
     files = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
     capsys.readouterr()

@@ -87,7 +87,7 @@ class SAETMParams(BaseEstimator):
             raise old_keyword_error(old)
         self.n_topics = n_topics
         self.encoder = encoder
-        self.sae = sae
+        self.sae = coerce("sae", sae) if isinstance(sae, dict) else sae  # {"k": 16}: SAETraining(k=16)
         self.min_df = min_df
         self.max_df = max_df
         self.max_features = max_features
@@ -124,16 +124,19 @@ class SAETMParams(BaseEstimator):
             raise SaetmError(" ".join(str(e).split())) from None
 
 
-def _view(component: str, field: str):
+def _view(name: str, component: str, field: str):
     def get(self):
         return getattr(resolved(self, component), field)
 
+    def refuse(self, value):
+        raise old_keyword_error([name])
+
     get.__doc__ = f"The setting ``{component}__{field}`` (read-only; change it with set_params)."
-    return property(get)
+    return property(get, refuse)
 
 
 # Read-only views under the flat names the stage glue (saetm.pipeline) reads: m.word_ranking is
-# m.words.ranking. Writing one is refused (no setter): settings change through set_params.
+# m.words.ranking. Writing one is refused with the new spelling: settings change through set_params.
 for _name, _row in LEGACY.items():
-    setattr(SAETMParams, _name, _view(_row.component, _row.field))
+    setattr(SAETMParams, _name, _view(_name, _row.component, _row.field))
 del _name, _row
