@@ -79,15 +79,15 @@ def test_retopic_changes_the_word_diversity_alone(fitted_dir, tmp_path, capsys, 
     files = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
     capsys.readouterr()
     assert main(["retopic", str(d), "--word-diversity", "-1", "-q"]) == 2
-    assert "word_diversity" in capsys.readouterr().err
+    assert "words__diversity" in capsys.readouterr().err
     assert main(["retopic", str(d), "-q"]) == 2
     assert "--topics" in capsys.readouterr().err
     assert main(["retopic", str(tmp_path / "nowhere"), "--word-diversity", "nan", "-q"]) == 2
-    assert "word_diversity" in capsys.readouterr().err  # checked before the model is looked for
+    assert "words__diversity" in capsys.readouterr().err  # checked before the model is looked for
     assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == files  # nothing rewritten
     # a model ranking words by β is not changed by the penalty, and says so
     info = json.loads((d / "model.json").read_text())
-    info["params"]["word_ranking"] = "beta"
+    info["params"]["words"]["ranking"] = "beta"
     (d / "model.json").write_text(json.dumps(info))
     with caplog.at_level(logging.WARNING, logger="saetm"):
         assert main(["retopic", str(d), "--word-diversity", "0.3"]) == 0

@@ -15,6 +15,8 @@ from saetm.topics.atomspace import unit_rows
 from saetm.topics.docweights import (ITERATIONS, PRIOR_FLOOR, SMOOTHING, TEMPERATURE, document_prior, fit_mixture,
                                      sharpen, topic_centroids, update_priors)
 
+from _old_formats import as_format1
+
 
 def theta_weights(m):
     return merge.doc_topics(m.theta_, m.atom_topic_, m.n_topics)
@@ -202,7 +204,6 @@ def test_unknown_setting_is_refused(ng_corpus, ng_embeddings):
 
 def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embeddings, tmp_path):
     import copy
-    import json
 
     m = copy.deepcopy(fitted_model)
     smoothed = m.doc_topics_.copy()
@@ -225,9 +226,7 @@ def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embedd
     assert abs(back.retopic(m.n_topics).doc_topics_ - m.doc_topics_).max() > 0.01 and back.doc_smoothing_ == 0.25
     # a model saved before saetm 0.6 has no doc_smoothing: it loads with the weights it had (s = 0)
     m.set_params(clustering__doc_smoothing=0.0).retopic(m.n_topics).save(tmp_path / "old")
-    info = json.loads((tmp_path / "old" / "model.json").read_text())
-    del info["params"]["doc_smoothing"]
-    (tmp_path / "old" / "model.json").write_text(json.dumps(info))
+    as_format1(tmp_path / "old", drop=("doc_smoothing",))
     old = SAETM.load(tmp_path / "old")
     assert old.doc_smoothing == 0.0
     np.testing.assert_allclose(old.doc_topics_.toarray(), m.doc_topics_.toarray(), atol=1e-7)

@@ -78,7 +78,7 @@ BROKEN = {
                              ["not valid JSON"]),
     "not utf-8 json": (lambda d: (d / "vocab.json").write_bytes(b"[\"caf\xe9\"]"), ["not valid JSON"]),
     "params not a dict": (_json("model.json", lambda i: i.update(params=[1])), ["settings"]),
-    "invalid setting": (_json("model.json", lambda i: i["params"].update(word_ranking="evil")), ["word_ranking"]),
+    "invalid setting": (_json("model.json", lambda i: i["params"]["words"].update(ranking="evil")), ["words__ranking"]),
     "vocabulary not words": (lambda d: (d / "vocab.json").write_text('{"a": 1}'), ["not a list of words"]),
     "vocabulary one short": (_json("vocab.json", lambda v: v.pop()), ["inconsistent"]),
     "pickle as safetensors": (lambda d: (d / "state.safetensors").write_bytes(pickle.dumps({"x": 1})), ["corrupt"]),
