@@ -215,6 +215,12 @@ def old_keyword_error(keys) -> SettingNameError:
     return SettingNameError("; ".join(parts))
 
 
+def new_keys(params: dict) -> dict:
+    """``params`` with the flat keywords of the settings before components spelt as
+    ``set_params`` keys (``{"word_ranking": "beta"}`` → ``{"words__ranking": "beta"}``)."""
+    return {(LEGACY[k].key if k in LEGACY else k): v for k, v in params.items()}
+
+
 def check_params(m) -> None:
     """Validate every setting of the estimator ``m`` against the table (scikit-learn habit:
     once, at the boundary), then the settings that depend on each other."""
