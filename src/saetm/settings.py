@@ -35,7 +35,9 @@ class Setting:
     name: ``"n_topics"`` or ``"component.field"``; kind: ``int``, ``float``, ``bool``,
     ``choice`` or ``any`` (checked elsewhere); low/high: the allowed range (open ends with
     ``low_open``/``high_open``); none_ok: None is allowed (it means what ``help`` says);
-    flag: the ``saetm fit`` flag (``None``: no flag); legacy: the flat keyword of format 1.
+    flag: the ``saetm fit`` flag (``None``: no flag); cli_help: the flag's help where it differs
+    from ``help`` (an inverse switch, files instead of a list; then no default is appended);
+    legacy: the flat keyword of format 1.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Setting:
     none_ok: bool = False
     flag: str | None = None
     metavar: str | None = None
+    cli_help: str | None = None
     legacy: str | None = None
 
     @property
@@ -107,15 +110,18 @@ class Setting:
 
 S = Setting
 TABLE: tuple[Setting, ...] = (
-    S("n_topics", "int", 20, "number of topics T (change later with retopic, no refit)", low=1, flag="--topics"),
+    S("n_topics", "int", 20, "number of topics T (change later with retopic, no refit)", low=1, flag="--topics",
+      cli_help="number of topics (default 20; change it later with `saetm retopic`, no refit)"),
     S("encoder", "any", "default",
       "default (bundled all-MiniLM-L6-v2), static (word-piece vectors distilled from it, far faster, with their "
       "own shipped SAE), a sentence-transformers name or folder, or (Python) a callable list[str] -> (n, d) array",
-      flag="--encoder"),
+      flag="--encoder", cli_help="sentence-transformers model name or folder (default: bundled all-MiniLM-L6-v2), "
+      "or static: word-piece vectors distilled from it, far faster, with their own shipped SAE"),
     S("sae", "any", "auto",
       "auto (the SAE shipped for the encoder, else a trained one) | default (shipped) | train | a folder from "
       "`saetm train-sae` | (Python) a fitted SparseAutoencoder or SAETraining(...) settings to train one",
-      flag="--sae"),
+      flag="--sae", cli_help="auto | default (shipped) | train | a folder from `saetm train-sae` (default auto: the "
+      "shipped SAE of the encoder unless --n-atoms, --k, --arch or --sae-steps ask for a trained one)"),
     S("sae.n_atoms", "int", None, "atoms of a trained SAE (default: 16 x embedding dim; images 2048)", low=2,
       none_ok=True, flag="--n-atoms", legacy="n_atoms"),
     S("sae.k", "int", 32, "active atoms per document of a trained SAE (images 16)", low=1, flag="--k", legacy="k"),
@@ -128,11 +134,12 @@ TABLE: tuple[Setting, ...] = (
       high=1.0, low_open=True, flag="--max-df", metavar="F"),
     S("max_features", "int", 10000, "maximum vocabulary size", low=1, flag="--max-features"),
     S("stop_words", "any", "english",
-      "english (saetm's list), None, or a list of words that replaces it; CLI: --no-english-stop-words drops it",
-      flag="--no-english-stop-words"),
+      "english (saetm's list), None, or a list of words that replaces it", flag="--no-english-stop-words",
+      cli_help="do not remove saetm's English stop words (with --stop-words: use only those)"),
     S("extra_stop_words", "any", None,
-      "words removed in addition to stop_words (a corpus's boilerplate); CLI: text files, one word per line "
-      "('#' starts a comment), repeat for several", flag="--stop-words", metavar="FILE"),
+      "words removed in addition to stop_words (a corpus's boilerplate)", flag="--stop-words", metavar="FILE",
+      cli_help="more stop words: a text file with one word per line ('#' starts a comment), added to the English "
+      "list; repeat for several files"),
     S("lemmatize", "bool", False,
       "replace every word by its lemma before counting (simplemma, English): topics list lemmas such as 'use' "
       "for using/used", flag="--lemmatize"),
@@ -176,7 +183,8 @@ TABLE: tuple[Setting, ...] = (
     S("seed", "int", 0, "seed of every random choice (SAE training, clustering): same seed and input, same topics",
       low=0, high=2**32 - 1, flag="--seed"),
     S("cache", "bool", True, "read and write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)",
-      flag="--no-cache"),
+      flag="--no-cache", cli_help="neither read nor write the embedding and SAE caches in $SAETM_CACHE "
+      "(~/.cache/saetm)"),
     S("verbose", "bool", True, "progress output (CLI: -q turns it off)"),
 )
 del S
@@ -245,12 +253,23 @@ def check_params(m) -> None:
 
 
 def settings_markdown() -> str:
-    """The settings reference (a Markdown table) for the API docs."""
-    lines = ["| setting | `saetm fit` flag | default | allowed | what it does |", "|---|---|---|---|---|"]
+    """The settings reference for the API docs (``docs/SETTINGS.md``; regenerate it with
+    ``python -m saetm.settings > docs/SETTINGS.md``)."""
+    lines = ["# saetm settings", "",
+             "Generated from `saetm/settings.py` (`python -m saetm.settings > docs/SETTINGS.md`). A setting "
+             "`a__b` is the field `b` of the component `a`: `SAETM(words=Words(ranking=\"beta\"))`, "
+             "`SAETM(words=\"beta\")` or `set_params(words__ranking=\"beta\")`; `sae` takes "
+             "`SAETraining(n_atoms=..., k=..., arch=..., steps=...)`.", "",
+             "| setting | `saetm fit` flag | default | allowed | what it does |", "|---|---|---|---|---|"]
     for s in TABLE:
         allowed = (" / ".join(s.choices) if s.kind == "choice" else s.range_text() if s.low is not None
                    else "True / False" if s.kind == "bool" else "see text")
         if s.none_ok:
             allowed += " or None"
-        lines.append(f"| `{s.key}` | {f'`{s.flag}`' if s.flag else ''} | `{s.default!r}` | {allowed} | {s.help} |")
-    return "\n".join(lines)
+        what = s.help.replace('|', '\\|')  # a table cell
+        lines.append(f"| `{s.key}` | {f'`{s.flag}`' if s.flag else ''} | `{s.default!r}` | {allowed} | {what} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

@@ -26,8 +26,8 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _argument(row: Setting) -> dict:
-    help_text = row.help
-    if row.default is not None and row.kind != "bool" and row.name not in INVERSE:
+    help_text = row.cli_help or row.help
+    if row.cli_help is None and row.default is not None and row.kind != "bool":
         help_text += f" (default {row.default})"
     kw = {"help": help_text, "default": None}
     if row.name in INVERSE:
