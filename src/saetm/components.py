@@ -17,7 +17,7 @@ from __future__ import annotations
 from sklearn.base import BaseEstimator
 
 from saetm.errors import SaetmError
-from saetm.settings import COMPONENTS, default as _d, fields
+from saetm.settings import COMPONENTS, default as _d, fields, numpydoc
 
 
 class _Component(BaseEstimator):
@@ -37,19 +37,7 @@ class _Component(BaseEstimator):
 
 
 class SAETraining(_Component):
-    """How an SAE is trained on the corpus (``sae="train"`` is ``SAETraining()``).
-
-    Parameters
-    ----------
-    n_atoms : int or None
-        Atoms (None: 16 × the embedding dimension).
-    k : int
-        Active atoms per document.
-    arch : str
-        ``"batchtopk"``, ``"topk"``, ``"relu"`` or ``"jumprelu"``.
-    steps : int or None
-        Training steps (None: by corpus size).
-    """
+    """How an SAE is trained on the corpus (``sae="train"`` is ``SAETraining()``)."""
 
     name = "sae"
 
@@ -61,29 +49,7 @@ class SAETraining(_Component):
 
 
 class Words(_Component):
-    """Stage 2: the atoms' word distributions and the order of each topic's words.
-
-    Parameters
-    ----------
-    ranking : str
-        ``"coherent"`` (words the topic's atoms emit more than the atoms on average, each in at
-        most two topics, ordered so the leading words co-occur in the fitted documents; see
-        :mod:`saetm.topics.wordrank`), ``"beta"`` (β alone, the paper), ``"lift"`` or
-        ``"relevance"`` (λ = 0.6). All but beta compare β with the atoms' marginal word
-        distribution (``SAETM.word_reference``).
-    diversity : float
-        For ``"coherent"``: the mean NPMI a word loses in a topic's order for each larger topic
-        already listing it among its first 25 words (0: every topic on its own). Changing it
-        re-ranks words without refitting (``set_params(words__diversity=...)``,
-        ``saetm retopic --word-diversity``).
-    background_weight : float
-        π, the fixed weight of the background word distribution, in [0, 1).
-    idf : bool
-        Weight word counts by normalised IDF.
-    em_max_iter, em_tol : int, float
-        EM stops after ``em_max_iter`` iterations or when the NLL per token changes by less
-        than ``em_tol`` (relative) in one iteration.
-    """
+    """Stage 2: the atoms' word distributions and the order of each topic's words."""
 
     name = "words"
 
@@ -99,35 +65,7 @@ class Words(_Component):
 
 
 class Clustering(_Component):
-    """Stage 3: how atoms are grouped into topics and documents weighted by those topics.
-
-    Parameters
-    ----------
-    atom_space : str
-        Where atoms sit when they are clustered: ``"documents+coactivation"`` (the θ-weighted
-        mean embedding of each atom's documents next to its co-activation profile),
-        ``"documents"``, ``"coactivation"``, ``"decoder"`` (the SAE's decoder directions) or
-        ``"words"`` (the paper: sparsified word distribution · word vectors). See
-        :mod:`saetm.topics.atomspace`.
-    prevalence_power : float
-        p in [0, 1]: each atom weighs θ̄^p, its mean activation to the power p, in the tree
-        and the k-means (1: θ̄, the paper; 0: every used atom the same). β still weighs atoms
-        by θ̄. Takes effect at the next fit or ``retopic`` (which then rebuilds the atom tree).
-    tau : float
-        Mass kept when sparsifying atom word distributions (``atom_space="words"``).
-    word_vectors : str
-        ``"glove"`` (GloVe 6B 50-d) or ``"encoder"`` (the encoder on single words), for
-        ``atom_space="words"``.
-    doc_weights : str
-        ``"centroid"`` (each topic's share of the document's atom activations θ, reweighted
-        toward the topics whose centroid is nearest to the document's embedding, fitted by EM;
-        the model keeps the embeddings as float16; see :mod:`saetm.topics.docweights`) or
-        ``"theta"`` (the share of θ alone, the paper).
-    doc_smoothing : float
-        For ``"centroid"``: the share of each document's prior spread evenly over all topics,
-        the rest being its atoms' θ share (0: θ alone; 1: a uniform prior). Takes effect at the
-        next fit or ``retopic``.
-    """
+    """Stage 3: how atoms are grouped into topics and documents weighted by those topics."""
 
     name = "clustering"
 
@@ -143,6 +81,10 @@ class Clustering(_Component):
 
 
 CLASSES = {"sae": SAETraining, "words": Words, "clustering": Clustering}
+for _name, _cls in CLASSES.items():  # the parameters' documentation is the table's
+    if _cls.__doc__:  # (python -OO drops docstrings)
+        _cls.__doc__ = f"{_cls.__doc__.rstrip()}\n\n{numpydoc(fields(_name))}\n"
+del _name, _cls
 SHORTHAND = {"words": "ranking", "clustering": "atom_space"}  # what a string given for the component sets
 assert {c: cls.__name__ for c, cls in CLASSES.items()} == COMPONENTS
 

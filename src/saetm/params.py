@@ -6,13 +6,14 @@ the research settings are grouped in the components of :mod:`saetm.components`.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Callable, Sequence
 
 from sklearn.base import BaseEstimator
 
 from saetm.components import SAETraining, Words, Clustering, coerce, resolved
 from saetm.errors import SaetmError
-from saetm.settings import LEGACY, default as _d, old_keyword_error
+from saetm.settings import LEGACY, TABLE, default as _d, numpydoc, old_keyword_error
 
 # signature defaults of the components: each model gets its own copy (see SAETMParams.__init__)
 _WORDS, _CLUSTERING = Words(), Clustering()
@@ -21,46 +22,10 @@ _WORDS, _CLUSTERING = Words(), Clustering()
 class SAETMParams(BaseEstimator):
     """The settings of a topic model read off a sparse autoencoder's atoms (SAE-TM).
 
-    Stored as given (components as objects) and checked when ``fit`` starts; learned state
-    ends in ``_``. The table in :mod:`saetm.settings` gives each setting's range and default.
-
-    Parameters
-    ----------
-    n_topics : int
-        Number of topics T (change later with ``retopic``, no refit).
-    encoder : str or callable
-        ``"default"`` (bundled all-MiniLM-L6-v2), ``"static"`` (word-piece vectors distilled
-        from it, :mod:`saetm.encoders.static`), a sentence-transformers name or local folder,
-        or any callable ``list[str] -> (n, d) array``.
-    sae : str, SAETraining or SparseAutoencoder
-        ``"auto"`` (the SAE shipped with saetm for the encoder, default or static; else one
-        trained on the corpus), ``"default"`` (the shipped SAE), ``"train"`` (train one with
-        :class:`~saetm.components.SAETraining` defaults), ``SAETraining(n_atoms=..., k=...,
-        arch=..., steps=...)`` (train one with these), a folder written by ``saetm train-sae``,
-        or a fitted ``saetm.sae.models.SparseAutoencoder``.
-    min_df, max_df, max_features : int, float, int
-        The vocabulary (stage 2): minimum document frequency, maximum document share, size.
-    stop_words : str, list or None
-        ``"english"`` (saetm's list), None, or a list of words that replaces it.
-    extra_stop_words : list or None
-        Words removed in addition to ``stop_words`` (e.g. a corpus's boilerplate).
-    lemmatize : bool
-        Replace every word by its lemma (simplemma, English) before counting.
-    merge_inflections : bool
-        Count the words that are regular inflections of one lemma (gun, guns) as one word,
-        shown as its most frequent form (``saetm.words.vocab.merge_inflected_words``).
-    words : Words, str or dict
-        Stage 2 and the word lists (:class:`~saetm.components.Words`): EM settings, the
-        ranking (``words="beta"`` for ``Words(ranking="beta")``) and its diversity.
-    clustering : Clustering or dict
-        Stage 3 (:class:`~saetm.components.Clustering`): atom space, prevalence power,
-        document weights and their smoothing.
-    seed : int
-        Every random choice (SAE init and batches, k-means) derives from it.
-    cache : bool
-        Read and write the embedding and SAE caches.
-    verbose : bool
-        Progress output.
+    Stored as given (a component given as a string or dict becomes its object) and checked
+    when ``fit`` starts; learned state ends in ``_``. The parameters below are the rows of
+    :mod:`saetm.settings` (``docs/SETTINGS.md``); the research settings are grouped in the
+    components of :mod:`saetm.components`.
     """
 
     def __init__(
@@ -140,3 +105,11 @@ def _view(name: str, component: str, field: str):
 for _name, _row in LEGACY.items():
     setattr(SAETMParams, _name, _view(_name, _row.component, _row.field))
 del _name, _row
+
+if SAETMParams.__doc__:  # (python -OO drops docstrings)
+    SAETMParams.__doc__ += "\n" + textwrap.indent(numpydoc(
+        [row for row in TABLE if row.component is None],
+        {"words": ("Words, str or dict", "stage 2 and the word lists (saetm.components.Words): EM settings, the ranking "
+                   "(words='beta' is Words(ranking='beta')) and its diversity"),
+         "clustering": ("Clustering or dict", "stage 3 (saetm.components.Clustering): atom space, prevalence power, "
+                        "document weights and their smoothing")}), "    ") + "\n"

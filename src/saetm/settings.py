@@ -37,7 +37,7 @@ class Setting:
     ``low_open``/``high_open``); none_ok: None is allowed (it means what ``help`` says);
     flag: the ``saetm fit`` flag (``None``: no flag); cli_help: the flag's help where it differs
     from ``help`` (an inverse switch, files instead of a list; then no default is appended);
-    legacy: the flat keyword of format 1.
+    legacy: the flat keyword of format 1; note: more for the API docs than the CLI help.
     """
 
     name: str
@@ -54,6 +54,7 @@ class Setting:
     metavar: str | None = None
     cli_help: str | None = None
     legacy: str | None = None
+    note: str | None = None  # more for the API docs (docstrings, docs/SETTINGS.md), not the CLI help
 
     @property
     def key(self) -> str:
@@ -148,11 +149,16 @@ TABLE: tuple[Setting, ...] = (
       "frequent form", flag="--merge-inflections"),
     S("words.ranking", "choice", "coherent",
       "how topic words are chosen and ordered: coherent (co-occurring words, few repeated across topics), "
-      "beta (the paper's), lift or relevance", choices=RANKINGS, flag="--word-ranking", legacy="word_ranking"),
+      "beta (the paper's), lift or relevance", choices=RANKINGS, flag="--word-ranking", legacy="word_ranking",
+      note="coherent: words the topic's atoms emit more than the atoms on average, each in at most two topics, "
+      "ordered so the leading words co-occur in the fitted documents (saetm.topics.wordrank); all but beta compare "
+      "beta with the atoms' marginal word distribution (SAETM.word_reference); relevance uses lambda = 0.6"),
     S("words.diversity", "float", 0.2,
       "coherent ranking: mean NPMI a word loses per larger topic already listing it (0: each topic on its own; "
       "higher: fewer words shared between topics)", low=0.0, high_open=True, flag="--word-diversity",
-      metavar="P", legacy="word_diversity"),
+      metavar="P", legacy="word_diversity",
+      note="a word among the first 25 of a larger topic loses this much per such topic; changing it re-ranks "
+      "words without refitting (set_params(words__diversity=...), saetm retopic --word-diversity)"),
     S("words.background_weight", "float", 0.3, "pi, the fixed weight of the background word distribution (EM)",
       low=0.0, high=1.0, high_open=True, legacy="background_weight"),
     S("words.idf", "bool", False, "weight word counts by IDF when learning word distributions", flag="--idf",
@@ -163,11 +169,15 @@ TABLE: tuple[Setting, ...] = (
     S("clustering.atom_space", "choice", "documents+coactivation",
       "how atoms are placed when they are grouped into topics (words: the paper's GloVe embedding of their words; "
       "default: their documents' embeddings + co-activation)", choices=ATOM_SPACES, flag="--atom-space",
-      legacy="atom_space"),
+      legacy="atom_space", note="documents+coactivation: the theta-weighted mean embedding of each atom's documents "
+      "next to its co-activation profile; decoder: the SAE's decoder directions; words: sparsified word "
+      "distribution times word vectors (SPEC section 4, the paper); see saetm.topics.atomspace"),
     S("clustering.prevalence_power", "float", 0.5,
       "atoms weigh (mean activation)^P when clustered into topics (1: the paper's weighting, where atoms firing "
       "in most documents take whole topics)", low=0.0, high=1.0, flag="--prevalence-power", metavar="P",
-      legacy="prevalence_power"),
+      legacy="prevalence_power", note="each atom weighs its mean activation to the power p in the atom tree and "
+      "the k-means (0: every used atom the same); beta still weighs atoms by their mean activation; takes effect "
+      "at the next fit or retopic, which then rebuilds the atom tree (saetm.topics.merge)"),
     S("clustering.tau", "float", 0.9, "mass kept when sparsifying atom word distributions (atom_space words)",
       low=0.0, high=1.0, low_open=True, legacy="tau"),
     S("clustering.word_vectors", "choice", "glove", "word vectors for atom_space words", choices=WORD_VECTORS,
@@ -175,11 +185,14 @@ TABLE: tuple[Setting, ...] = (
     S("clustering.doc_weights", "choice", "centroid",
       "document-topic weights: the atoms' share of each document, weighted toward the topics nearest its "
       "embedding (centroid; keeps the embeddings as float16), or that share alone (theta: the paper's)",
-      choices=DOC_WEIGHTS, flag="--doc-weights", legacy="doc_weights"),
+      choices=DOC_WEIGHTS, flag="--doc-weights", legacy="doc_weights",
+      note="centroid: centroids and topic weights fitted by EM (a von Mises-Fisher mixture, "
+      "saetm.topics.docweights), exactly as transform weighs new documents"),
     S("clustering.doc_smoothing", "float", 0.5,
       "centroid weights: share of each document's prior spread evenly over all topics, the rest being its atoms' "
       "share (0: the atoms' share alone)", low=0.0, high=1.0, flag="--doc-smoothing", metavar="S",
-      legacy="doc_smoothing"),
+      legacy="doc_smoothing", note="1: a uniform prior, the atoms only start the mixture; a document's weights "
+      "still cover only the topics its atoms belong to; takes effect at the next fit or retopic"),
     S("seed", "int", 0, "seed of every random choice (SAE training, clustering): same seed and input, same topics",
       low=0, high=2**32 - 1, flag="--seed"),
     S("cache", "bool", True, "read and write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)",
@@ -252,6 +265,24 @@ def check_params(m) -> None:
     stop_word_set(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
 
 
+def numpydoc(rows, extra: dict | None = None) -> str:
+    """A numpydoc ``Parameters`` section for ``rows`` (the table's help and defaults);
+    ``extra``: ``{name: (type, text)}`` for parameters that are not rows (components)."""
+    import textwrap
+
+    kinds = {"int": "int", "float": "float", "bool": "bool", "any": "object"}
+    out = ["Parameters", "----------"]
+    items = [(r.field, "{" + ", ".join(repr(c) for c in r.choices) + "}" if r.kind == "choice"
+              else kinds[r.kind] + (" or None" if r.none_ok else ""),
+              f"{r.help} (default {r.default!r})" + (f". {r.note[0].upper()}{r.note[1:]}" if r.note else ""))
+             for r in rows]
+    items += [(name, kind, text) for name, (kind, text) in (extra or {}).items()]
+    for name, kind, text in items:
+        out.append(f"{name} : {kind}")
+        out += textwrap.wrap(text[0].upper() + text[1:] + ".", 88, initial_indent="    ", subsequent_indent="    ")
+    return "\n".join(out)
+
+
 def settings_markdown() -> str:
     """The settings reference for the API docs (``docs/SETTINGS.md``; regenerate it with
     ``python -m saetm.settings > docs/SETTINGS.md``)."""
@@ -266,7 +297,7 @@ def settings_markdown() -> str:
                    else "True / False" if s.kind == "bool" else "see text")
         if s.none_ok:
             allowed += " or None"
-        what = s.help.replace('|', '\\|')  # a table cell
+        what = (s.help + (f"; {s.note}" if s.note else "")).replace('|', '\\|')  # a table cell
         lines.append(f"| `{s.key}` | {f'`{s.flag}`' if s.flag else ''} | `{s.default!r}` | {allowed} | {what} |")
     return "\n".join(lines) + "\n"
 
