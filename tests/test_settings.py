@@ -117,6 +117,8 @@ def test_get_params_set_params_and_clone_round_trip():
     d = SAETM()
     d.set_params(sae__k=8)  # sae was "auto": now the settings of a trained one
     assert isinstance(d.sae, SAETraining) and d.sae.k == 8 and SAETM().sae == "auto"
+    with pytest.raises(SaetmError, match="trains no SAE"):
+        SAETM(sae="default").set_params(sae__k=8)
     assert SAETM().words is not SAETM().words  # each model its own components
     assert repr(SAETM()) == "SAETM()"
     with pytest.raises(SaetmError, match="Invalid parameter 'rank'"):

@@ -70,8 +70,8 @@ class SAETMParams(BaseEstimator):
 
     def set_params(self, **params) -> "SAETMParams":
         """Change settings (``n_topics=9``, ``words__ranking="beta"``, ``words=Words(...)``);
-        checked when they are next used. ``sae__k=16`` when ``sae`` is a string makes it
-        ``SAETraining(k=16)``."""
+        checked when they are next used. ``sae__k=16`` when ``sae`` is ``"auto"`` or ``"train"``
+        makes it ``SAETraining(k=16)``."""
         old = [k for k in params if k in LEGACY or k.split("__")[0] not in self.get_params(deep=False)]
         if old:
             raise old_keyword_error(old)
@@ -82,6 +82,8 @@ class SAETMParams(BaseEstimator):
                     params[key] = coerce(name, params[key])
                 continue
             if name == "sae" and not isinstance(self.sae, SAETraining):
+                if not (isinstance(self.sae, str) and self.sae in ("auto", "train")):
+                    raise SaetmError(f"{key}: sae={self.sae!r} trains no SAE; give sae=SAETraining(...) to train one")
                 self.sae = SAETraining()
         try:
             return super().set_params(**params)
