@@ -209,10 +209,9 @@ def shipped_sae_dir(encoder_name: str | None = None) -> Path | None:
 
 def get_sae(m, X: np.ndarray):
     """Resolve ``m.sae`` into a fitted SAE for embeddings ``X``; returns (sae, info)."""
+    from saetm.components import SAETraining
     from saetm.sae.models import SparseAutoencoder
     from saetm.sae.persist import load_sae
-
-    from saetm.components import SAETraining
 
     choice = "train" if isinstance(m.sae, SAETraining) else m.sae
     if isinstance(choice, SparseAutoencoder):
