@@ -87,7 +87,8 @@ def test_cli_flags_map_to_the_model(tmp_path):
     assert _model_from_args(build_parser().parse_args([*argv, "--sae", "default", "--k", "16"])).sae == "default"
 
 
-@pytest.mark.parametrize("old, new", [("word_ranking", "words__ranking"), ("doc_smoothing", "clustering__doc_smoothing"),
+@pytest.mark.parametrize("old, new", [("word_ranking", "words__ranking"),
+                                      ("doc_smoothing", "clustering__doc_smoothing"),
                                       ("n_atoms", "sae__n_atoms"), ("sae_steps", "sae__steps")])
 def test_an_old_flat_keyword_names_its_new_spelling(old, new):
     for attempt in (lambda: SAETM(**{old: 1}), lambda: SAETM().set_params(**{old: 1})):

@@ -63,7 +63,8 @@ def check_sae_memory(n_atoms: int, dim: int, batch_rows: int = 0) -> None:
     if total is not None and need > total:
         fits = max(int((total / 4 - 4 * dim) // (8 * dim + 4 + 3 * batch_rows)), 0)  # sae_training_bytes solved
         raise SaetmError(f"an SAE of {n_atoms:,} atoms on {dim}-d embeddings needs at least {_size(need)} of memory "
-                         f"to train, more than this machine's {_size(total)}; lower --n-atoms (sae__n_atoms) well below "
+                         f"to train, more than this machine's {_size(total)}; "
+                         f"lower --n-atoms (sae__n_atoms) well below "
                          f"{fits:,} (the default is {16 * dim:,}, 16 × dim)")
 
 

@@ -111,7 +111,7 @@ del _name, _row
 if SAETMParams.__doc__:  # (python -OO drops docstrings)
     SAETMParams.__doc__ += "\n" + textwrap.indent(numpydoc(
         [row for row in TABLE if row.component is None],
-        {"words": ("Words, str or dict", "stage 2 and the word lists (saetm.components.Words): EM settings, the ranking "
-                   "(words='beta' is Words(ranking='beta')) and its diversity"),
+        {"words": ("Words, str or dict", "stage 2 and the word lists (saetm.components.Words): EM settings, the "
+                   "ranking (words='beta' is Words(ranking='beta')) and its diversity"),
          "clustering": ("Clustering or dict", "stage 3 (saetm.components.Clustering): atom space, prevalence power, "
                         "document weights and their smoothing")}), "    ") + "\n"
