@@ -362,7 +362,7 @@ def _custom_labels(labels, n_topics: int, directory: Path, word_labels=None):
 
 def _check_consistent(model, tp, coverage, directory: Path) -> None:
     """Every invariant later code relies on: files may be truncated, mixed or edited by hand."""
-    from scipy.cluster.hierarchy import is_valid_linkage
+    from saetm.topics.hierarchy import valid_linkage
 
     B, theta = model.feature_words_, model.theta_
     n_atoms, V = B.shape[0], len(model.vocab_)
@@ -385,7 +385,7 @@ def _check_consistent(model, tp, coverage, directory: Path) -> None:
          "atom embeddings do not match the atoms"),
         (vector(tree.atoms, tree.atoms.shape[0], "iu") and np.array_equal(tree.atoms, np.flatnonzero(fp > 0))
          and tree.linkage.shape == (max(len(tree.atoms) - 1, 0), 4)
-         and (len(tree.atoms) < 2 or is_valid_linkage(tree.linkage.astype(np.float64))), "the atom tree is broken"),
+         and (len(tree.atoms) < 2 or valid_linkage(tree.linkage.astype(np.float64))), "the atom tree is broken"),
         (T > 0 and tp.topic_words.shape[1] == V and np.isfinite(tp.topic_words).all() and (tp.topic_words >= 0).all(),
          "topic word distributions do not match the vocabulary"),
         (T > 0 and vector(tp.prevalence, T) and vector(tp.n_atoms, T, "iu") and vector(coverage, T),

@@ -79,9 +79,9 @@ def check_params(m) -> None:
         raise SaetmError(f"arch must be one of {', '.join(ARCHS)}, got {m.arch!r}")
     _int_in("min_df", m.min_df, 1)
     _float_in("max_df", m.max_df, 0.0, 1.0, lo_open=True)
-    from saetm.words.vocab import stop_word_set
+    from saetm.words.vocab import check_stop_words
 
-    stop_word_set(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
+    check_stop_words(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
     for name in ("lemmatize", "merge_inflections"):
         if not isinstance(getattr(m, name), (bool, np.bool_)):
             raise SaetmError(f"{name} must be True or False, got {getattr(m, name)!r}")
