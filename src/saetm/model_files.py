@@ -44,7 +44,7 @@ from saetm.io.documents import read_documents as _read_documents, write_document
 from saetm.io.persist import (csr_from_tensors, csr_to_tensors, read_json, read_tensors, write_json, write_npz,
                               write_tensors)
 from saetm.io.provenance import checked_record, content_sha256
-from saetm.fast_load import as_stored, saved_or_refitted, sealed, weight_tensors
+from saetm.fast_load import as_stored, mapped_tensors, saved_or_refitted, sealed, weight_tensors
 from saetm.model_fields import check_model_info, fit_info
 
 log = logging.getLogger("saetm")
@@ -223,7 +223,7 @@ def load_model(cls, directory: Path):
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise SaetmError(f"{directory / 'vocab.json'} is not a list of words; the file is corrupt, re-run `saetm fit`")
     check_one_fit(directory, info)  # reads headers only: names a swapped file before the arrays are read
-    state = read_tensors(directory / "state.safetensors")
+    state = mapped_tensors(directory / "state.safetensors")
     topics = read_tensors(directory / "topics.safetensors")
     try:
         model.vocab_ = [str(w) for w in vocab]
