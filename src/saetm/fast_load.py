@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +110,20 @@ def mapped_tensors(path: Path) -> dict[str, np.ndarray]:
         return out
     except (KeyError, ValueError, TypeError, OSError, AttributeError):
         return read_tensors(path)
+
+
+def unread_documents(path: Path, n_docs: int) -> None:
+    """What loading without the documents checks of ``documents.parquet`` (when present): that
+    its footer reads and it has ``n_docs`` rows (its fit id is checked with every file's)."""
+    if not path.exists():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_metadata(path).num_rows
+    except Exception as e:  # pyarrow raises its own types for corrupt files
+        raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, "
+                         "re-run `saetm fit`") from None
+    if rows != n_docs:
+        raise SaetmError(f"{path} has {rows} rows but the model has {n_docs} documents; the directory is inconsistent")
+    return None

@@ -15,15 +15,17 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
 from saetm.lazy_sae import LazySAE
 from saetm.views import TopicViews
+
+if TYPE_CHECKING:  # imported where used: `saetm retopic` and `transform` to .npz need no pandas
+    import pandas as pd
 
 log = logging.getLogger("saetm")
 MAX_LABEL_CHARS = 200  # custom topic labels: a name, not a document
@@ -369,6 +371,8 @@ class SAETM(TopicViews, LazySAE):
 
     def get_topic_info(self, n_words: int = 10) -> pd.DataFrame:
         """One row per topic: topic, label, prevalence, coverage, n_docs, n_atoms, top words."""
+        import pandas as pd
+
         self._check_fitted()
         words, _ = self._top_words(n_words)
         active = np.asarray((self.doc_topics_ > 0).sum(axis=0)).ravel()
@@ -407,6 +411,8 @@ class SAETM(TopicViews, LazySAE):
         ``top`` > 1 adds the next topics by weight as ``topic_2, weight_2, label_2``, ...
         (−1, 0.0 and "(no topic)" where a document has fewer active topics); ties go to
         the lower topic number."""
+        import pandas as pd
+
         W = sp.csr_matrix(doc_topics, copy=True)
         W.sort_indices()
         W.data[~(W.data > 0)] = 0  # NaN or negative weights are no topic

@@ -44,8 +44,9 @@ from saetm.io.documents import read_documents as _read_documents, write_document
 from saetm.io.persist import (csr_from_tensors, csr_to_tensors, read_json, read_tensors, write_json, write_npz,
                               write_tensors)
 from saetm.io.provenance import checked_record, content_sha256
-from saetm.fast_load import as_stored, mapped_tensors, saved_or_refitted, sealed, weight_tensors
+from saetm.fast_load import as_stored, mapped_tensors, saved_or_refitted, sealed, unread_documents, weight_tensors
 from saetm.model_fields import check_model_info, fit_info
+from saetm.topic_table import check_exports
 
 log = logging.getLogger("saetm")
 
@@ -183,7 +184,8 @@ def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float) ->
         raise SaetmError(f"{path} holds an invalid {key} ({e}); the file is corrupt, re-run `saetm fit`") from None
 
 
-def load_model(cls, directory: Path):
+def load_model(cls, directory: Path, *, documents: bool = True):
+    """``documents=False`` (``saetm retopic``): documents.parquet is checked, not read; no ``documents_``."""
     from saetm.pipeline import TopicResult, check_doc_smoothing, check_params, check_prevalence_power
     from saetm.sae.config import read_sae
     from saetm.topics.hierarchy import AtomTree
@@ -258,11 +260,12 @@ def load_model(cls, directory: Path):
     W, centroids, priors = saved_or_refitted(topics, model, tp, smoothing, directory / "topics.safetensors")
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
                                   None if centroids is None else smoothing))
-    model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
+    read = _read_documents if documents else unread_documents
+    model.documents_ = read(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)
     model.fit_info_ = fit_info(info.get("fit_report"), directory / MODEL_FILE)
     model.input_ = checked_record(info.get("input"))
-    _check_exports(directory, model.n_topics, model.theta_.shape[0])
+    check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
 
 
@@ -305,21 +308,6 @@ def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path, says: bo
         raise SaetmError(f"{directory} is inconsistent (the document-word incidence does not match the documents "
                          "and vocabulary); the files are corrupt or mixed from different fits, re-run `saetm fit`")
     return doc_word_incidence(m, max_docs=None)
-
-
-def _check_exports(directory: Path, n_topics: int, n_docs: int) -> None:
-    """``topics.json`` and ``doc_topics.npz`` are for other tools and never read back; say
-    when they disagree with the model (e.g. a ``saetm retopic`` killed while renaming)."""
-    try:
-        exported = read_json(directory / "topics.json").get("n_topics")
-        with np.load(directory / "doc_topics.npz", allow_pickle=False) as z:
-            shape = tuple(int(x) for x in z["shape"])
-        ok = exported == n_topics and shape == (n_docs, n_topics)
-    except Exception:  # missing or corrupt: the same advice
-        ok = False
-    if not ok:
-        log.warning("%s: topics.json or doc_topics.npz do not match the model's %d topics; run "
-                    "`saetm retopic %s --topics %d` to rewrite them", directory, n_topics, directory, n_topics)
 
 
 def _restore_encoder(info: dict):

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import CountVectorizer
 
 #: Lowercase word tokens of two or more letters (Unicode letters; no digits or "_").
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
