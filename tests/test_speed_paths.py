@@ -130,6 +130,14 @@ def test_retopic_and_transform_import_only_what_they_use(model_dir, ng_corpus, t
                    "transformers": False}, got
 
 
+def test_retopic_reads_the_documents_when_the_seal_does_not_vouch_for_them(model_dir, capsys):
+    df = pd.read_parquet(model_dir / "documents.parquet")
+    df["text"] = list(range(len(df)))  # not texts: a damaged file, which also breaks the seal
+    df.to_parquet(model_dir / "documents.parquet", index=False)
+    assert main(["retopic", str(model_dir), "--topics", "4", "-q"]) != 0
+    assert "documents.parquet" in capsys.readouterr().err
+
+
 def test_stop_word_settings_are_checked_without_building_the_list():
     check_stop_words("english", ["foo"])
     check_stop_words(None, None)

@@ -59,6 +59,20 @@ def sealed(info: dict, stage: Path, directory: Path | None = None) -> dict:
     return info
 
 
+def seal_holds(directory: str | os.PathLike) -> bool:
+    """Whether every file of ``directory`` that loading reads is as saetm last wrote it (the
+    seal in ``model.json`` matches): then ``documents.parquet``, checked when it was written,
+    need not be read again by commands that do not use the texts (``retopic``, ``transform``)."""
+    directory = Path(directory)
+    try:
+        info = json.loads((directory / "model.json").read_bytes())
+        table = (directory / "topics.json").read_bytes()
+    except (OSError, ValueError, RecursionError):
+        return False
+    return (isinstance(info, dict) and isinstance(info.get(SEAL), str)
+            and _digest(info, table, lambda name: directory / name) == info[SEAL])
+
+
 def saved_topics(directory: str | os.PathLike, n_words: int) -> tuple[dict, dict] | None:
     """(model.json, topics.json) of ``directory`` when its seal holds and the table can give
     ``n_words`` words per topic exactly as the loaded model would; otherwise None."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from saetm.topic_table import model_rows, print_saved_topics, print_table  # light: reads JSON, no model code
+from saetm.topic_table import print_saved_topics, print_table  # light: reads JSON, imports no model code
 
 
 def cmd_topics(args) -> int:
@@ -13,11 +12,11 @@ def cmd_topics(args) -> int:
     if print_saved_topics(args.dir, args.words, as_json=args.json):
         return 0
     from saetm.model import SAETM
-    from saetm.model_files import load_model, topics_json
+    from saetm.model_files import topics_json
 
-    model = load_model(SAETM, Path(args.dir), documents=False)  # the table needs no document texts
+    model = SAETM.load(args.dir)
     if args.json:
         print(json.dumps(topics_json(model, args.words), indent=2, ensure_ascii=False))
     else:
-        print_table(model_rows(model, args.words))
+        print_table(model.get_topic_info(n_words=args.words).to_dict("records"))
     return 0
