@@ -12,8 +12,9 @@ T`` on a private copy (alternating T and the model's own number, so every run re
 they are encoded); and, in one process, ``SAETM.load``
 and a warm ``model.retopic``. Per command: the best and median wall-clock seconds, the
 CPU seconds (user + system) of the best run and the peak resident memory of the process
-(``os.wait4``; it includes this script's own ~20 MB, which the child starts from), and whether torch / sentence-transformers were imported (``-X importtime``
-of one extra run). CPU seconds are the steadier figure on a shared machine. Prints one
+(``os.wait4``; it includes this script's own ~20 MB, which the child starts from), and which
+of torch, sentence-transformers, transformers, scikit-learn and pandas were imported
+(``-X importtime`` of one extra run). CPU seconds are the steadier figure on a shared machine. Prints one
 Markdown table (with the machine, the versions and this command) and writes it to ``--out``.
 Nothing is downloaded.
 """
@@ -76,11 +77,11 @@ def run(argv: list[str], env: dict, cwd: Path) -> dict:
 
 
 def heavy_imports(argv: list[str], env: dict, cwd: Path) -> str:
-    """Which of torch / sentence_transformers the command imports (one run with -X importtime)."""
+    """Which of the heavy packages the command imports (one run with -X importtime)."""
     proc = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], env=env, cwd=cwd, capture_output=True, text=True)
     names = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    found = [n for n in ("torch", "sentence_transformers") if n in names]
-    return ", ".join(found) if found else "neither"
+    found = [n for n in ("torch", "sentence_transformers", "transformers", "sklearn", "pandas") if n in names]
+    return ", ".join(found) if found else "none of these"
 
 
 def versions(srcs: list[Path]) -> list[str]:

@@ -9,10 +9,15 @@ recomputed as before.
 
 The seal in ``model.json`` (:mod:`saetm.topic_table`), which lets ``saetm topics`` print
 ``topics.json`` without loading the model.
+
+:func:`mapped_tensors`: ``state.safetensors`` (hundreds of MB) mapped into memory instead
+of read: its arrays are the file's pages, read as they are used, private to the process.
 """
 
 from __future__ import annotations
 
+import json
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +75,55 @@ def saved_or_refitted(arrays: dict, model, topics, smoothing: float, path: Path)
     n_topics = topics.topic_words.shape[0]
     return (stored_weights(arrays, model, n_topics, path)
             or document_weights(model, topics.atom_topic, n_topics, smoothing=smoothing))
+
+
+_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+           "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+
+
+def mapped_tensors(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of the safetensors file ``path``, as :func:`saetm.io.persist.read_tensors`
+    returns them, but mapped copy-on-write rather than read: nothing is copied until it is
+    used, and writing to an array changes this process's copy only. The header is first
+    checked by safetensors itself; a file it refuses, or one whose arrays this cannot map
+    (a type it does not know, misaligned data), is read as before."""
+    from saetm.io.persist import read_tensor_metadata, read_tensors
+
+    read_tensor_metadata(path)  # safetensors parses and checks the header: a one-line error if broken
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+            buffer = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        start = 8 + size
+        out = {}
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            dtype = np.dtype(_DTYPES[entry["dtype"]])
+            shape = tuple(int(n) for n in entry["shape"])
+            begin, end = (start + int(x) for x in entry["data_offsets"])
+            count = int(np.prod(shape, dtype=np.int64))
+            if end - begin != count * dtype.itemsize or end > len(buffer) or begin % dtype.alignment:
+                raise ValueError(name)
+            out[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=begin).reshape(shape)
+        return out
+    except (KeyError, ValueError, TypeError, OSError, AttributeError):
+        return read_tensors(path)
+
+
+def unread_documents(path: Path, n_docs: int) -> None:
+    """What loading without the documents checks of ``documents.parquet`` (when present): that
+    its footer reads and it has ``n_docs`` rows (its fit id is checked with every file's)."""
+    if not path.exists():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_metadata(path).num_rows
+    except Exception as e:  # pyarrow raises its own types for corrupt files
+        raise SaetmError(f"{path} is unreadable ({type(e).__name__}); the model directory is corrupt, "
+                         "re-run `saetm fit`") from None
+    if rows != n_docs:
+        raise SaetmError(f"{path} has {rows} rows but the model has {n_docs} documents; the directory is inconsistent")
+    return None

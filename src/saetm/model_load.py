@@ -14,13 +14,14 @@ import numpy as np
 
 from saetm._version import FORMAT_VERSION, __version__
 from saetm.errors import SaetmError
-from saetm.fast_load import saved_or_refitted
+from saetm.fast_load import mapped_tensors, saved_or_refitted, unread_documents
 from saetm.io.directory import MODEL_FILE, MODEL_FILES, check_one_fit, refuse_links
 from saetm.io.documents import read_documents as _read_documents
 from saetm.io.persist import csr_from_tensors, read_json, read_tensors
 from saetm.io.provenance import checked_record
 from saetm.migrate import OLDEST, upgrade, upgrade_arrays
 from saetm.model_fields import check_model_info, fit_info
+from saetm.topic_table import check_exports
 
 log = logging.getLogger("saetm")
 
@@ -41,7 +42,8 @@ def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float | N
         raise SaetmError(f"{path} holds an invalid {key} ({e}); the file is corrupt, re-run `saetm fit`") from None
 
 
-def load_model(cls, directory: Path):
+def load_model(cls, directory: Path, *, documents: bool = True):
+    """``documents=False`` (``saetm retopic``): documents.parquet is checked, not read; no ``documents_``."""
     from saetm.components import coerce
     from saetm.pipeline import TopicResult, check_doc_smoothing, check_params, check_prevalence_power
     from saetm.sae.config import read_sae
@@ -82,7 +84,7 @@ def load_model(cls, directory: Path):
     if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
         raise SaetmError(f"{directory / 'vocab.json'} is not a list of words; the file is corrupt, re-run `saetm fit`")
     check_one_fit(directory, info)  # reads headers only: names a swapped file before the arrays are read
-    state = read_tensors(directory / "state.safetensors")
+    state = mapped_tensors(directory / "state.safetensors")
     topics = read_tensors(directory / "topics.safetensors")
     upgrade_arrays(version, info, state, topics)
     try:
@@ -118,11 +120,12 @@ def load_model(cls, directory: Path):
     W, centroids, priors = saved_or_refitted(topics, model, tp, smoothing, directory / "topics.safetensors")
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
                                   None if centroids is None else smoothing))
-    model.documents_ = _read_documents(directory / "documents.parquet", model.theta_.shape[0])
+    read = _read_documents if documents else unread_documents
+    model.documents_ = read(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)
     model.fit_info_ = fit_info(info.get("fit_report"), directory / MODEL_FILE)
     model.input_ = checked_record(info.get("input"))
-    _check_exports(directory, model.n_topics, model.theta_.shape[0])
+    check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
 
 
@@ -154,21 +157,6 @@ def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path, says: bo
         raise SaetmError(f"{directory} is inconsistent (the document-word incidence does not match the documents "
                          "and vocabulary); the files are corrupt or mixed from different fits, re-run `saetm fit`")
     return doc_word_incidence(m, max_docs=None)
-
-
-def _check_exports(directory: Path, n_topics: int, n_docs: int) -> None:
-    """``topics.json`` and ``doc_topics.npz`` are for other tools and never read back; say
-    when they disagree with the model (e.g. a ``saetm retopic`` killed while renaming)."""
-    try:
-        exported = read_json(directory / "topics.json").get("n_topics")
-        with np.load(directory / "doc_topics.npz", allow_pickle=False) as z:
-            shape = tuple(int(x) for x in z["shape"])
-        ok = exported == n_topics and shape == (n_docs, n_topics)
-    except Exception:  # missing or corrupt: the same advice
-        ok = False
-    if not ok:
-        log.warning("%s: topics.json or doc_topics.npz do not match the model's %d topics; run "
-                    "`saetm retopic %s --topics %d` to rewrite them", directory, n_topics, directory, n_topics)
 
 
 def _restore_encoder(info: dict):
@@ -211,7 +199,7 @@ def _custom_labels(labels, n_topics: int, directory: Path, word_labels=None):
 
 def _check_consistent(model, tp, coverage, directory: Path) -> None:
     """Every invariant later code relies on: files may be truncated, mixed or edited by hand."""
-    from scipy.cluster.hierarchy import is_valid_linkage
+    from saetm.topics.hierarchy import valid_linkage
 
     B, theta = model.feature_words_, model.theta_
     n_atoms, V = B.shape[0], len(model.vocab_)
@@ -234,7 +222,7 @@ def _check_consistent(model, tp, coverage, directory: Path) -> None:
          "atom embeddings do not match the atoms"),
         (vector(tree.atoms, tree.atoms.shape[0], "iu") and np.array_equal(tree.atoms, np.flatnonzero(fp > 0))
          and tree.linkage.shape == (max(len(tree.atoms) - 1, 0), 4)
-         and (len(tree.atoms) < 2 or is_valid_linkage(tree.linkage.astype(np.float64))), "the atom tree is broken"),
+         and (len(tree.atoms) < 2 or valid_linkage(tree.linkage.astype(np.float64))), "the atom tree is broken"),
         (T > 0 and tp.topic_words.shape[1] == V and np.isfinite(tp.topic_words).all() and (tp.topic_words >= 0).all(),
          "topic word distributions do not match the vocabulary"),
         (T > 0 and vector(tp.prevalence, T) and vector(tp.n_atoms, T, "iu") and vector(coverage, T),

@@ -467,8 +467,9 @@ def document_weights(m, atom_topic: np.ndarray, n_topics: int, *, rounds: int | 
         return W, None, None
     if smoothing is None:
         smoothing = check_doc_smoothing(m.doc_smoothing)  # set_params does not validate
-    centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing)
-    return docweights.sharpen(W, E, centroids, priors=priors, smoothing=smoothing), centroids, priors
+    x = docweights.directions(E)  # once for both
+    centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing, unit=x)
+    return docweights.sharpen(W, E, centroids, priors=priors, smoothing=smoothing, unit=x), centroids, priors
 
 
 def document_embeddings(m, X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray | None:

@@ -260,9 +260,9 @@ def check_params(m) -> None:
         if m.n_topics > training.n_atoms:
             raise SaetmError(f"n_topics={m.n_topics} is more than the n_atoms={training.n_atoms} atoms that make "
                              "topics; lower --topics (n_topics) or raise --n-atoms (sae__n_atoms)")
-    from saetm.words.vocab import stop_word_set
+    from saetm.words.vocab import check_stop_words
 
-    stop_word_set(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
+    check_stop_words(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
 
 
 def numpydoc(rows, extra: dict | None = None) -> str:

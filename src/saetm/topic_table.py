@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 from saetm._version import FORMAT_VERSION
 
+log = logging.getLogger("saetm")
 SEAL = "topics_seal"
 TABLE_WORDS = 25  # words per topic in topics.json (model_files.topics_json)
 # what loading reads besides model.json and topics.json (whose contents are sealed)
@@ -55,6 +57,20 @@ def sealed(info: dict, stage: Path, directory: Path | None = None) -> dict:
 
     info[SEAL] = _digest(info, (stage / "topics.json").read_bytes(), locate)
     return info
+
+
+def seal_holds(directory: str | os.PathLike) -> bool:
+    """Whether every file of ``directory`` that loading reads is as saetm last wrote it (the
+    seal in ``model.json`` matches): then ``documents.parquet``, checked when it was written,
+    need not be read again by commands that do not use the texts (``retopic``, ``transform``)."""
+    directory = Path(directory)
+    try:
+        info = json.loads((directory / "model.json").read_bytes())
+        table = (directory / "topics.json").read_bytes()
+    except (OSError, ValueError, RecursionError):
+        return False
+    return (isinstance(info, dict) and isinstance(info.get(SEAL), str)
+            and _digest(info, table, lambda name: directory / name) == info[SEAL])
 
 
 def saved_topics(directory: str | os.PathLike, n_words: int) -> tuple[dict, dict] | None:
@@ -98,9 +114,35 @@ def print_saved_topics(directory, n_words: int, as_json: bool = False) -> bool:
     return True
 
 
+def model_rows(model, n_words: int) -> list[dict]:
+    """The rows :func:`print_table` shows of a fitted model, as ``model.get_topic_info(n_words)``
+    gives them, without building a DataFrame (nor importing pandas)."""
+    words, _ = model._top_words(n_words)
+    t = model.topics_
+    return [{"topic": c, "prevalence": float(t.prevalence[c]), "coverage": float(model.coverage_[c]),
+             "n_atoms": int(t.n_atoms[c]), "top_words": ", ".join(words[c])} for c in range(model.n_topics)]
+
+
 def print_table(rows: list[dict]) -> None:
     """The topic table every command prints: rows of ``get_topic_info`` (as dicts)."""
     print(f"{'topic':>5}  {'prev':>5}  {'cover':>5}  {'atoms':>5}  top words")
     for row in rows:
         print(f"{row['topic']:>5}  {row['prevalence']:5.3f}  {row['coverage']:5.3f}  {row['n_atoms']:>5}  "
               f"{row['top_words']}")
+
+
+def check_exports(directory: Path, n_topics: int, n_docs: int) -> None:
+    """``topics.json`` and ``doc_topics.npz`` are for other tools and never read back; say
+    when they disagree with the model (e.g. a ``saetm retopic`` killed while renaming)."""
+    import numpy as np
+
+    try:
+        exported = json.loads((directory / "topics.json").read_bytes()).get("n_topics")
+        with np.load(directory / "doc_topics.npz", allow_pickle=False) as z:
+            shape = tuple(int(x) for x in z["shape"])
+        ok = exported == n_topics and shape == (n_docs, n_topics)
+    except Exception:  # missing or corrupt: the same advice
+        ok = False
+    if not ok:
+        log.warning("%s: topics.json or doc_topics.npz do not match the model's %d topics; run "
+                    "`saetm retopic %s --topics %d` to rewrite them", directory, n_topics, directory, n_topics)

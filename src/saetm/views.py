@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _URL = re.compile(r"https?://\S+")
 _WORD = re.compile(r"\w+")
@@ -184,6 +186,8 @@ class TopicViews:
         """
         self._check_fitted()
         used = np.flatnonzero(self.feature_prob_ > 0)
+        import pandas as pd
+
         out = pd.DataFrame({"atom": used, "topic": self.atom_topic_[used], "weight": self.feature_prob_[used]})
         for n in levels:
             out[f"T={int(n)}"] = self.cut_hierarchy(int(n))[used]

@@ -6,13 +6,15 @@ and :func:`saetm.topics.merge.top_words`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+
+if TYPE_CHECKING:  # imported where a table is built: `saetm retopic` and `transform` to .npz need no pandas
+    import pandas as pd
 
 MAX_LABEL_CHARS = 200  # custom topic labels: a name, not a document
 
@@ -85,6 +87,8 @@ class WordLists:
 
     def get_topic_info(self, n_words: int = 10) -> pd.DataFrame:
         """One row per topic: topic, label, prevalence, coverage, n_docs, n_atoms, top words."""
+        import pandas as pd
+
         self._check_fitted()
         words, _ = self._top_words(n_words)
         active = np.asarray((self.doc_topics_ > 0).sum(axis=0)).ravel()
@@ -123,6 +127,8 @@ class WordLists:
         ``top`` > 1 adds the next topics by weight as ``topic_2, weight_2, label_2``, ...
         (−1, 0.0 and "(no topic)" where a document has fewer active topics); ties go to
         the lower topic number."""
+        import pandas as pd
+
         W = sp.csr_matrix(doc_topics, copy=True)
         W.sort_indices()
         W.data[~(W.data > 0)] = 0  # NaN or negative weights are no topic

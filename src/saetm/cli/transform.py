@@ -14,6 +14,8 @@ def cmd_transform(args) -> int:
     from saetm.io.persist import atomic_write, write_npz
     from saetm.io.readers import read_documents
     from saetm.model import SAETM
+    from saetm.model_files import load_model
+    from saetm.topic_table import seal_holds
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -21,7 +23,9 @@ def cmd_transform(args) -> int:
         raise SaetmError(f"--out {out.name}: use .npz (sparse topic weights) or .csv/.tsv/.jsonl/.parquet (a table)")
     if suffix == ".npz" and args.top is not None:
         log.warning("--top shapes the tables; %s keeps the weights of every topic", out.name)
-    model = SAETM.load(args.dir)
+    # the fitted texts play no part in new documents' weights: documents.parquet is read only when
+    # the seal does not vouch for it
+    model = load_model(SAETM, Path(args.dir), documents=not seal_holds(args.dir))
     model.verbose = not args.quiet
     corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field)
     texts, meta = _aligned(corpus)

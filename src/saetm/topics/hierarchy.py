@@ -215,6 +215,23 @@ def _linkage(X: np.ndarray, weights: np.ndarray | None, method: str) -> np.ndarr
     raise SaetmError(f"unknown linkage method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def valid_linkage(Z: np.ndarray) -> bool:
+    """Whether ``Z`` is a linkage matrix ``scipy.cluster.hierarchy.is_valid_linkage`` accepts
+    (float64, (n − 1, 4), no negative entries, clusters of at most n leaves, each cluster used
+    once and only after it is formed), with finite entries; in numpy, since importing
+    ``scipy.cluster`` takes longer than loading a model."""
+    Z = np.asarray(Z)
+    if Z.dtype != np.float64 or Z.ndim != 2 or Z.shape[1] != 4 or Z.shape[0] == 0 or not np.isfinite(Z).all():
+        return False
+    n = Z.shape[0]
+    if n < 2:
+        return True
+    kids = Z[:, :2]
+    return not ((Z < 0).any() or (Z[:, 3] > n + 1).any()
+                or (kids.max(axis=1) >= np.arange(n + 1, 2 * n + 1, dtype=Z.dtype)).any()
+                or np.unique(kids).size < 2 * n)
+
+
 def build_atom_tree(atom_emb: np.ndarray, weights: np.ndarray, method: str = "ward") -> AtomTree:
     """A tree over the used atoms (weight > 0).
 

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from saetm.errors import SaetmError
+from saetm.topics import kmeans
 
 RANKINGS = ("coherent", "beta", "lift", "relevance")
 #: p of :func:`cluster_weights` (``SAETM(prevalence_power)``); 1 is the paper's θ̄-weighted k-means.
@@ -152,8 +153,9 @@ def cluster_atoms(atom_emb: np.ndarray, weights: np.ndarray, n_topics: int, seed
     ``hierarchy.cut(tree, n_topics)``); k-means then starts from its weighted centroids
     instead of k-means++ (``n_init`` and ``seed`` are not used). Measured on 6,144 atoms,
     this reaches an equal or lower weighted inertia than k-means++ in a third of the time.
+    It runs in :func:`saetm.topics.kmeans.lloyd` (scikit-learn's iterations, without
+    importing it) unless a cluster empties on the way.
     """
-    from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
     X = np.asarray(atom_emb, dtype=np.float32)
@@ -173,7 +175,7 @@ def cluster_atoms(atom_emb: np.ndarray, weights: np.ndarray, n_topics: int, seed
         return atom_topic
     Xu, wu = X[used], w[used] / w[used].sum()
     if init is None:
-        km = KMeans(n_clusters=n_topics, n_init=n_init, max_iter=max_iter, random_state=seed)
+        centers = "k-means++"
     else:
         start = np.asarray(init).ravel()
         if start.shape[0] != X.shape[0]:
@@ -183,32 +185,23 @@ def cluster_atoms(atom_emb: np.ndarray, weights: np.ndarray, n_topics: int, seed
             raise SaetmError(f"init must put every used atom in one of exactly {n_topics} clusters numbered "
                              f"0..{n_topics - 1} (e.g. hierarchy.cut(tree, {n_topics}))")
         mass = np.bincount(start, weights=wu, minlength=n_topics)
-        centers = np.zeros((n_topics, X.shape[1]), dtype=np.float64)
-        np.add.at(centers, start, Xu * wu[:, None])
-        centers /= mass[:, None]
-        km = KMeans(n_clusters=n_topics, init=centers, n_init=1, max_iter=max_iter, random_state=seed)
+        centers = kmeans.cluster_sums(Xu * wu[:, None], start, n_topics) / mass[:, None]
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            fitted = kmeans.lloyd(Xu, wu, centers, max_iter=max_iter)
+        if fitted is not None:
+            atom_topic[used] = kmeans.fill_empty_clusters(fitted[0], Xu, fitted[1], n_topics)
+            return atom_topic
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=n_topics, init=centers, n_init=n_init if init is None else 1, max_iter=max_iter,
+                random_state=seed)
     with warnings.catch_warnings(), threadpool_limits(limits=n_threads):
         # Fewer distinct points than clusters: handled below by splitting large clusters.
         warnings.simplefilter("ignore")
         labels = km.fit(Xu, sample_weight=wu).labels_.astype(np.int64)
-    labels = _fill_empty_clusters(labels, Xu, km.cluster_centers_, n_topics)
+    labels = kmeans.fill_empty_clusters(labels, Xu, km.cluster_centers_, n_topics)
     atom_topic[used] = labels
     return atom_topic
-
-
-def _fill_empty_clusters(labels: np.ndarray, X: np.ndarray, centers: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Move one atom (the farthest from its centre) from the largest cluster into each empty one."""
-    labels = labels.copy()
-    sizes = np.bincount(labels, minlength=n_clusters)
-    for c in np.flatnonzero(sizes == 0):
-        big = int(np.argmax(sizes))
-        members = np.flatnonzero(labels == big)
-        dist = ((X[members] - centers[big]) ** 2).sum(axis=1)
-        move = members[int(np.argmax(dist))]
-        labels[move] = c
-        sizes[big] -= 1
-        sizes[c] += 1
-    return labels
 
 
 @dataclass

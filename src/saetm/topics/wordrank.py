@@ -177,11 +177,51 @@ def listed_scores(weights) -> list[np.ndarray]:
     pool-adjacent-violators): where a word is listed ahead of words with a higher β, they all
     get their mean β. It is positive, equals β wherever β already decreases (always with the
     ``"beta"`` ranking), and the scores of a topic's listed words sum to their β."""
-    from sklearn.isotonic import isotonic_regression
-
     out = []
     for w in weights:
         w = np.asarray(w, dtype=np.float64)
-        s = isotonic_regression(w, increasing=False) if w.size > 1 else w.copy()
+        s = _non_increasing_fit(w) if w.size > 1 else w.copy()
         out.append(s.astype(np.float32))
     return out
+
+
+def _non_increasing_fit(y: np.ndarray) -> np.ndarray:
+    """The least-squares non-increasing sequence closest to ``y`` (1-D, float64): pool adjacent
+    violators in one pass with backtracking (Busing 2022, Algorithm 1) over the reversed
+    sequence, fitted increasing with unit weights, ties pooled. The additions and divisions
+    are those of ``scipy.optimize.isotonic_regression(y, increasing=False)`` (which
+    scikit-learn's ``isotonic_regression`` calls), in the same order: the same floats, without
+    importing either for at most a few dozen words."""
+    x = [float(v) for v in y[::-1]]
+    n = len(x)
+    w = [1.0] * n
+    ends = [0] * (n + 1)  # block b holds positions ends[b]..ends[b + 1] - 1
+    ends[1] = 1
+    b, x_prev, w_prev = 0, x[0], w[0]
+    i = 1
+    while i < n:
+        b += 1
+        xb, wb = x[i], w[i]
+        if x_prev >= xb:  # pool with the previous block, then with any the pooled value violates
+            b -= 1
+            sb = w_prev * x_prev + wb * xb
+            wb += w_prev
+            xb = sb / wb
+            while i < n - 1 and xb >= x[i + 1]:
+                i += 1
+                sb += w[i] * x[i]
+                wb += w[i]
+                xb = sb / wb
+            while b > 0 and x[b - 1] >= xb:
+                b -= 1
+                sb += w[b] * x[b]
+                wb += w[b]
+                xb = sb / wb
+        x[b] = x_prev = xb
+        w[b] = w_prev = wb
+        ends[b + 1] = i + 1
+        i += 1
+    fit = [0.0] * n
+    for k in range(b + 1):
+        fit[ends[k]:ends[k + 1]] = [x[k]] * (ends[k + 1] - ends[k])
+    return np.asarray(fit[::-1], dtype=np.float64)

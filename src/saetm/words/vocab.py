@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from saetm.errors import SaetmError
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import CountVectorizer
 
 #: Lowercase word tokens of two or more letters (Unicode letters; no digits or "_").
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
@@ -39,14 +41,35 @@ _CONTRACTION_PARTS = frozenset(
     "aren couldn didn doesn don hadn hasn haven isn ll mightn mustn needn shan shouldn ve "
     "wasn weren wouldn".split()
 )
-ENGLISH_STOP_WORDS_EXTENDED = frozenset(ENGLISH_STOP_WORDS) | _CONTRACTION_PARTS
 
 Lemmatizer = Callable[[str], str]
 
 
-def _stop_words(stop_words: str | Iterable[str] | None,
-                extra: Iterable[str] | None = None) -> frozenset[str] | None:
-    """The stop words: ``stop_words`` ("english", None or words) plus the ``extra`` words."""
+@lru_cache(maxsize=1)
+def _english_stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS) | _CONTRACTION_PARTS
+
+
+def __getattr__(name: str):
+    # ENGLISH_STOP_WORDS_EXTENDED (scikit-learn's list and the contraction fragments) is built
+    # on first use: importing scikit-learn takes a second, which checking settings should not.
+    if name == "ENGLISH_STOP_WORDS_EXTENDED":
+        return _english_stop_words()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def check_stop_words(stop_words: str | Iterable[str] | None, extra: Iterable[str] | None = None) -> None:
+    """The one-line error :func:`stop_word_set` would give for these settings, without building
+    the English list (nor importing scikit-learn)."""
+    _stop_words(stop_words, extra, english=frozenset())
+
+
+def _stop_words(stop_words: str | Iterable[str] | None, extra: Iterable[str] | None = None, *,
+                english: frozenset[str] | None = None) -> frozenset[str] | None:
+    """The stop words: ``stop_words`` ("english", None or words) plus the ``extra`` words;
+    ``english``: the list "english" stands for (None: :func:`_english_stop_words`)."""
     if isinstance(extra, str):
         raise SaetmError("extra_stop_words must be a list of words, not one string")
     extra = frozenset(str(w).strip().lower() for w in extra or ()) - {""}
@@ -55,7 +78,7 @@ def _stop_words(stop_words: str | Iterable[str] | None,
     if isinstance(stop_words, str):
         if stop_words != "english":
             raise SaetmError(f"stop_words={stop_words!r} is not supported; use 'english', None or a list of words")
-        return ENGLISH_STOP_WORDS_EXTENDED | extra
+        return (_english_stop_words() if english is None else english) | extra
     return frozenset(str(w).lower() for w in stop_words) | extra
 
 
@@ -157,6 +180,8 @@ def analyzer(stop_words: frozenset[str] | None = None, lemmatize: bool | Lemmati
 
 def _vectorizer(*, token_pattern: str, lemmatize: bool | Lemmatizer,
                 stop_words: frozenset[str] | None = None, **kwargs) -> CountVectorizer:
+    from sklearn.feature_extraction.text import CountVectorizer
+
     lemmatizer = _lemmatizer(lemmatize)
     tokenizer = None  # CountVectorizer's own regex tokenizer
     if lemmatizer is not None:
