@@ -122,7 +122,7 @@ def test_get_params_set_params_and_clone_round_trip():
         SAETM(sae="default").set_params(sae__k=8)
     assert SAETM().words is not SAETM().words  # each model its own components
     assert repr(SAETM()) == "SAETM()"
-    with pytest.raises(SaetmError, match="Invalid parameter 'rank'"):
+    with pytest.raises(SaetmError, match="invalid parameter 'rank' for Words; valid: background_weight"):
         SAETM().set_params(words__rank="beta")
     with pytest.raises(SaetmError, match="unknown field"):
         SAETM(words={"rank": "beta"})

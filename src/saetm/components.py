@@ -1,6 +1,6 @@
 """The component objects that group ``SAETM``'s research settings.
 
-Each is a small scikit-learn estimator (``get_params``/``set_params``/``clone``/``repr``)
+Each follows scikit-learn's estimator protocol (``get_params``/``set_params``/``clone``/``repr``, :mod:`saetm.estimator`)
 whose fields and defaults are rows of :mod:`saetm.settings`:
 
 - :class:`SAETraining`: the SAE trained on the corpus (``SAETM(sae=SAETraining(k=16))``);
@@ -14,13 +14,12 @@ whose fields and defaults are rows of :mod:`saetm.settings`:
 
 from __future__ import annotations
 
-from sklearn.base import BaseEstimator
-
 from saetm.errors import SaetmError
+from saetm.estimator import Estimator
 from saetm.settings import COMPONENTS, default as _d, fields, numpydoc
 
 
-class _Component(BaseEstimator):
+class _Component(Estimator):
     name = ""  # the SAETM parameter that holds it
 
     def check(self) -> "_Component":
@@ -28,12 +27,6 @@ class _Component(BaseEstimator):
         for row in fields(self.name):
             row.check(getattr(self, row.field))
         return self
-
-    def set_params(self, **params):
-        try:
-            return super().set_params(**params)
-        except ValueError as e:
-            raise SaetmError(" ".join(str(e).split())) from None
 
 
 class SAETraining(_Component):

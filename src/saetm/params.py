@@ -1,4 +1,4 @@
-"""``SAETM``'s constructor and settings (scikit-learn ``BaseEstimator``).
+"""``SAETM``'s constructor and settings (scikit-learn's estimator protocol, :mod:`saetm.estimator`).
 
 Types, ranges, defaults and help of every setting are rows of :mod:`saetm.settings`;
 the research settings are grouped in the components of :mod:`saetm.components`.
@@ -9,17 +9,16 @@ from __future__ import annotations
 import textwrap
 from typing import Callable, Sequence
 
-from sklearn.base import BaseEstimator
-
 from saetm.components import SAETraining, Words, Clustering, coerce, resolved
 from saetm.errors import SaetmError
+from saetm.estimator import Estimator
 from saetm.settings import LEGACY, TABLE, default as _d, numpydoc, old_keyword_error
 
 # signature defaults of the components: each model gets its own copy (see SAETMParams.__init__)
 _WORDS, _CLUSTERING = Words(), Clustering()
 
 
-class SAETMParams(BaseEstimator):
+class SAETMParams(Estimator):
     """The settings of a topic model read off a sparse autoencoder's atoms (SAE-TM).
 
     Stored as given (a component given as a string or dict becomes its object) and checked
@@ -85,10 +84,7 @@ class SAETMParams(BaseEstimator):
                 if not (isinstance(self.sae, str) and self.sae in ("auto", "train")):
                     raise SaetmError(f"{key}: sae={self.sae!r} trains no SAE; give sae=SAETraining(...) to train one")
                 self.sae = SAETraining()
-        try:
-            return super().set_params(**params)
-        except ValueError as e:
-            raise SaetmError(" ".join(str(e).split())) from None
+        return super().set_params(**params)
 
 
 def _view(name: str, component: str, field: str):
