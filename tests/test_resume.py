@@ -145,7 +145,7 @@ def test_killed_fit_resumes_without_reencoding_and_ends_identical(ng_corpus, tmp
     # 3. run again to the end: the whole corpus's embeddings and the SAE's checkpoint are found
     err = _finish(_start(docs, out, cache, logs[3]), logs[3])
     assert "chunk(s)" not in err
-    step = re.search(r"resuming from .*\(step (\d+) of 1500\)", err)
+    step = re.search(r"resuming from .*\(step (\d+) of 600\)", err)
     assert step and 0 < int(step.group(1)) < 600, err[-3000:]
 
     whole, resumed = _contents(tmp_path / "whole"), _contents(tmp_path / "resumed")
