@@ -349,7 +349,7 @@ def train_corpus_sae(m, X: np.ndarray):
         log.info("SAE: reusing the one trained on these embeddings with these settings (%s)", cached)
         return sae, {"source": "train", "cached": True, **sae.meta.get("metrics", {})}
     if cached is not None:  # checkpoints beside the cache entry: a killed fit resumes the training
-        train_cfg = dataclasses.replace(train_cfg, checkpoint_dir=str(cached) + ".checkpoints",
+        train_cfg = dataclasses.replace(train_cfg, checkpoint_dir=_sae_checkpoint_dir(cached),
                                         checkpoint_every=SAE_CHECKPOINT_EVERY, keep_checkpoints=1, resume=True)
     sae, metrics = train_sae(X, cfg, train_cfg, progress=m.verbose)
     release_freed_memory()
@@ -378,6 +378,15 @@ def _sae_cache_dir(X: np.ndarray, cfg, train_cfg) -> Path:
     h.update(json.dumps([cfg.to_dict(), dataclasses.asdict(train_cfg), __version__], sort_keys=True,
                         default=str).encode())
     return default_cache_dir() / "sae" / h.hexdigest()[:32]
+
+
+def _sae_checkpoint_dir(cached: Path) -> str:
+    """Checkpoints of the SAE to be cached in ``cached``; one folder per number of
+    processes (a checkpoint fixes how each batch is split among them)."""
+    from saetm.sae.distributed import process_info
+
+    world = process_info().world_size
+    return str(cached) + (".checkpoints" if world == 1 else f".checkpoints-{world}")
 
 
 def _load_cached_sae(path: Path):
@@ -411,7 +420,8 @@ def _store_cached_sae(sae, path: Path, metrics: dict) -> None:
         save_sae(sae, path, extra_meta={"metrics": metrics})
     except (OSError, SaetmError):
         return  # a cache that cannot be written must not fail the fit
-    shutil.rmtree(str(path) + ".checkpoints", ignore_errors=True)
+    for folder in path.parent.glob(path.name + ".checkpoints*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def activations(sae, X: np.ndarray) -> sp.csr_matrix:

@@ -112,9 +112,8 @@ class SparseAutoencoder(nn.Module):
 
     @torch.no_grad()
     def track_firing(self, fired: torch.Tensor, n_samples: int) -> None:
-        """fired: (F,) bool, features active anywhere in a batch of n_samples. In training
-        on several processes: anywhere in the global batch (so AuxK sees the same dead
-        features on every process, as one process would)."""
+        """fired: (F,) bool, features active anywhere in a batch of n_samples (training on
+        several processes: in the global batch, so AuxK sees the dead features one process would)."""
         if self.training and training_group():
             fired, n_samples = global_fired(fired), n_samples * torch.distributed.get_world_size()
         self.samples_since_fired += n_samples
@@ -167,10 +166,8 @@ class _TopKFamily(SparseAutoencoder):
         vals, idx = h.topk(min(self.config.aux_k, dead.numel()), dim=-1)
         a = torch.zeros_like(h).scatter(1, idx, vals)
         recon = a @ self.W_dec[:, dead].T
-        if training_group():  # several processes: the variance of the global batch
-            denom = global_residual_variance(residual)
-        else:
-            denom = (residual - residual.mean(dim=0)).pow(2).sum(dim=-1).mean()
+        denom = (global_residual_variance(residual) if training_group()  # several processes: the global batch's
+                 else (residual - residual.mean(dim=0)).pow(2).sum(dim=-1).mean())
         return (_mse(residual, recon) / denom.clamp_min(1e-12)).nan_to_num(0.0)
 
 
@@ -223,8 +220,7 @@ class BatchTopKSAE(_TopKFamily):
         a = torch.where(mask, h, 0.0)
         if self.training:
             with torch.no_grad():  # EMA of the smallest kept activation
-                if smallest is None:
-                    smallest = h[mask].min() if mask.any() else h.new_zeros(())
+                smallest = smallest if smallest is not None else h[mask].min() if mask.any() else h.new_zeros(())
                 if self.threshold < 0:
                     self.threshold.copy_(smallest)
                 else:
