@@ -61,10 +61,10 @@ def _join_process_group():
     the processes other than rank 0 stay quiet."""
     import os
 
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
-        from saetm.sae.distributed import ProcessInfo
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:  # without importing torch (a mistake fails in ms)
+        from types import SimpleNamespace
 
-        return ProcessInfo()
+        return SimpleNamespace(rank=0, world_size=1, is_main=True, enabled=False)
     import logging
 
     from saetm.sae.distributed import init_distributed
