@@ -24,10 +24,15 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from saetm.encoders.cache import EmbeddingCache
+from saetm.encoders.distributed import encode_sharded
+from saetm.encoders.static import StaticEncoder
+from saetm.encoders.text import encode_cached
 from saetm.errors import SaetmError
 from saetm.sae.data import BatchStream
-from saetm.sae.distributed import ProcessInfo, init_distributed, local_batch_size, process_info, shutdown
-from saetm.sae.models import SAEConfig, encode_activations
+from saetm.sae.distributed import (ProcessInfo, global_batch_topk, init_distributed, local_batch_size,
+                                   process_info, shutdown)
+from saetm.sae.models import SAEConfig, batch_topk_mask, encode_activations
 from saetm.sae.persist import load_sae
 from saetm.sae.train import TrainConfig, train_sae
 from saetm.words.em import fit_feature_words, normalize_theta
@@ -40,6 +45,8 @@ TOPK = dict(d_in=384, n_atoms=256, k=8, arch="topk")
 BTK = dict(d_in=384, n_atoms=256, k=8, arch="batchtopk")
 # No feature goes dead in 30 steps: AuxK, normalised per process, stays out of the comparison.
 EXACT = TrainConfig(steps=30, dead_after=10**7)
+# 4 steps with features dead after one batch: AuxK works from the second step on.
+SHARED = TrainConfig(steps=4, batch_size=64, dead_after=64)
 EM_SPLITS = {"uneven": [0, 150, 400], "empty rank": [0, 0, 400]}
 EM_SETTINGS = {"uneven": dict(idf=True, max_iter=30, tol=0.0),
                "empty rank": dict(background_weight=0.0, max_iter=10, tol=0.0)}
@@ -98,6 +105,20 @@ def _worker(rank: int, world: int, port: int, work: str) -> None:
         out |= {f"btk.{k}": v for k, v in _state(ref).items()}
         out |= {f"resumed.{k}": v for k, v in _state(resumed).items()}
 
+        # Every process holds all rows: each trains on its share of the one-process batches.
+        # BatchTopK's cut-off, AuxK's dead features and normaliser are those of the global batch.
+        shared, _ = train_sae(X, SAEConfig(**BTK), SHARED, progress=False)
+        out |= {f"shared.{k}": v for k, v in _state(shared).items()}
+        h = torch.from_numpy(np.load(work / "h.npy"))
+        mine = h[rank * 96:(rank + 1) * 96]
+        mask, smallest = global_batch_topk(mine, 8 * len(h), batch_topk_mask(mine, 8 * len(h)))
+        out |= {"topk_mask": mask.numpy(), "topk_smallest": smallest.numpy()}
+
+        os.environ["SAETM_ENCODE_CHUNK"] = "64"  # 7 chunks over 2 processes
+        texts = json.loads((work / "texts.json").read_text())
+        out["encoded"] = encode_sharded(StaticEncoder(), texts, cache=EmbeddingCache(work / f"cache{rank}"),
+                                        show_progress=False)
+
         theta, counts = sp.load_npz(work / "theta.npz").tocsr(), sp.load_npz(work / "counts.npz").tocsr()
         for name, splits in EM_SPLITS.items():
             rows = slice(splits[rank], splits[rank + 1])
@@ -120,6 +141,8 @@ def work(tmp_path_factory, ng_embeddings, ng_corpus):
     _, counts = build_vocabulary(ng_corpus.texts, min_df=3)
     sp.save_npz(work / "theta.npz", normalize_theta(encode_activations(single, X)))
     sp.save_npz(work / "counts.npz", counts)
+    np.save(work / "h.npy", np.random.default_rng(0).standard_normal((192, 512)).astype(np.float32))
+    (work / "texts.json").write_text(json.dumps(ng_corpus.texts))
     torch.multiprocessing.spawn(_worker, args=(WORLD, _free_port(), str(work)), nprocs=WORLD)
     ranks = [dict(np.load(work / f"rank{r}.npz")) for r in range(WORLD)]
     return {"dir": work, "single": single, "ranks": ranks}
@@ -152,6 +175,34 @@ def test_distributed_resume_is_bit_identical_and_state_stays_in_sync(work):
         np.testing.assert_array_equal(ref[k], resumed[k], err_msg=k)
     ckpt = json.loads(sorted((work["dir"] / "ckpt").glob("*.json"))[-1].read_text())
     assert [s["rank"] for s in ckpt["streams"]] == [0, 1] and ckpt["samples_seen"] == 16 * 64
+
+
+def test_processes_holding_all_rows_train_on_the_one_process_batches(work):
+    X = np.load(work["dir"] / "X.npy")
+    single, _ = train_sae(X, SAEConfig(**BTK), SHARED, progress=False)
+    assert (single.samples_since_fired >= 64).any()  # some features were dead: AuxK took part
+    r0, r1 = (_part(r, "shared") for r in work["ranks"])
+    for k, v in _state(single).items():
+        np.testing.assert_array_equal(r0[k], r1[k], err_msg=k)
+        np.testing.assert_allclose(r0[k], v, atol=1e-5, err_msg=k)
+
+
+def test_batchtopk_cutoff_is_that_of_the_global_batch(work):
+    h = torch.from_numpy(np.load(work["dir"] / "h.npy"))
+    ref = batch_topk_mask(h, 8 * len(h))
+    masks = [r["topk_mask"] for r in work["ranks"]]
+    np.testing.assert_array_equal(np.concatenate(masks), ref.numpy())
+    for r in work["ranks"]:
+        assert r["topk_smallest"] == h[ref].min().item()
+
+
+def test_sharded_encoding_equals_one_process(work, ng_corpus, monkeypatch):
+    monkeypatch.setenv("SAETM_ENCODE_CHUNK", "64")
+    ref = encode_cached(StaticEncoder(), ng_corpus.texts, cache=False, show_progress=False)
+    for r in work["ranks"]:
+        np.testing.assert_array_equal(r["encoded"], ref)
+    # each process stored the chunks it encoded (0, 2, 4, 6 and 1, 3, 5) in its own cache
+    assert [len(list((work["dir"] / f"cache{r}").glob("*.npy"))) for r in range(WORLD)] == [4, 3]
 
 
 @pytest.mark.parametrize("name", list(EM_SPLITS))
@@ -218,3 +269,41 @@ def test_cli_train_sae_single_process_and_errors(work, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(["train-sae", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_torchrun_fit_matches_one_process(ng_corpus, tmp_path):
+    """`saetm fit` under torchrun: 2 processes encode, train the SAE and run EM together,
+    and save the model one process saves, up to float summation order."""
+    from saetm.model import SAETM
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": t}) + "\n" for t in ng_corpus.texts))
+    fit = ["-m", "saetm", "fit", str(docs), "--encoder", "static", "--sae", "train", "--arch", "topk",
+           "--n-atoms", "512", "--k", "8", "--sae-steps", "100", "--topics", "5", "--min-df", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SAETM_ENCODE_CHUNK": "64"}
+    env.pop("WORLD_SIZE", None)
+    one = subprocess.run([sys.executable, *fit, "--out", str(tmp_path / "one"), "-q"], capture_output=True,
+                         text=True, env={**env, "SAETM_CACHE": str(tmp_path / "cache1")}, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}",
+                          "--master_addr=127.0.0.1", f"--master_port={_free_port()}", *fit,
+                          "--out", str(tmp_path / "two")], capture_output=True, text=True,
+                         env={**env, "SAETM_CACHE": str(tmp_path / "cache2")}, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "fitting on 2 processes" in two.stderr
+    assert two.stdout.count("top words") == 1  # rank 0 alone prints
+
+    a, b = SAETM.load(tmp_path / "one"), SAETM.load(tmp_path / "two")
+    reports = [json.loads((tmp_path / d / "model.json").read_text())["fit_report"]["sae"] for d in ("one", "two")]
+    assert [r["world_size"] for r in reports] == [1, 2]
+    for k, v in a.sae_.state_dict().items():
+        np.testing.assert_allclose(b.sae_.state_dict()[k].numpy(), v.numpy(), atol=1e-5, err_msg=k)
+    for name in ("theta_", "feature_words_", "doc_topics_"):
+        np.testing.assert_allclose(getattr(b, name).toarray(), getattr(a, name).toarray(), atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(b.background_, a.background_, rtol=1e-5)
+    np.testing.assert_allclose(b.feature_prob_, a.feature_prob_, rtol=1e-5)
+    np.testing.assert_array_equal(b.atom_topic_, a.atom_topic_)
+    assert ({t: [w for w, _ in ws] for t, ws in b.get_topics(10).items()}
+            == {t: [w for w, _ in ws] for t, ws in a.get_topics(10).items()})
+    # each process stored the chunks it encoded: 7 chunks of 64 non-empty posts, 4 + 3
+    assert len(list((tmp_path / "cache2" / "embeddings").glob("*.npy"))) == 7

@@ -152,8 +152,25 @@ def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_di
     if rows is not None:
         raise SaetmError("embedding_rows says which documents the given embeddings belong to; pass embeddings too")
     rows = np.flatnonzero([bool(d.strip()) for d in docs])
-    X = encode_cached(encoder, [docs[i] for i in rows], cache=cache, show_progress=progress)
+    texts = [docs[i] for i in rows]
+    if _distributed():  # torchrun: every process encodes its share of the chunks
+        from saetm.encoders.distributed import encode_sharded
+
+        X = encode_sharded(encoder, texts, cache=cache, show_progress=progress)
+    else:
+        X = encode_cached(encoder, texts, cache=cache, show_progress=progress)
     return validate_embeddings(X, n_rows=len(rows), dim=expected_dim), rows
+
+
+def _distributed() -> bool:
+    """Inside a torch.distributed process group of several processes (torchrun)."""
+    import sys
+
+    if "torch.distributed" not in sys.modules:  # never imports torch for a single process
+        return False
+    from saetm.sae.distributed import process_info
+
+    return process_info().enabled
 
 
 def _embedding_rows(rows, n_docs: int) -> np.ndarray:
@@ -263,6 +280,8 @@ def _checked(sae, X, m):
 
 
 def train_corpus_sae(m, X: np.ndarray):
+    import dataclasses
+
     from saetm._memory import release_freed_memory
     from saetm.checks import check_sae_memory
     from saetm.sae.models import SAEConfig
@@ -277,17 +296,23 @@ def train_corpus_sae(m, X: np.ndarray):
     cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.embedding_name_)
     train_cfg = TrainConfig(steps=m.sae_steps, seed=m.seed)
     cached = _sae_cache_dir(X, cfg, train_cfg) if m.cache else None
-    if cached is not None and (cached / "sae.json").exists():
-        sae = _load_cached_sae(cached)
-        if sae is not None:
-            log.info("SAE: reusing the one trained on these embeddings with these settings (%s)", cached)
-            return sae, {"source": "train", "cached": True, **sae.meta.get("metrics", {})}
+    sae = _load_cached_sae(cached) if cached is not None else None
+    if sae is not None:
+        log.info("SAE: reusing the one trained on these embeddings with these settings (%s)", cached)
+        return sae, {"source": "train", "cached": True, **sae.meta.get("metrics", {})}
+    if cached is not None:  # checkpoints beside the cache entry: a killed fit resumes the training
+        train_cfg = dataclasses.replace(train_cfg, checkpoint_dir=_sae_checkpoint_dir(cached),
+                                        checkpoint_every=SAE_CHECKPOINT_EVERY, keep_checkpoints=1, resume=True)
     sae, metrics = train_sae(X, cfg, train_cfg, progress=m.verbose)
     release_freed_memory()
     metrics = {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
     if cached is not None:
         _store_cached_sae(sae, cached, metrics)
     return sae, {"source": "train", **metrics}
+
+
+# steps between the checkpoints of a corpus-trained SAE (a kill loses at most this many)
+SAE_CHECKPOINT_EVERY = 250
 
 
 def _sae_cache_dir(X: np.ndarray, cfg, train_cfg) -> Path:
@@ -307,22 +332,48 @@ def _sae_cache_dir(X: np.ndarray, cfg, train_cfg) -> Path:
     return default_cache_dir() / "sae" / h.hexdigest()[:32]
 
 
-def _load_cached_sae(path: Path):
-    from saetm.sae.persist import load_sae
+def _sae_checkpoint_dir(cached: Path) -> str:
+    """Checkpoints of the SAE to be cached in ``cached``; one folder per number of
+    processes (a checkpoint fixes how each batch is split among them)."""
+    from saetm.sae.distributed import process_info
 
-    try:
-        return load_sae(path)
-    except SaetmError:
-        return None  # a damaged cache entry is simply retrained
+    world = process_info().world_size
+    return str(cached) + (".checkpoints" if world == 1 else f".checkpoints-{world}")
+
+
+def _load_cached_sae(path: Path):
+    """The SAE cached in ``path``, or None. Under torchrun rank 0 reads it and sends it
+    to the others, so every process makes the same choice."""
+    from saetm.sae.config import read_sae
+    from saetm.sae.distributed import broadcast_object, process_info
+    from saetm.sae.persist import build_saved
+
+    info = process_info()
+    saved = None
+    if info.is_main and (path / "sae.json").exists():
+        try:
+            saved = read_sae(path)
+        except SaetmError:
+            saved = None  # a damaged cache entry is simply retrained
+    saved = broadcast_object(saved, info)
+    return build_saved(saved) if saved is not None else None
 
 
 def _store_cached_sae(sae, path: Path, metrics: dict) -> None:
+    """Rank 0 stores the SAE and removes its training checkpoints."""
+    import shutil
+
+    from saetm.sae.distributed import process_info
     from saetm.sae.persist import save_sae
 
+    if not process_info().is_main:
+        return
     try:
         save_sae(sae, path, extra_meta={"metrics": metrics})
     except (OSError, SaetmError):
-        pass  # a cache that cannot be written must not fail the fit
+        return  # a cache that cannot be written must not fail the fit
+    for folder in path.parent.glob(path.name + ".checkpoints*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def activations(sae, X: np.ndarray) -> sp.csr_matrix:
@@ -366,8 +417,16 @@ def reference_tokens(m, texts: Sequence[str]) -> list[list[str]]:
 def feature_words(m, theta: sp.csr_matrix, counts: sp.csr_matrix):
     from saetm.words.em import fit_feature_words
 
-    fw = fit_feature_words(theta, counts, background_weight=m.background_weight, idf=m.idf,
-                           max_iter=m.em_max_iter, tol=m.em_tol)
+    settings = dict(background_weight=m.background_weight, idf=m.idf, max_iter=m.em_max_iter, tol=m.em_tol)
+    if _distributed():  # torchrun: each process runs the E-step over its block of documents
+        from saetm.sae.distributed import process_info
+        from saetm.words.distributed import fit_feature_words_distributed
+
+        info = process_info()
+        lo, hi = (theta.shape[0] * r // info.world_size for r in (info.rank, info.rank + 1))
+        fw = fit_feature_words_distributed(theta[lo:hi], counts[lo:hi], **settings)
+    else:
+        fw = fit_feature_words(theta, counts, **settings)
     info = {"n_iter": int(fw.n_iter), "converged": bool(fw.converged),
             "nll_per_token": float(fw.nll_history[-1]) if len(fw.nll_history) else None,
             "n_used_atoms": int((fw.feature_prob > 0).sum()), "vocabulary_size": int(counts.shape[1])}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from saetm.cli._common import (_aligned, _fit_summary, _must_exist, _print_topics, _read_embeddings_for,
@@ -16,8 +17,10 @@ def cmd_fit(args) -> int:
     from saetm.pipeline import check_params, make_encoder
 
     out = Path(args.out)
-    # the input is never replaced, even with --overwrite; checked before the fit runs
-    _refuse_existing(out, args.overwrite, inputs=[p for p in (args.input, args.embeddings) if p])
+    world = _join_process_group()  # torchrun: every process runs this; rank 0 writes and prints
+    args.quiet = args.quiet or not world.is_main
+    if world.is_main:  # the input is never replaced, even with --overwrite; checked before the fit runs
+        _refuse_existing(out, args.overwrite, inputs=[p for p in (args.input, args.embeddings) if p])
     model = _model_from_args(args)
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
     check_before_data(model, "image" if _is_image_input(args) else make_encoder(model.encoder).name,
@@ -26,7 +29,7 @@ def cmd_fit(args) -> int:
     _import_training()
     # Locked for the whole run, so a second `fit` into the same --out refuses at once
     # instead of after hours; the directory is removed again if nothing gets written.
-    with directory_lock(out):
+    with directory_lock(out) if world.is_main else contextlib.nullcontext():
         source = None
         if _is_image_input(args):
             texts, embeddings, meta, name = _image_collection(args)
@@ -41,12 +44,44 @@ def cmd_fit(args) -> int:
         model.fit(texts, embeddings, embedding_name=name, **meta)
         if source is not None:  # kept for `saetm evaluate`: the model keeps its texts cut short
             model.input_ = {**source, "text_field": corpus.extra["text_field"]}
-        model.save(out, overwrite=args.overwrite)
+        if world.is_main:
+            model.save(out, overwrite=args.overwrite)
+    _leave_process_group(world)
+    if not world.is_main:
+        return 0
     _print_topics(model, args.words)
     if not args.quiet:
         print(f"\n{_fit_summary(model, args.out)}")
     log.info("saved the model, topics.json and doc_topics.npz to %s", out)
     return 0
+
+
+def _join_process_group():
+    """Join torchrun's process group (gloo: the fit trains on the CPU) when there is one;
+    the processes other than rank 0 stay quiet."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:  # without importing torch (a mistake fails in ms)
+        from types import SimpleNamespace
+
+        return SimpleNamespace(rank=0, world_size=1, is_main=True, enabled=False)
+    import logging
+
+    from saetm.sae.distributed import init_distributed
+
+    world = init_distributed(backend="gloo")
+    if not world.is_main:
+        log.setLevel(logging.WARNING)
+    else:
+        log.info("fitting on %d processes (torchrun)", world.world_size)
+    return world
+
+
+def _leave_process_group(world) -> None:
+    if world.enabled:
+        from saetm.sae.distributed import shutdown
+
+        shutdown()
 
 
 def _import_training() -> None:

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from saetm.encoders.cache import EmbeddingCache, content_key
+from saetm.encoders.cache import EmbeddingCache, chunk_bounds, chunk_rows, content_key, encode_chunks, stack_chunks
 from saetm.errors import SaetmError
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -106,15 +106,29 @@ class TextEncoder:
 
 def encode_cached(encoder: TextEncoder, texts: Sequence[str], *, cache: EmbeddingCache | None | bool = True,
                   show_progress: bool = True) -> np.ndarray:
-    """Embed ``texts`` through the on-disk cache (``cache=False`` disables it)."""
+    """Embed ``texts`` through the on-disk cache (``cache=False`` disables it).
+
+    The whole list is looked up first; otherwise it is encoded in chunks of
+    :func:`~saetm.encoders.cache.chunk_rows` texts (also without a cache, so the result
+    does not depend on it), each stored as soon as it is done, so a killed run
+    re-encodes at most one chunk when it is run again."""
     texts = list(texts)
-    if cache is False or cache is None:
-        return encoder.encode(texts, show_progress=show_progress)
-    cache = EmbeddingCache() if cache is True else cache
-    key = content_key(encoder.name, texts)
-    hit = cache.get(key, len(texts))
+    cache = EmbeddingCache() if cache is True else (cache or None)
+    if not texts:
+        return encoder.encode(texts, show_progress=False)
+    key = content_key(encoder.name, texts) if cache is not None else ""
+    hit = cache.get(key, len(texts)) if cache is not None else None
     if hit is not None:
         return hit
-    emb = encoder.encode(texts, show_progress=show_progress)
-    cache.put(key, emb)
+    # in chunks with or without a cache, so the embeddings do not depend on it
+    size = chunk_rows()
+    n_chunks = len(chunk_bounds(len(texts), size))
+    parts = encode_chunks(encoder, texts, cache, range(n_chunks), size=size, show_progress=show_progress)
+    emb = stack_chunks(parts, n_chunks)
+    # one entry for the whole corpus replaces the chunks' (a single chunk has the same key)
+    if cache is not None and n_chunks > 1:
+        cache.put(key, emb)
+        if cache.path(key).exists():
+            for s, e in chunk_bounds(len(texts), size):
+                cache.remove(content_key(encoder.name, texts[s:e]))
     return emb

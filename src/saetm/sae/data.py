@@ -221,7 +221,10 @@ class BatchStream:
 
     # ----- the stream ------------------------------------------------------------------
     def next_batch(self) -> np.ndarray:
-        out, need = [], self.batch_size
+        return self._take(self.batch_size)
+
+    def _take(self, need: int) -> np.ndarray:
+        out = []
         while need:
             groups, starts = self._epoch_plan(self.epoch)
             if self.position >= starts[-1]:
@@ -273,3 +276,29 @@ class BatchStream:
             raise SaetmError(f"the checkpoint was made on other data or settings ({diff}); "
                              "resume with the same data and settings, or start afresh with resume=False")
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+
+class SharedBatchStream(BatchStream):
+    """One process's share of the batches a single process would see: every process
+    holds all the rows, serves the same seeded stream of ``batch_size · world_size``-row
+    batches, and keeps rows ``rank · batch_size`` to ``(rank + 1) · batch_size`` of each.
+
+    Data-parallel training on these shares takes the same global batches as one process,
+    so it trains the same model up to floating-point summation order (``saetm fit``
+    under torchrun, where every process holds the whole corpus's embeddings)."""
+
+    def __init__(self, data, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 block_rows: int = 2048, buffer_rows: int | None = None, column: str | None = None):
+        if not 0 <= rank < world_size:
+            raise SaetmError(f"rank {rank} is out of range for world_size {world_size}")
+        super().__init__(data, batch_size * world_size, seed=seed, block_rows=block_rows, buffer_rows=buffer_rows,
+                         column=column)
+        self.share_rank, self.shares = rank, world_size
+        self.batch_size = int(batch_size)  # this process's rows of each batch
+
+    def next_batch(self) -> np.ndarray:
+        b = self.batch_size
+        return self._take(b * self.shares)[self.share_rank * b:(self.share_rank + 1) * b].copy()
+
+    def _identity(self) -> dict:
+        return {**super()._identity(), "share_rank": self.share_rank, "shares": self.shares}

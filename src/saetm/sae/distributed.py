@@ -20,10 +20,15 @@ data-parallel:
   on resume, process 0 reads the checkpoint and sends it to the others, so only
   process 0 needs to see the checkpoint folder.
 
-What differs from one process with the same global batch: BatchTopK keeps the k·b
-largest activations of each process's batch of b (not of the global batch), and the
-AuxK loss is normalised by each process's residual variance; TopK, ReLU and the
-gradients are the same up to floating-point summation order.
+- the parts of the loss that depend on the whole batch look at the global batch:
+  the dead features AuxK revives are those that fired nowhere in it (:func:`global_fired`),
+  BatchTopK keeps the k·B largest activations of the global batch of B rows
+  (:func:`global_batch_topk`), and the AuxK loss is normalised by the residual
+  variance of the global batch (:func:`global_residual_variance`).
+
+With the same global batches (every process holding all rows, as ``saetm fit``
+does: ``sae/data.py``'s ``SharedBatchStream``), N processes train the model one
+process trains, up to floating-point summation order.
 """
 
 from __future__ import annotations
@@ -202,3 +207,51 @@ class Replica:
             # Every rank moved the same EMA towards its own smallest kept activation; the
             # minimum is the EMA of the smallest activation kept in the global batch.
             dist.all_reduce(threshold, op=dist.ReduceOp.MIN)
+
+
+# ----- whole-batch quantities inside the training loss --------------------------------------
+def training_group() -> bool:
+    """True inside a process group of several processes (the loss then reduces over it)."""
+    return is_initialized() and dist.get_world_size() > 1
+
+
+@torch.no_grad()
+def global_batch_topk(h: torch.Tensor, n_keep: int, local_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BatchTopK over the global batch: ``(mask, smallest kept)`` of this process's rows.
+
+    ``n_keep``: how many to keep of the global batch; ``local_mask``: this process's
+    ``n_keep`` largest positive entries (the global winners among its rows are among
+    them). The candidates' values are all-gathered, the ``n_keep``-th largest of all
+    is the cut-off, and every process returns the same smallest kept value."""
+    vals = h[local_mask]
+    send = h.new_zeros(n_keep)
+    send[:vals.numel()] = vals[:n_keep]
+    got = [torch.empty_like(send) for _ in range(dist.get_world_size())]
+    dist.all_gather(got, send)
+    cutoff = torch.cat(got).topk(n_keep).values[-1]
+    if cutoff > 0:
+        return local_mask & (h >= cutoff), cutoff
+    # fewer than n_keep positive entries in the global batch: all are kept
+    smallest = vals.min() if vals.numel() else h.new_tensor(float("inf"))
+    dist.all_reduce(smallest, op=dist.ReduceOp.MIN)
+    return local_mask, smallest if torch.isfinite(smallest) else h.new_zeros(())
+
+
+@torch.no_grad()
+def global_fired(fired: torch.Tensor) -> torch.Tensor:
+    """(F,) bool: fired on any process."""
+    merged = fired.to(torch.int32)
+    dist.all_reduce(merged, op=dist.ReduceOp.MAX)
+    return merged.bool()
+
+
+@torch.no_grad()
+def global_residual_variance(residual: torch.Tensor) -> torch.Tensor:
+    """Mean over the global batch of the squared distance of each residual row from the
+    global batch mean (the AuxK normaliser of one process's batch of the same rows)."""
+    total = torch.cat([residual.sum(dim=0), residual.new_tensor([residual.shape[0]])])
+    dist.all_reduce(total)
+    mean, n = total[:-1] / total[-1], total[-1]
+    ss = (residual - mean).pow(2).sum().reshape(1)
+    dist.all_reduce(ss)
+    return (ss / n).reshape(())

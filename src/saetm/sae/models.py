@@ -27,6 +27,7 @@ from torch import nn
 
 from saetm.errors import SaetmError
 from saetm.sae.config import ARCHITECTURES, INPUT_NORMS, SAEConfig  # noqa: F401 (defined without torch)
+from saetm.sae.distributed import global_batch_topk, global_fired, global_residual_variance, training_group
 
 
 class SparseAutoencoder(nn.Module):
@@ -111,7 +112,10 @@ class SparseAutoencoder(nn.Module):
 
     @torch.no_grad()
     def track_firing(self, fired: torch.Tensor, n_samples: int) -> None:
-        """fired: (F,) bool, features active anywhere in a batch of n_samples."""
+        """fired: (F,) bool, features active anywhere in a batch of n_samples (training on
+        several processes: in the global batch, so AuxK sees the dead features one process would)."""
+        if self.training and training_group():
+            fired, n_samples = global_fired(fired), n_samples * torch.distributed.get_world_size()
         self.samples_since_fired += n_samples
         self.samples_since_fired[fired] = 0
 
@@ -162,7 +166,8 @@ class _TopKFamily(SparseAutoencoder):
         vals, idx = h.topk(min(self.config.aux_k, dead.numel()), dim=-1)
         a = torch.zeros_like(h).scatter(1, idx, vals)
         recon = a @ self.W_dec[:, dead].T
-        denom = (residual - residual.mean(dim=0)).pow(2).sum(dim=-1).mean()
+        denom = (global_residual_variance(residual) if training_group()  # several processes: the global batch's
+                 else (residual - residual.mean(dim=0)).pow(2).sum(dim=-1).mean())
         return (_mse(residual, recon) / denom.clamp_min(1e-12)).nan_to_num(0.0)
 
 
@@ -206,11 +211,16 @@ class BatchTopKSAE(_TopKFamily):
         self.register_buffer("threshold", torch.tensor(-1.0))
 
     def select(self, h):
-        mask = batch_topk_mask(h, self.config.k * h.shape[0])
+        n_keep, smallest = self.config.k * h.shape[0], None
+        if self.training and training_group():  # several processes: the k·B largest of the global batch
+            n_global = n_keep * torch.distributed.get_world_size()
+            mask, smallest = global_batch_topk(h, n_global, batch_topk_mask(h, min(n_global, h.numel())))
+        else:
+            mask = batch_topk_mask(h, n_keep)
         a = torch.where(mask, h, 0.0)
         if self.training:
             with torch.no_grad():  # EMA of the smallest kept activation
-                smallest = h[mask].min() if mask.any() else h.new_zeros(())
+                smallest = smallest if smallest is not None else h[mask].min() if mask.any() else h.new_zeros(())
                 if self.threshold < 0:
                     self.threshold.copy_(smallest)
                 else:

@@ -230,6 +230,9 @@ def train_sae(data, sae_config: SAEConfig, train_config: TrainConfig | None = No
 
     data: (n, d) array, ``.npy`` path, folder/list of shards, or a ``BatchStream``
     (in a distributed run: this process's stream, ``batch_size`` rows of the global batch).
+    In a distributed run an array is taken to be the same on every process, which then
+    trains on its share of the batches one process would see (``SharedBatchStream``);
+    files are read in disjoint blocks per process.
     metrics: fve, l0, dead_fraction, mse (inference encoder, on up to ``eval_samples``
     rows), steps, epochs, samples_seen, samples_per_second, batch_size (global).
     Inside a torch.distributed process group every process calls this with the same
@@ -243,17 +246,23 @@ def train_sae(data, sae_config: SAEConfig, train_config: TrainConfig | None = No
             raise SaetmError(f"batch_size {tc.batch_size} differs from the stream's "
                              f"{stream.batch_size * world.world_size}; set only one")
     else:
-        from saetm.sae.data import open_embeddings
+        from saetm.sae.data import SharedBatchStream, open_embeddings
 
         parts = open_embeddings(data)
         n_rows = sum(p.n_rows for p in parts)
-        # Distributed: blocks small enough that every process gets several (small data).
-        block_rows = min(2048, max(1, n_rows // (4 * world.world_size))) if world.enabled else 2048
         w = world.world_size
-        batch = tc.batch_size or max(w, default_batch_size(n_rows) // w * w)  # default: divisible by w
-        stream = BatchStream(parts, local_batch_size(batch, world),
-                             seed=tc.seed, rank=world.rank, world_size=world.world_size, block_rows=block_rows,
-                             buffer_rows=tc.buffer_rows)
+        batch = tc.batch_size or default_batch_size(n_rows)
+        if not tc.batch_size and batch % w:
+            batch = max(w, batch // w * w)  # default: divisible by w
+        if world.enabled and isinstance(data, np.ndarray):
+            # every process holds all rows: each takes its share of the one-process batches
+            stream = SharedBatchStream(parts, local_batch_size(batch, world), seed=tc.seed, rank=world.rank,
+                                       world_size=w, buffer_rows=tc.buffer_rows)
+        else:
+            # Distributed: blocks small enough that every process gets several (small data).
+            block_rows = min(2048, max(1, n_rows // (4 * w))) if world.enabled else 2048
+            stream = BatchStream(parts, local_batch_size(batch, world), seed=tc.seed, rank=world.rank,
+                                 world_size=w, block_rows=block_rows, buffer_rows=tc.buffer_rows)
     if stream.dim != sae_config.d_in:
         raise SaetmError(f"embeddings have {stream.dim} columns but the SAE expects {sae_config.d_in}; "
                          f"set SAEConfig(d_in={stream.dim}) or use the matching encoder")
