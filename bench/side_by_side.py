@@ -4,7 +4,7 @@
         [--corpora 20newsgroups,...] [--topics 20,50] [--words 10] [--out-dir bench/results]
 
 Reads the runs ``bench/bench_topics.py`` stored (each run keeps its topics' words) and
-writes ``words-<corpus>.md``: for each T, saetm-shipped's topics next to those of the
+writes ``heldout-vs-best-peer.md`` (one row per corpus × T) and ``words-<corpus>.md``: for each T, saetm-shipped's topics next to those of the
 peer with the highest held-out NPMI at that corpus and T. Each topic shows its top
 words and its own NPMI on the held-out documents (the same seeded split, vocabulary
 analyzer and ``npmi_coherence`` call the benchmark uses), so a reader can judge the
@@ -98,6 +98,35 @@ def corpus_markdown(corpus: str, runs: dict, topics: list[int], holdout: float, 
     return "\n".join(lines) + "\n"
 
 
+def summary_markdown(runs: dict, corpora: list[str], topics: list[int], holdout: float) -> str:
+    """One row per corpus × T: saetm-shipped and the best peer (held-out NPMI), with the margin."""
+    from bench_topics import run_key
+
+    def cell(r):
+        m = r["metrics"]
+        return (f"{m.get('npmi_heldout', float('nan')):.3f} ({m.get('npmi', float('nan')):.3f}) · "
+                f"{m['topic_diversity']:.2f} · {m.get('nmi', float('nan')):.3f}")
+
+    lines = ["# saetm vs the best peer on held-out documents (`bench/side_by_side.py`)", "",
+             f"From `bench/bench_topics.py --holdout {holdout:g}`: NPMI held-out (NPMI fitted) · TD · NMI. "
+             "Best peer = the highest held-out NPMI among the other models run at that corpus and T "
+             "(which ones ran: `peers run`). Δ = saetm − best peer, held-out NPMI.", "",
+             "| corpus | T | saetm-shipped | best peer | peer | Δ NPMI held-out | peers run |",
+             "|---|---:|---:|---|---:|---:|---|"]
+    for c in corpora:
+        for T in topics:
+            ours = runs.get(run_key(c, SAETM, T, holdout), {})
+            peer = best_peer(runs, c, T, holdout)
+            if ours.get("status") != "ok" or peer is None:
+                continue
+            theirs = runs[run_key(c, peer, T, holdout)]
+            ran = sorted(r["model"] for r in runs.values() if (r.get("corpus"), r.get("n_topics"), r.get("holdout"))
+                         == (c, T, holdout) and r.get("status") == "ok" and r["model"] not in (SAETM, "saetm"))
+            d = ours["metrics"]["npmi_heldout"] - theirs["metrics"]["npmi_heldout"]
+            lines.append(f"| {c} | {T} | {cell(ours)} | {peer} | {cell(theirs)} | {d:+.3f} | {', '.join(ran)} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     from bench_topics import CorpusData, load_db
 
@@ -111,6 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--work", default=None, help="folder for the split's scratch files (default: a temporary one, "
                    "so that a running benchmark's files are never rewritten)")
+    p.add_argument("--summary-only", action="store_true", help="only write heldout-vs-best-peer.md")
     args = p.parse_args(argv)
     runs = load_db(Path(args.json))["runs"]
     topics = [int(t) for t in args.topics.split(",") if t]
@@ -120,6 +150,12 @@ def main(argv=None) -> int:
     import tempfile
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="side_by_side-"))
+    summary = Path(args.out_dir) / "heldout-vs-best-peer.md"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(summary_markdown(runs, corpora, topics, args.holdout))
+    print(summary.read_text())
+    if args.summary_only:
+        return 0
     for c in corpora:
         if not any(best_peer(runs, c, T, args.holdout) for T in topics):
             print(f"{c}: no peer run yet, skipped")
