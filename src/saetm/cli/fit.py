@@ -50,8 +50,10 @@ def cmd_fit(args) -> int:
         model.fit(texts, embeddings, embedding_name=name, holdout=holdout, **meta)
         if source is not None:  # kept for `saetm evaluate`: the model keeps its texts cut short
             model.input_ = {**source, "text_field": corpus.extra["text_field"]}
-            if model.heldout_ is not None:  # the input rows left out of the fit, scored by `saetm evaluate`
-                model.input_["holdout"] = model.heldout_
+        if model.heldout_ is not None and model.input_ is not None:  # rows left out, scored by `saetm evaluate`
+            model.input_["holdout"] = model.heldout_
+            log.info("held out %d of %d input rows (--holdout %g, --seed %d); `saetm evaluate %s` scores the "
+                     "topics on them", len(model.heldout_["rows"]), len(texts), holdout, model.seed, out)
         model.save(out, overwrite=args.overwrite)
     _print_topics(model, args.words)
     if not args.quiet:
