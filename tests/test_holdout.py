@@ -85,6 +85,7 @@ def test_cli_fit_holdout_records_the_rows_and_evaluate_scores_them(cli_files, tm
     held = json.loads((model / "model.json").read_text())["input"]["holdout"]
     assert held == {"fraction": 0.25, "seed": 3, "rows": split_rows(400, 0.25, 3)[1].tolist()}
     assert json.loads((model / "model.json").read_text())["n_documents"] == 300
+    assert SAETM.load(model).heldout_ == held
     capsys.readouterr()
     assert main(["evaluate", str(model), "--json", "--no-write", "-q"]) == 0
     out = json.loads(capsys.readouterr().out)

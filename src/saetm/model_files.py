@@ -262,6 +262,7 @@ def load_model(cls, directory: Path):
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)
     model.fit_info_ = fit_info(info.get("fit_report"), directory / MODEL_FILE)
     model.input_ = checked_record(info.get("input"))
+    model.heldout_ = (model.input_ or {}).get("holdout")  # `saetm fit --holdout`: the rows left out
     _check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
 
