@@ -18,7 +18,6 @@ listed after the matched ones, each model's topics in its own order. Nothing is 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
