@@ -83,7 +83,9 @@ def read_heldout_texts(record: dict, why: str) -> list[str]:
     """The texts of the input rows ``saetm fit --holdout`` held out (see
     :func:`read_fitted_texts` for the checks and ``why``)."""
     texts = _read_input(record, why, "put the input back as it was to score the held-out documents, or "
-                        "evaluate them yourself (Python: evaluate(reference=held_out_texts))")
+                        "evaluate them yourself (Python: evaluate(reference=held_out_texts))",
+                        what="held-out documents for npmi_heldout / cv_heldout: the rows `saetm fit --holdout` "
+                        "left out of")
     rows = record["holdout"]["rows"]
     if rows and rows[-1] >= len(texts):
         raise SaetmError(f"{why}, but the input {record['path']} has {len(texts)} rows and the held-out record names "
@@ -92,7 +94,8 @@ def read_heldout_texts(record: dict, why: str) -> list[str]:
 
 
 def _read_input(record: dict, why: str, advice: str = "give the full corpus with --reference INPUT "
-                "(Python: evaluate(reference=texts))") -> list[str]:
+                "(Python: evaluate(reference=texts))",
+                what: str = "reference corpus for NPMI / C_V:") -> list[str]:
     """The recorded input's texts, one per input row as ``saetm fit`` numbered them
     (rows the reader skips, e.g. empty ones, are empty texts)."""
     from saetm.io.readers import read_documents
@@ -103,7 +106,7 @@ def _read_input(record: dict, why: str, advice: str = "give the full corpus with
     elif content_sha256(path) != record["sha256"]:
         problem = f"the input it was fitted on, {path}, has changed since `saetm fit`"
     else:
-        log.info("reference corpus for NPMI / C_V: %s, the input the model was fitted on (unchanged since)", path)
+        log.info("%s %s, the input the model was fitted on (unchanged since)", what, path)
         corpus = read_documents(path, text_field=record.get("text_field"))
         rows = list(corpus.extra.get("row_index", range(len(corpus))))
         texts = [""] * (max(rows + list(corpus.extra.get("skipped_rows", [])), default=-1) + 1)
