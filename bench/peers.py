@@ -280,9 +280,11 @@ def run_keynmf(texts, embeddings, vocab, n_topics, seed, retopic_to=None, meter=
     st = sentence_model()
     texts = list(texts)
     model = KeyNMF(n_topics, encoder=st, vectorizer=vocab.vectorizer(), random_state=seed)
+    kept = {}  # the keywords, reused for T -> retopic_to
+
     def fit():
-        keywords = model.extract_keywords(texts, embeddings=embeddings)
-        return model.fit_transform(texts, embeddings=embeddings, keywords=keywords)
+        kept["keywords"] = model.extract_keywords(texts, embeddings=embeddings)
+        return model.fit_transform(texts, embeddings=embeddings, keywords=kept["keywords"])
 
     dt, fit_seconds = timed_fit(meter, fit)
     res = Result(top_words_from_components(model.components_, model.get_vocab()), np.asarray(dt), fit_seconds,
@@ -290,7 +292,7 @@ def run_keynmf(texts, embeddings, vocab, n_topics, seed, retopic_to=None, meter=
     if retopic_to is not None:
         t = _clock()
         small = KeyNMF(retopic_to, encoder=st, vectorizer=vocab.vectorizer(), random_state=seed)
-        dt2 = small.fit_transform(texts, embeddings=embeddings, keywords=keywords)
+        dt2 = small.fit_transform(texts, embeddings=embeddings, keywords=kept["keywords"])
         res.retopic_seconds = _clock() - t
         res.retopic_method = "new KeyNMF on the precomputed keywords (fit_transform(keywords=...))"
         res.retopic_topic_words = top_words_from_components(small.components_, small.get_vocab())

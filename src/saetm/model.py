@@ -63,7 +63,8 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
     def fit(self, documents: Sequence[str], embeddings: np.ndarray | None = None, *,
             dates: Sequence | None = None, labels: Sequence | None = None,
             ids: Sequence | None = None, images: Sequence | None = None,
-            embedding_name: str | None = None, embedding_rows: Sequence[int] | None = None) -> "SAETM":
+            embedding_name: str | None = None, embedding_rows: Sequence[int] | None = None,
+            holdout: float | None = None) -> "SAETM":
         """Fit all three stages on ``documents`` (``embeddings``: optional precomputed
         ``(n_docs, dim)`` array aligned with the documents; ``embedding_name``: what made
         them, e.g. ``"image:efficientnet-lite0"``, recorded with the SAE and the model).
@@ -76,6 +77,12 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         images: for an image collection, each document's image (a path; inline bytes are
         not kept), so :meth:`get_representative_images` and the report can show them.
 
+        holdout: a share (0–1) of the documents, chosen with ``seed``, to leave out of the
+        fit; :meth:`evaluate` then scores the topics' words on them too (``npmi_heldout``,
+        ``cv_heldout``). The model (``doc_topics_``, ``documents_``) covers the fitted
+        documents only; ``heldout_["rows"]`` are the held-out positions in ``documents``,
+        and without ``ids`` every fitted document keeps its position as id.
+
         Settings the SAE it will use cannot meet (more topics than atoms, an SAE too large
         for this machine's memory) are refused before anything is encoded."""
         from saetm import pipeline
@@ -85,6 +92,12 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         self._check_params()
         docs = pipeline.check_documents(documents)
         meta = pipeline.check_metadata(len(docs), dates=dates, labels=labels, ids=ids, images=images)
+        self.heldout_ = self._heldout_texts = None
+        if holdout is not None:  # fit on the rest (saetm.evaluation.holdout)
+            from saetm.evaluation.holdout import hold_out
+
+            docs, meta, embeddings, embedding_rows, self.heldout_, self._heldout_texts = hold_out(
+                holdout, self.seed, docs, meta, embeddings, embedding_rows)
         meta["image"] = _image_paths(meta["image"])
         meta["text"] = docs  # kept (saved truncated) for representative documents and reports
         report = FitReport(n_documents=len(docs))
@@ -197,6 +210,9 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         :class:`saetm.evaluation.judge.OpenAIJudge`. ``word_vectors``: ``"glove"``, None
         (skip) or an object with ``vectors_for``. Returns ``{measure: value}``; with
         ``details=True`` the record ``saetm evaluate`` writes (per-topic values, notes).
+        A model fitted with ``holdout`` (or ``saetm fit --holdout``, whose input must be
+        unchanged) also gets ``npmi_heldout`` and ``cv_heldout``: the same measures on the
+        documents it was not fitted on.
         """
         from saetm.evaluation.scorecard import TD_TOP, scorecard
         from saetm.pipeline import reference_tokens
@@ -238,6 +254,9 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         words, _ = self._top_words(max(TD_TOP, int(top_n) if isinstance(top_n, (int, np.integer)) else 0))
         record = scorecard(words, reference=reference, doc_topics=None if labels is None else self.doc_topics_,
                            labels=labels, word_vectors=word_vectors, judge=judge, top_n=top_n, seed=seed)
+        from saetm.evaluation.holdout import add_heldout
+
+        add_heldout(self, record, words, top_n)  # fitted with a holdout: NPMI / C_V on those documents too
         if not details:
             return record["measures"]
         return {"n_topics": int(self.n_topics), "top_n": int(top_n), "reference": source, **record,

@@ -125,6 +125,7 @@ def load_model(cls, directory: Path, *, documents: bool = True):
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)
     model.fit_info_ = fit_info(info.get("fit_report"), directory / MODEL_FILE)
     model.input_ = checked_record(info.get("input"))
+    model.heldout_ = (model.input_ or {}).get("holdout")  # `saetm fit --holdout`: the rows left out
     check_exports(directory, model.n_topics, model.theta_.shape[0])
     return model
 

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--image-encoder", default="default",
                    help="image encoder: default (EfficientNet-Lite0, offline) or a local CLIP/SigLIP/ViT folder")
     add_setting_flags(f)  # one per row of saetm.settings.TABLE
+    f.add_argument("--holdout", type=float, metavar="F",
+                   help="hold out a share F (0-1) of the documents, chosen with --seed: fit on the rest, and "
+                   "`saetm evaluate` scores NPMI / C_V on the held-out ones too (their input rows are kept in "
+                   "model.json; without --id-field each document's id is its input row)")
     f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     f.set_defaults(func=cmd_fit)
 
@@ -135,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("dir", help="model directory written by `saetm fit`")
     ev.add_argument("--reference", help="corpus for NPMI / C_V, any input `saetm fit` reads (default: the fitted "
                     "documents kept in DIR, or, when some were cut to 1,000 characters, the file `saetm fit` read, "
-                    "if unchanged)")
+                    "if unchanged). A model fitted with --holdout is also scored on its held-out rows of that file "
+                    "(npmi_heldout, cv_heldout)")
     ev.add_argument("--text-field", help="column of --reference with the text (default: detected)")
     ev.add_argument("--labels", help="labels of the fitted documents: .txt, one per line, or a table column "
                     "(--label-field, default 'label'); default: those kept by `saetm fit --label-field`")

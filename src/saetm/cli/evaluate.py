@@ -1,4 +1,7 @@
-"""``saetm evaluate``: score a fitted model's topics and write DIR/evaluation.json."""
+"""``saetm evaluate``: score a fitted model's topics and write DIR/evaluation.json.
+
+A model fitted with ``saetm fit --holdout`` is also scored on its held-out input rows
+(``npmi_heldout``, ``cv_heldout``), read again from the input ``fit`` recorded."""
 
 from __future__ import annotations
 
@@ -42,11 +45,14 @@ def cmd_evaluate(args) -> int:
     record = model.evaluate(reference=reference, labels=labels, top_n=args.top_n, judge=judge, details=True)
     if args.reference:
         record["reference"] = f"{len(reference)} documents of {args.reference}"
+    if "heldout" in record and not args.json:
+        log.info("npmi_heldout / cv_heldout: on the %s", record["heldout"])
     record = jsonable({"saetm_version": __version__,
                        "evaluated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "judge": {"url": args.judge, "model": args.judge_model} if judge else None, **record})
     if args.json:
-        print(json.dumps({k: record[k] for k in ("measures", "n_topics", "top_n", "reference", "notes")},
+        print(json.dumps({k: record[k] for k in ("measures", "n_topics", "top_n", "reference", "heldout", "notes")
+                          if k in record},
                          indent=2, ensure_ascii=False, allow_nan=False))
     else:
         print(format_table(record["measures"], args.top_n))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from saetm.cli._common import (_aligned, _fit_summary, _must_exist, _print_topics, _read_embeddings_for,
                                _refuse_existing, log)
+from saetm.errors import SaetmError
 
 
 def cmd_fit(args) -> int:
@@ -22,6 +23,14 @@ def cmd_fit(args) -> int:
     if world.is_main:  # the input is never replaced, even with --overwrite; checked before the fit runs
         _refuse_existing(out, args.overwrite, inputs=[p for p in (args.input, args.embeddings) if p])
     model = _model_from_args(args)
+    holdout = getattr(args, "holdout", None)
+    if holdout is not None:
+        from saetm.evaluation.holdout import check_fraction
+
+        check_fraction(holdout)
+        if _is_image_input(args):
+            raise SaetmError("--holdout scores held-out words, so it needs a document input, not images; "
+                             "leave it out for an image collection")
     check_params(model)  # settings first: a typo should not cost a read of a large corpus
     check_before_data(model, "image" if _is_image_input(args) else make_encoder(model.encoder).name,
                       npy_width(args.embeddings), given=args.embeddings is not None)
@@ -41,9 +50,14 @@ def cmd_fit(args) -> int:
             texts, meta = _aligned(corpus)
             embeddings = _read_embeddings_for(len(texts), args.embeddings)
             name = None
-        model.fit(texts, embeddings, embedding_name=name, **meta)
+        model.fit(texts, embeddings, embedding_name=name, holdout=holdout, **meta)
         if source is not None:  # kept for `saetm evaluate`: the model keeps its texts cut short
             model.input_ = {**source, "text_field": corpus.extra["text_field"]}
+        if model.heldout_ is not None and model.input_ is not None:  # rows left out, scored by `saetm evaluate`
+            model.input_["holdout"] = model.heldout_
+            if world.is_main:
+                log.info("held out %d of %d input rows (--holdout %g, --seed %d); `saetm evaluate %s` scores the "
+                         "topics on them", len(model.heldout_["rows"]), len(texts), holdout, model.seed, out)
         if world.is_main:
             model.save(out, overwrite=args.overwrite)
     _leave_process_group(world)

@@ -43,6 +43,8 @@ MEANINGS = {
     "wmd_diversity": f"mean Word Mover's Distance between topics' top {WMD_TOP} (higher = more distinct)",
     "npmi": "co-occurrence of top-{n} word pairs in documents (-1..1, higher = more coherent)",
     "cv": f"C_V coherence of the top {{n}}, window {CV_WINDOW} (0..1, higher = more coherent)",
+    "npmi_heldout": "NPMI as above, on the documents held out of the fit (fit --holdout)",
+    "cv_heldout": "C_V as above, on the documents held out of the fit",
     "embedding_coherence": "mean GloVe cosine between the top {n} (higher = more related)",
     "nmi": "main topic vs label, normalised mutual information (0..1)",
     "ari": "main topic vs label, adjusted Rand index (0 = chance, 1 = identical)",
