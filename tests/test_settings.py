@@ -59,9 +59,9 @@ def test_cli_flags_and_help_come_from_the_table():
             assert f"default {row.default}" in action.help or row.name in ("encoder", "stop_words"), row.flag
         if row.kind == "choice":
             assert tuple(action.choices) == row.choices
-    # the flags left are inputs and outputs, not settings
+    # the flags left are inputs and outputs (and --holdout, an argument of fit), not settings
     assert set(actions) == {"-h", "--debug", "-q", "--words", "--out", "--text-field", "--id-field", "--date-field",
-                            "--label-field", "--embeddings", "--image-field", "--image-encoder", "--overwrite"}
+                            "--label-field", "--embeddings", "--image-field", "--image-encoder", "--overwrite", "--holdout"}
     assert "--word-ranking" in settings_markdown() and "`words__ranking`" in settings_markdown()
 
 
