@@ -404,7 +404,8 @@ def fit_feature_words(
     tol: float = 1e-5,
     seed: int = 0,
     progress: bool = False,
-    block_pairs: int = BLOCK_PAIRS,
+    block_pairs: int | None = None,
+    memory_bytes: int | None = None,
 ) -> FeatureWords:
     """Fit every atom's word distribution B and the background p0 by EM (SPEC §3).
 
@@ -416,6 +417,10 @@ def fit_feature_words(
     Stops after ``max_iter`` iterations or when the NLL per token changes by less
     than ``tol`` (relative). ``seed`` is accepted for a uniform signature: the fit is
     deterministic. ``progress`` shows a bar; every iteration is logged at DEBUG level.
+
+    The pair matrix is built for chunks of documents of at most ``block_pairs`` pairs and
+    kept in memory up to ``memory_bytes``, else in a temporary file
+    (:mod:`saetm.words.em_chunks`; None: its defaults); neither changes the result.
     """
     del seed  # nothing is random
     theta, counts = _check_inputs(theta, counts, background_weight)
@@ -431,12 +436,21 @@ def fit_feature_words(
     if max_iter < 0:
         raise SaetmError(f"max_iter must be >= 0, not {max_iter}")
 
-    plan = build_plan(theta, counts, block_pairs=block_pairs)
-    logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs, plan %.0f MB",
-                n_docs, n_atoms, plan.n_words, len(plan.words), plan.pairs.nnz, plan.nbytes / 2**20)
-    values, background, history, it, converged = run_em(
-        plan, initial_statistics(plan), lambda v, b: accumulate_statistics(plan, v, b, background_weight),
-        background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
+    from saetm.words import em_chunks
+
+    plan = em_chunks.build_chunked_plan(theta, counts, chunk_size=block_pairs or em_chunks.CHUNK_PAIRS,
+                                        memory_bytes=em_chunks.MEMORY_BYTES if memory_bytes is None else memory_bytes)
+    try:
+        logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs (%s)",
+                    n_docs, n_atoms, plan.n_words, plan.support, plan.n_pairs,
+                    "in a temporary file" if plan.path else "in memory")
+        n_tokens = float(counts.data.astype(np.float64).sum())
+        values, background, history, it, converged = run_em(
+            plan, em_chunks.initial_statistics(plan, counts),
+            lambda v, b: em_chunks.accumulate_statistics(plan, counts, v, b, background_weight, n_tokens),
+            background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
+    finally:
+        plan.close()
     feature_words = assemble_feature_words(plan, values)
     feature_prob = (np.asarray(theta.sum(axis=0)).ravel() / max(n_docs, 1)).astype(np.float32)
     return FeatureWords(feature_words, background.astype(np.float32), feature_prob, history, it, converged,
