@@ -95,10 +95,11 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     if n_iter < 1:
         raise SaetmError(f"n_iter must be at least 1, got {n_iter}")
     prior = document_prior(doc_topics)
-    x = unit_rows(embeddings)  # once for all rounds: the float16 rows are not renormalised each time
-    centroids = _centroids(prior, x)
+    if embeddings.shape[0] != prior.shape[0]:
+        raise SaetmError(f"{embeddings.shape[0]} document embeddings for {prior.shape[0]} documents")
+    centroids = unit_rows(_weighted_sum(_row_normalized(prior), embeddings))
     priors = np.ones(prior.shape[1])
-    blocks = _blocks(prior, x, smoothing) if n_iter > 1 else []
+    blocks = _Blocks(prior, embeddings, smoothing)
     with _one_blas_thread():
         for _ in range(n_iter - 1):
             mass, sums = _posterior_sums(blocks, centroids, temperature, priors)
@@ -116,19 +117,41 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _blocks(prior: sp.csr_matrix, x: np.ndarray, smoothing: float, block_entries: int = 1 << 20) -> list:
-    """The E-step's inputs in blocks of documents, made once for all rounds: (p, x̂), p the
-    dense prior over all topics ((1 − s)·θ̂ + s/T on rows with topics, float64) and x̂ a view
-    of the unit-length embeddings ``x``."""
-    n, T = prior.shape
-    block = max(1, block_entries // max(T, 1))
-    out = []
+def _weighted_sum(weights: sp.csr_matrix, embeddings: np.ndarray, block: int = 1 << 14) -> np.ndarray:
+    """Wᵀ x̂ = Σ_d W[d] x̂_d, ``(T, dim)`` float64, x̂ the unit-length embeddings made a block
+    of documents at a time (never a float32 copy of all of them), summed in the order of
+    the one product ``W.T @ unit_rows(embeddings)``."""
+    from scipy.sparse import _sparsetools
+
+    W = sp.csr_matrix(weights, dtype=np.float64)
+    n, T = W.shape
+    out = np.zeros((T, embeddings.shape[1]))
     for lo in range(0, n, block):
-        P = prior[lo:lo + block].toarray()
-        has = P.sum(axis=1) > 0
-        P[has] = (1.0 - smoothing) * P[has] + smoothing / T
-        out.append((P, x[lo:lo + block]))
+        hi = min(lo + block, n)
+        a, b = W.indptr[lo], W.indptr[hi]
+        x = np.ascontiguousarray(unit_rows(embeddings[lo:hi]), dtype=np.float64)
+        # the rows of W are the columns of Wᵀ: y += Wᵀ x, continuing the sums of earlier blocks
+        _sparsetools.csc_matvecs(T, hi - lo, x.shape[1], W.indptr[lo:hi + 1] - a, W.indices[a:b], W.data[a:b],
+                                 x.ravel(), out.ravel())
     return out
+
+
+class _Blocks:
+    """The E-step's inputs in blocks of documents, made again at every round so that memory
+    holds one block: (p, x̂), p the dense prior over all topics ((1 − s)·θ̂ + s/T on rows with
+    topics, float64) and x̂ the block's unit-length embeddings."""
+
+    def __init__(self, prior: sp.csr_matrix, embeddings: np.ndarray, smoothing: float, block_entries: int = 1 << 20):
+        self.prior, self.embeddings, self.smoothing = prior, embeddings, smoothing
+        self.block = max(1, block_entries // max(prior.shape[1], 1))
+
+    def __iter__(self):
+        n, T = self.prior.shape
+        for lo in range(0, n, self.block):
+            P = self.prior[lo:lo + self.block].toarray()
+            has = P.sum(axis=1) > 0
+            P[has] = (1.0 - self.smoothing) * P[has] + self.smoothing / T
+            yield P, unit_rows(self.embeddings[lo:lo + self.block])
 
 
 def _posterior_sums(blocks, centroids: np.ndarray, temperature: float,
