@@ -235,12 +235,27 @@ def validate_embeddings(X: np.ndarray, *, n_rows: int | None, dim: int | None) -
     if dim is not None and X.shape[1] != dim:
         raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {dim}; "
                          "use embeddings from the encoder the SAE was trained for")
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    finite = np.isfinite(X).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
+    X = np.ascontiguousarray(X, dtype=np.float32)  # no copy of a float32 array (or memory-mapped file)
+    bad = [lo + np.flatnonzero(~np.isfinite(X[lo:lo + BLOCK_ROWS]).all(axis=1)) for lo in _row_blocks(X)]
+    bad = np.concatenate(bad) if bad else np.zeros(0, np.int64)
+    if bad.size:
         raise SaetmError(f"embeddings contain NaN or inf in {bad.size} rows (first: row {bad[0]}); fix or drop those rows")
     return X
+
+
+#: rows of the embeddings read at a time by the passes over them (a memory-mapped file is
+#: never held whole: its pages are dropped after each block)
+BLOCK_ROWS = 1 << 14
+
+
+def _row_blocks(X):
+    """Start rows of the blocks of ``BLOCK_ROWS`` rows of X; releases a memory map's pages
+    after each block has been used."""
+    from saetm._memory import release_pages
+
+    for lo in range(0, X.shape[0], BLOCK_ROWS):
+        yield lo
+        release_pages(X)
 
 
 # ---------------------------------------------------------------- stage 1
@@ -530,7 +545,8 @@ def _directions(X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     from saetm.topics.atomspace import unit_rows
 
     out = np.zeros((n_rows, X.shape[1]), dtype=np.float16)
-    out[rows] = unit_rows(X)
+    for lo in _row_blocks(X):
+        out[rows[lo:lo + BLOCK_ROWS]] = unit_rows(X[lo:lo + BLOCK_ROWS])
     return out
 
 
