@@ -418,6 +418,22 @@ def vocabulary(m, docs: Sequence[str]):
     return vocab, counts
 
 
+#: characters of text a fitted model keeps whole; beyond, it keeps each text cut to what
+#: documents.parquet saves (:data:`saetm.io.documents.TEXT_CHARS`), as a loaded model does
+KEEP_TEXT_CHARS = 1 << 28
+
+
+def kept_texts(docs: list[str]) -> tuple[list[str], bool]:
+    """The texts a fitted model keeps for representative documents and reports, and whether
+    they were cut: all of them up to :data:`KEEP_TEXT_CHARS` characters in all, else each cut."""
+    from saetm.io.documents import TEXT_CHARS
+
+    if sum(map(len, docs)) <= KEEP_TEXT_CHARS:
+        return docs, False
+    log.info("%d documents: the model keeps their texts cut to %d characters", len(docs), TEXT_CHARS)
+    return [d[:TEXT_CHARS] for d in docs], True
+
+
 def reference_tokens(m, texts: Sequence[str]) -> list[list[str]]:
     """The tokens of ``texts`` that a fitted model's stage 2 counts, for NPMI / C_V."""
     from saetm.evaluation.scorecard import reference_tokens as tokens

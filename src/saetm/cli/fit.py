@@ -35,12 +35,19 @@ def cmd_fit(args) -> int:
                 source = input_record(args.input)  # hashed before it is read: a later edit shows
             corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
                                     date_field=args.date_field, label_field=args.label_field)
+            text_field = corpus.extra["text_field"]
             texts, meta = _aligned(corpus)
-            embeddings = _read_embeddings_for(len(texts), args.embeddings)
+            del corpus
+            embeddings = _read_embeddings_for(len(texts), args.embeddings)  # memory-mapped
             name = None
-        model.fit(texts, embeddings, embedding_name=name, **meta)
+        # No name here holds the texts during the fit, which can then keep them cut short
+        # (a large corpus) once their words are counted.
+        held = [texts]
+        del texts
+        model.fit(held.pop(), embeddings, embedding_name=name, ids=meta.get("ids"), dates=meta.get("dates"),
+                  labels=meta.get("labels"), images=meta.get("images"), embedding_rows=meta.get("embedding_rows"))
         if source is not None:  # kept for `saetm evaluate`: the model keeps its texts cut short
-            model.input_ = {**source, "text_field": corpus.extra["text_field"]}
+            model.input_ = {**source, "text_field": text_field}
         model.save(out, overwrite=args.overwrite)
     _print_topics(model, args.words)
     if not args.quiet:
