@@ -110,24 +110,34 @@ def idf_weights(counts) -> np.ndarray:
     return idf / top if top > 0 else idf
 
 
-def _check_inputs(theta, counts, background_weight: float) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+def _clean_csr(m, dtype, copy: bool) -> sp.csr_matrix:
+    """``m`` as CSR of ``dtype`` with sorted indices and no stored zeros; a copy when it must
+    change (or ``copy``), else the caller's arrays, which are then never written."""
+    out = sp.csr_matrix(m, dtype=dtype, copy=copy)
+    if not copy and out.nnz and (not out.has_canonical_format or not out.data.all()):
+        out = out.copy()
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
+def _check_inputs(theta, counts, background_weight: float, idf: bool = False) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     if not 0.0 <= background_weight < 1.0:
         raise SaetmError(f"background_weight must be in [0, 1), not {background_weight}")
-    theta = sp.csr_matrix(theta, dtype=np.float32, copy=True)  # cleaned below: never the caller's
-    counts = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+    theta = _clean_csr(theta, np.float32, copy=False)
+    # float32 counts stay float32 (whole numbers: the float64 EM reads the same values);
+    # idf weights them in place, in float64
+    counts_dtype = np.float32 if not idf and getattr(counts, "dtype", None) == np.float32 else np.float64
+    counts = _clean_csr(counts, counts_dtype, copy=idf)
     if theta.shape[0] != counts.shape[0]:
         raise SaetmError(f"theta has {theta.shape[0]} documents but counts has {counts.shape[0]}; "
                          "they must describe the same documents in the same order")
     for name, m in (("theta", theta), ("counts", counts)):
         if m.nnz and (not np.all(np.isfinite(m.data)) or m.data.min() < 0):
             raise SaetmError(f"{name} has negative, NaN or infinite entries; it must be finite and non-negative")
-    theta.eliminate_zeros()
-    theta.sort_indices()
     sums = np.asarray(theta.sum(axis=1)).ravel()
     if np.any((sums > 0) & (np.abs(sums - 1) > 1e-3)):
         raise SaetmError("theta rows must sum to 1 (or be all zero); pass normalize_theta(activations)")
-    counts.eliminate_zeros()
-    counts.sort_indices()
     return theta, counts
 
 
@@ -423,7 +433,7 @@ def fit_feature_words(
     (:mod:`saetm.words.em_chunks`; None: its defaults); neither changes the result.
     """
     del seed  # nothing is random
-    theta, counts = _check_inputs(theta, counts, background_weight)
+    theta, counts = _check_inputs(theta, counts, background_weight, idf)
     n_docs, n_atoms = theta.shape
     if idf:
         counts.data *= idf_weights(counts)[counts.indices]
