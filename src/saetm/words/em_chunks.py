@@ -33,9 +33,9 @@ from saetm.words import em
 logger = logging.getLogger(__name__)
 
 #: Pairs per chunk of documents (a chunk holds 8 bytes per pair, building it ~40).
-CHUNK_PAIRS = 1 << 22
+CHUNK_PAIRS = 1 << 21
 #: The pair matrix is kept in memory up to this size, else in a temporary file.
-MEMORY_BYTES = 512 << 20
+MEMORY_BYTES = 256 << 20
 #: Largest atoms × words for the dense lookup table of support positions (4 bytes each);
 #: beyond it the positions are found by binary search.
 DENSE_LOOKUP = 1 << 28
