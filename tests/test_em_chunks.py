@@ -41,7 +41,7 @@ def test_chunked_em_is_bit_for_bit_the_one_matrix_em(chunk, memory, tmp_path, mo
     assert (fw.feature_words != B).nnz == 0 and np.array_equal(fw.feature_words.indptr, B.indptr)
     assert np.array_equal(fw.background, p0.astype(np.float32))
     np.testing.assert_allclose(fw.nll_history, history, rtol=1e-12)
-    assert list(tmp_path.iterdir()) == []  # the spilled pair matrix is removed
+    assert list(tmp_path.iterdir()) == []  # the spilled pair matrix leaves no file
 
 
 def test_chunks_cover_every_document_once():
@@ -51,7 +51,8 @@ def test_chunks_cover_every_document_once():
     assert all(b > a for a, b in bounds) and all(x[1] == y[0] for x, y in zip(bounds, bounds[1:]))
     plan = em_chunks.build_chunked_plan(theta, counts, chunk_size=37, memory_bytes=0)
     try:
-        assert plan.path is not None and sum(hi - lo for lo, hi, *_ in plan) == counts.nnz
+        assert plan.spilled and sum(hi - lo for lo, hi, *_ in plan) == counts.nnz
+        assert sum(hi - lo for lo, hi, *_ in plan) == counts.nnz  # read back again: every iteration
     finally:
         plan.close()
-    assert plan.path is None
+    assert not plan.spilled

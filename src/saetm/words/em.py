@@ -453,7 +453,7 @@ def fit_feature_words(
     try:
         logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs (%s)",
                     n_docs, n_atoms, plan.n_words, plan.support, plan.n_pairs,
-                    "in a temporary file" if plan.path else "in memory")
+                    "in a temporary file" if plan.spilled else "in memory")
         n_tokens = float(counts.data.astype(np.float64).sum())
         values, background, history, it, converged = run_em(
             plan, em_chunks.initial_statistics(plan, counts),

@@ -13,7 +13,7 @@ continue from one chunk to the next), so B is bit for bit what the one-matrix EM
 only the log-likelihood, which decides when EM stops, is summed chunk by chunk.
 
 The chunks stay in memory while they hold at most :data:`MEMORY_BYTES`; a larger A is
-written once to a temporary file (``tempfile.gettempdir()``, removed afterwards) and read
+written once to a temporary file (in ``tempfile.gettempdir()``, unlinked at once) and read
 back chunk by chunk in every iteration, so memory holds one chunk whatever the corpus size.
 B's support (every (atom, word) with a pair) is found first, in one pass over the chunks.
 """
@@ -88,7 +88,7 @@ def chunk_pairs(theta: sp.csr_matrix, counts: sp.csr_matrix, a: int, b: int):
 @dataclass
 class ChunkedPlan:
     """B's support (``row_ptr`` ``(n_atoms + 1,)``, ``words``) and Aᵀ in chunks of documents
-    (in memory, or in the temporary file ``path``); see the module doc."""
+    (in memory, or in the temporary ``file``); see the module doc."""
 
     n_atoms: int
     n_words: int
@@ -97,7 +97,7 @@ class ChunkedPlan:
     ranges: list  # (first count non-zero, last + 1) of each chunk
     chunks: list = field(default_factory=list)  # in memory: (indptr, positions, values)
     spans: list = field(default_factory=list)  # in the file: (offset, n_rows, n_pairs)
-    path: str | None = None
+    file: object = None  # the temporary file, already unlinked: nothing is left behind, even after a kill
     n_pairs: int = 0
 
     @property
@@ -106,25 +106,26 @@ class ChunkedPlan:
 
     def __iter__(self):
         """``(lo, hi, indptr, positions, values)`` of each chunk, read back if spilled."""
-        if self.path is None:
+        if self.file is None:
             for (lo, hi), c in zip(self.ranges, self.chunks):
                 yield (lo, hi, *c)
             return
         itype = _index_dtype(self.support, self.n_pairs)
-        with open(self.path, "rb") as f:
-            for (lo, hi), (offset, n_rows, n_pairs) in zip(self.ranges, self.spans):
-                f.seek(offset)
-                indptr = np.fromfile(f, itype, n_rows + 1)
-                positions = np.fromfile(f, itype, n_pairs)
-                yield lo, hi, indptr, positions, np.fromfile(f, np.float32, n_pairs)
+        f = self.file
+        for (lo, hi), (offset, n_rows, n_pairs) in zip(self.ranges, self.spans):
+            f.seek(offset)
+            indptr = np.fromfile(f, itype, n_rows + 1)
+            positions = np.fromfile(f, itype, n_pairs)
+            yield lo, hi, indptr, positions, np.fromfile(f, np.float32, n_pairs)
+
+    @property
+    def spilled(self) -> bool:
+        return self.file is not None
 
     def close(self) -> None:
-        if self.path is not None:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-            self.path = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
         self.chunks = []
 
 
@@ -166,12 +167,13 @@ def build_chunked_plan(theta: sp.csr_matrix, counts: sp.csr_matrix, *, chunk_siz
     else:
         position = lambda k: np.searchsorted(keys, k).astype(itype)  # noqa: E731
     plan = ChunkedPlan(n_atoms, n_words, row_ptr, (keys % n_words).astype(np.int32), [], n_pairs=total)
-    spill = total * 8 > memory_bytes
     f = None
-    if spill:
-        fd, plan.path = tempfile.mkstemp(prefix="saetm-em-", suffix=".pairs", dir=tmp_dir)
-        f = os.fdopen(fd, "wb")
-        logger.info("feature words: the pair matrix (%.1f GB) goes to a temporary file, %s", total * 8 / 2**30, plan.path)
+    if total * 8 > memory_bytes:
+        fd, path = tempfile.mkstemp(prefix="saetm-em-", suffix=".pairs", dir=tmp_dir)
+        os.unlink(path)  # freed when closed, however the process ends
+        f = plan.file = os.fdopen(fd, "w+b")
+        logger.info("feature words: the pair matrix (%.1f GB) goes to a temporary file in %s",
+                    total * 8 / 2**30, os.path.dirname(path))
     try:
         for a, b in bounds:
             indptr, atoms, words, values = chunk_pairs(theta, counts, a, b)
@@ -185,13 +187,11 @@ def build_chunked_plan(theta: sp.csr_matrix, counts: sp.csr_matrix, *, chunk_siz
                 plan.spans.append((f.tell(), len(indptr) - 1, len(positions)))
                 for arr in chunk:
                     arr.tofile(f)
-    except BaseException:
         if f is not None:
-            f.close()
+            f.flush()
+    except BaseException:
         plan.close()
         raise
-    if f is not None:
-        f.close()
     return plan
 
 
