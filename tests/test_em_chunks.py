@@ -31,7 +31,7 @@ def _one_matrix_em(theta, counts, pi, n_iter):
     return em.assemble_feature_words(plan, values), background, history
 
 
-@pytest.mark.parametrize("chunk, memory", [(1 << 22, 1 << 30), (50, 1 << 30), (50, 0)])
+@pytest.mark.parametrize("chunk, memory", [(1 << 22, 0), (50, 0), (7, 0)])
 def test_chunked_em_is_bit_for_bit_the_one_matrix_em(chunk, memory, tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     theta, counts = _problem()
@@ -56,3 +56,5 @@ def test_chunks_cover_every_document_once():
     finally:
         plan.close()
     assert not plan.spilled
+    kept = em_chunks.build_chunked_plan(theta, counts, chunk_size=37, memory_bytes=1 << 30)
+    assert not kept.spilled and sum(hi - lo for lo, hi, *_ in kept) == counts.nnz

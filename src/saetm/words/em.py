@@ -428,9 +428,10 @@ def fit_feature_words(
     than ``tol`` (relative). ``seed`` is accepted for a uniform signature: the fit is
     deterministic. ``progress`` shows a bar; every iteration is logged at DEBUG level.
 
-    The pair matrix is built for chunks of documents of at most ``block_pairs`` pairs and
-    kept in memory up to ``memory_bytes``, else in a temporary file
-    (:mod:`saetm.words.em_chunks`; None: its defaults); neither changes the result.
+    The pair matrix is held whole up to ``memory_bytes`` (built in blocks of at most
+    ``block_pairs`` pairs); a larger one is built for chunks of documents of at most
+    ``block_pairs`` pairs and kept in a temporary file (:mod:`saetm.words.em_chunks`; None:
+    its defaults). Neither changes B or p0.
     """
     del seed  # nothing is random
     theta, counts = _check_inputs(theta, counts, background_weight, idf)
@@ -448,19 +449,29 @@ def fit_feature_words(
 
     from saetm.words import em_chunks
 
-    plan = em_chunks.build_chunked_plan(theta, counts, chunk_size=block_pairs or em_chunks.CHUNK_PAIRS,
-                                        memory_bytes=em_chunks.MEMORY_BYTES if memory_bytes is None else memory_bytes)
-    try:
-        logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs (%s)",
-                    n_docs, n_atoms, plan.n_words, plan.support, plan.n_pairs,
-                    "in a temporary file" if plan.spilled else "in memory")
-        n_tokens = float(counts.data.astype(np.float64).sum())
+    memory_bytes = em_chunks.MEMORY_BYTES if memory_bytes is None else memory_bytes
+    n_pairs = em_chunks.count_pairs(theta, counts)
+    if n_pairs * 8 <= memory_bytes:  # one pair matrix, its rows in support order: the fastest iterations
+        plan = build_plan(theta, sp.csr_matrix(counts, dtype=np.float64), block_pairs=block_pairs or BLOCK_PAIRS)
+        logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs, plan %.0f MB",
+                    n_docs, n_atoms, plan.n_words, len(plan.words), plan.pairs.nnz, plan.nbytes / 2**20)
         values, background, history, it, converged = run_em(
-            plan, em_chunks.initial_statistics(plan, counts),
-            lambda v, b: em_chunks.accumulate_statistics(plan, counts, v, b, background_weight, n_tokens),
+            plan, initial_statistics(plan), lambda v, b: accumulate_statistics(plan, v, b, background_weight),
             background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
-    finally:
-        plan.close()
+    else:  # chunks of documents in a temporary file: memory flat in the number of documents
+        plan = em_chunks.build_chunked_plan(theta, counts, chunk_size=block_pairs or em_chunks.CHUNK_PAIRS,
+                                            memory_bytes=memory_bytes)
+        try:
+            logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs (%.1f GB) "
+                        "in chunks (%s)", n_docs, n_atoms, plan.n_words, plan.support, plan.n_pairs,
+                        plan.n_pairs * 8 / 2**30, "in a temporary file" if plan.spilled else "in memory")
+            n_tokens = float(counts.data.astype(np.float64).sum())
+            values, background, history, it, converged = run_em(
+                plan, em_chunks.initial_statistics(plan, counts),
+                lambda v, b: em_chunks.accumulate_statistics(plan, counts, v, b, background_weight, n_tokens),
+                background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
+        finally:
+            plan.close()
     feature_words = assemble_feature_words(plan, values)
     feature_prob = (np.asarray(theta.sum(axis=0)).ravel() / max(n_docs, 1)).astype(np.float32)
     return FeatureWords(feature_words, background.astype(np.float32), feature_prob, history, it, converged,

@@ -12,8 +12,9 @@ which adds every product in the same order as the whole matrix would (the runnin
 continue from one chunk to the next), so B is bit for bit what the one-matrix EM gives;
 only the log-likelihood, which decides when EM stops, is summed chunk by chunk.
 
-The chunks stay in memory while they hold at most :data:`MEMORY_BYTES`; a larger A is
-written once to a temporary file (in ``tempfile.gettempdir()``, unlinked at once) and read
+:func:`saetm.words.em.fit_feature_words` keeps a pair matrix of at most :data:`MEMORY_BYTES`
+whole, in support order (its iterations are about twice as fast: B is read in order); a
+larger A is written once to a temporary file (in ``tempfile.gettempdir()``, unlinked at once) and read
 back chunk by chunk in every iteration, so memory holds one chunk whatever the corpus size.
 B's support (every (atom, word) with a pair) is found first, in one pass over the chunks.
 """
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 #: Pairs per chunk of documents (a chunk holds 8 bytes per pair, building it ~40).
 CHUNK_PAIRS = 1 << 21
 #: The pair matrix is kept in memory up to this size, else in a temporary file.
-MEMORY_BYTES = 256 << 20
+MEMORY_BYTES = 512 << 20
 #: Largest atoms × words for the dense lookup table of support positions (4 bytes each);
 #: beyond it the positions are found by binary search.
 DENSE_LOOKUP = 1 << 28
@@ -69,6 +70,11 @@ def document_chunks(theta: sp.csr_matrix, counts: sp.csr_matrix, chunk_pairs: in
         out.append((a, b))
         a = b
     return out
+
+
+def count_pairs(theta: sp.csr_matrix, counts: sp.csr_matrix) -> int:
+    """Pairs of the whole pair matrix: Σ_d (active atoms of d) × (distinct words of d)."""
+    return int(np.dot(np.diff(theta.indptr).astype(np.int64), np.diff(counts.indptr).astype(np.int64)))
 
 
 def chunk_pairs(theta: sp.csr_matrix, counts: sp.csr_matrix, a: int, b: int):
@@ -155,7 +161,7 @@ def build_chunked_plan(theta: sp.csr_matrix, counts: sp.csr_matrix, *, chunk_siz
     ``(n_docs, V)``; spilled to a temporary file in ``tmp_dir`` when larger than ``memory_bytes``."""
     n_atoms, n_words = theta.shape[1], counts.shape[1]
     bounds = document_chunks(theta, counts, chunk_size)
-    total = int(np.dot(np.diff(theta.indptr).astype(np.int64), np.diff(counts.indptr)))
+    total = count_pairs(theta, counts)
     keys = _support(theta, counts, bounds, n_atoms, n_words)
     row_ptr = np.zeros(n_atoms + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys // n_words, minlength=n_atoms), out=row_ptr[1:])
