@@ -235,6 +235,7 @@ class Base:
         import torch
 
         from saetm.model import SAETM
+        from saetm.settings import new_keys
         from saetm.words.vocab import build_vocabulary
 
         torch.set_num_threads(1)
@@ -243,8 +244,8 @@ class Base:
         # The corpus-trained base keeps the settings its rows were measured with.
         first = OLD_DEFAULT if sae == "train" else {}
         # doc_weights="centroid" at the fit only keeps the embeddings; each row sets its own
-        self.model = SAETM(n_topics=20, sae=sae, seed=seed, verbose=False,
-                           **{**DEFAULTS, **first, "doc_weights": "centroid"})
+        self.model = SAETM(n_topics=20, sae=sae, seed=seed, verbose=False).set_params(
+            **new_keys({**DEFAULTS, **first, "doc_weights": "centroid"}))
         t = time.perf_counter()
         self.model.fit(data.texts, self.X)
         self.fit_seconds = time.perf_counter() - t
@@ -268,6 +269,7 @@ class Base:
     def apply(self, settings: dict, n_topics: int) -> float:
         """Set a variant's settings and recompute what they touch; returns seconds."""
         from saetm import pipeline
+        from saetm.settings import new_keys
         from saetm.topics import wordrank
 
         m = self.model
@@ -277,7 +279,7 @@ class Base:
         m._word_lists = {}
         want = {**DEFAULTS, **{k: v for k, v in settings.items() if k not in SCRIPT_LEVERS}}
         t = time.perf_counter()
-        m.set_params(**want)
+        m.set_params(**new_keys(want))
         if any(self.stage2[k] != want[k] for k in STAGE2):
             fw = pipeline.feature_words(m, m.theta_, self.counts)
             m.feature_words_, m.background_, m.feature_prob_ = fw.feature_words, fw.background, fw.feature_prob

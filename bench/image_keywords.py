@@ -38,6 +38,7 @@ def main() -> None:
     import torch
 
     from saetm import SAETM
+    from saetm.components import SAETraining
     from saetm.encoders.image import ImageEncoder, encode_collection
     from saetm.io.images import load_openclipart
     from saetm.topics import merge
@@ -47,7 +48,7 @@ def main() -> None:
     keywords = [set(TOKENS.findall(" ".join(k).lower())) for k in corpus.extra["keywords"]]
     print("| seed | centroid weights (default) | θ share (paper) | random topic |\n|---:|---:|---:|---:|")
     for seed in (int(s) for s in args.seeds.split(",")):
-        m = SAETM(n_topics=10, sae="train", n_atoms=2048, k=16, sae_steps=500, min_df=3, seed=seed, verbose=False)
+        m = SAETM(n_topics=10, sae=SAETraining(n_atoms=2048, k=16, steps=500), min_df=3, seed=seed, verbose=False)
         m.fit(corpus.texts, X, labels=corpus.labels)
         top = [{w for w, _ in m.get_topic(t, 25)} for t in range(m.n_topics)]
         default, rows, main_topic = overlap(m.doc_topics_, top, keywords)

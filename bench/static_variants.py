@@ -40,7 +40,7 @@ def main() -> None:
         print(f"sae={sae} ({model.fit_report_.sae['source']}, fit {time.perf_counter() - t:.0f}s)")
         for smoothing in (0.5, 0.0):
             for power in (0.5, 1.0):
-                model.set_params(doc_smoothing=smoothing, prevalence_power=power)
+                model.set_params(clustering__doc_smoothing=smoothing, clustering__prevalence_power=power)
                 model.retopic(20)
                 print(f"  doc_smoothing {smoothing}  prevalence_power {power}:  {scores(model)}", flush=True)
 

@@ -35,7 +35,7 @@ def ng_embeddings(ng_corpus, text_encoder):
 
 
 # Small but real settings: a corpus-trained SAE on 400 real embeddings, fast enough for CI.
-SMALL = dict(n_atoms=768, k=16, sae_steps=300, min_df=3, seed=0, verbose=False)
+SMALL = dict(sae={"n_atoms": 768, "k": 16, "steps": 300}, min_df=3, seed=0, verbose=False)
 
 
 @pytest.fixture(scope="session")

@@ -74,20 +74,20 @@ def test_retopic_changes_the_word_diversity_alone(fitted_dir, tmp_path, capsys, 
     assert sp.load_npz(d / "doc_topics.npz").shape[1] == before.n_topics
     written = [t["words"] for t in json.loads((d / "topics.json").read_text())["topics"]]
     assert written == [[w for w, _ in after.get_topic(t, n_words=25)] for t in range(after.n_topics)]
-    before.set_params(word_diversity=0.0)
+    before.set_params(words__diversity=0.0)
     assert written == [[w for w, _ in before.get_topic(t, n_words=25)] for t in range(before.n_topics)]
     files = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
     capsys.readouterr()
     assert main(["retopic", str(d), "--word-diversity", "-1", "-q"]) == 2
-    assert "word_diversity" in capsys.readouterr().err
+    assert "words__diversity" in capsys.readouterr().err
     assert main(["retopic", str(d), "-q"]) == 2
     assert "--topics" in capsys.readouterr().err
     assert main(["retopic", str(tmp_path / "nowhere"), "--word-diversity", "nan", "-q"]) == 2
-    assert "word_diversity" in capsys.readouterr().err  # checked before the model is looked for
+    assert "words__diversity" in capsys.readouterr().err  # checked before the model is looked for
     assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == files  # nothing rewritten
     # a model ranking words by β is not changed by the penalty, and says so
     info = json.loads((d / "model.json").read_text())
-    info["params"]["word_ranking"] = "beta"
+    info["params"]["words"]["ranking"] = "beta"
     (d / "model.json").write_text(json.dumps(info))
     with caplog.at_level(logging.WARNING, logger="saetm"):
         assert main(["retopic", str(d), "--word-diversity", "0.3"]) == 0

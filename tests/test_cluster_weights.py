@@ -1,7 +1,6 @@
 """Atoms weigh θ̄^p when they are clustered into topics (SAETM(prevalence_power), saetm 0.7)."""
 
 import copy
-import json
 
 import numpy as np
 import pytest
@@ -11,6 +10,8 @@ from saetm.errors import SaetmError
 from saetm.model import SAETM
 from saetm.topics.hierarchy import build_atom_tree, cut
 from saetm.topics.merge import PREVALENCE_POWER, build_topics, cluster_atoms, cluster_weights
+
+from _old_formats import as_format1
 
 
 def test_cluster_weights_by_hand():
@@ -58,7 +59,7 @@ def test_the_fitted_model_clusters_with_the_weights_its_tree_was_built_with(fitt
 
     np.testing.assert_array_equal(m.atom_topic_, expected(0.5))
     # a new power rebuilds the tree at retopic (no refit); the words still weigh atoms by θ̄
-    m.set_params(prevalence_power=1.0).retopic(T)
+    m.set_params(clustering__prevalence_power=1.0).retopic(T)
     assert m.atom_tree_.power == 1.0
     np.testing.assert_array_equal(m.atom_topic_, expected(1.0))
     assert not np.array_equal(m.atom_topic_, fitted_model.atom_topic_)
@@ -70,11 +71,9 @@ def test_the_fitted_model_clusters_with_the_weights_its_tree_was_built_with(fitt
 
 
 def test_models_saved_before_0_7_keep_their_topics(fitted_model, tmp_path):
-    m = copy.deepcopy(fitted_model).set_params(prevalence_power=1.0).retopic(fitted_model.n_topics)
+    m = copy.deepcopy(fitted_model).set_params(clustering__prevalence_power=1.0).retopic(fitted_model.n_topics)
     m.save(tmp_path / "old")
-    info = json.loads((tmp_path / "old" / "model.json").read_text())
-    del info["params"]["prevalence_power"]
-    (tmp_path / "old" / "model.json").write_text(json.dumps(info))
+    as_format1(tmp_path / "old", drop=("prevalence_power",))  # a model.json of saetm < 0.7
     state = dict(load_file(tmp_path / "old" / "state.safetensors"))
     del state["tree.power"]
     save_file(state, tmp_path / "old" / "state.safetensors")
@@ -86,9 +85,9 @@ def test_models_saved_before_0_7_keep_their_topics(fitted_model, tmp_path):
 def test_bad_prevalence_powers_are_refused(fitted_model, ng_corpus, tmp_path):
     for bad in (-0.5, 1.5, float("nan"), "half"):
         with pytest.raises(SaetmError, match="prevalence_power"):
-            copy.deepcopy(fitted_model).set_params(prevalence_power=bad).retopic(4)
+            copy.deepcopy(fitted_model).set_params(clustering__prevalence_power=bad).retopic(4)
         with pytest.raises(SaetmError, match="prevalence_power"):
-            SAETM(prevalence_power=bad, verbose=False).fit(["a text"] * 3)
+            SAETM(clustering={"prevalence_power": bad}, verbose=False).fit(["a text"] * 3)
     fitted_model.save(tmp_path / "m")
     state = dict(load_file(tmp_path / "m" / "state.safetensors"))
     state["tree.power"] = np.array([7.0])

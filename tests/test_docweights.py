@@ -15,6 +15,8 @@ from saetm.topics.atomspace import unit_rows
 from saetm.topics.docweights import (ITERATIONS, PRIOR_FLOOR, SMOOTHING, TEMPERATURE, document_prior, fit_mixture,
                                      sharpen, topic_centroids, update_priors)
 
+from _old_formats import as_format1
+
 
 def theta_weights(m):
     return merge.doc_topics(m.theta_, m.atom_topic_, m.n_topics)
@@ -145,12 +147,12 @@ def test_transform_of_the_fitted_documents_gives_their_weights(fitted_model, ng_
     m = fitted_model
     np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
     # a setting changed after the fit takes effect at the next fit/retopic; until then transform follows the fit
-    m2 = copy.deepcopy(m).set_params(doc_weights="theta")
+    m2 = copy.deepcopy(m).set_params(clustering__doc_weights="theta")
     np.testing.assert_allclose(m2.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
 
 
 def test_theta_weights_keep_no_embeddings(ng_corpus, ng_embeddings, small_params, tmp_path):
-    m = SAETM(n_topics=8, doc_weights="theta", **small_params).fit(ng_corpus.texts, ng_embeddings)
+    m = SAETM(n_topics=8, clustering={"doc_weights": "theta"}, **small_params).fit(ng_corpus.texts, ng_embeddings)
     assert m.doc_embeddings_ is None and m.topic_centroids_ is None and m.topic_priors_ is None
     assert (m.doc_topics_ != theta_weights(m)).nnz == 0
     m.save(tmp_path / "m")
@@ -197,17 +199,16 @@ def test_damaged_embeddings_are_refused(fitted_model, tmp_path, damage):
 
 def test_unknown_setting_is_refused(ng_corpus, ng_embeddings):
     with pytest.raises(SaetmError, match="doc_weights must be one of centroid, theta"):
-        SAETM(doc_weights="mean", verbose=False).fit(ng_corpus.texts[:50], ng_embeddings[:50])
+        SAETM(clustering={"doc_weights": "mean"}, verbose=False).fit(ng_corpus.texts[:50], ng_embeddings[:50])
 
 
 def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embeddings, tmp_path):
     import copy
-    import json
 
     m = copy.deepcopy(fitted_model)
     smoothed = m.doc_topics_.copy()
     W0, E = theta_weights(m), m.doc_embeddings_
-    m.set_params(doc_smoothing=0.0)
+    m.set_params(clustering__doc_smoothing=0.0)
     # until the next fit or retopic, weights of new documents follow the fitted mixture
     np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), smoothed.toarray(), atol=1e-6)
     m.retopic(m.n_topics)  # s = 0: the mixture of saetm 0.4–0.5
@@ -216,7 +217,7 @@ def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embedd
     assert abs(m.doc_topics_ - smoothed).max() > 0.01 and m.doc_smoothing_ == 0.0
     np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
 
-    m.set_params(doc_smoothing=0.25).save(tmp_path / "m")
+    m.set_params(clustering__doc_smoothing=0.25).save(tmp_path / "m")
     back = SAETM.load(tmp_path / "m")
     assert back.doc_smoothing == 0.25
     # the setting waits for the next retopic; the loaded weights are the ones fitted (s = 0) and saved
@@ -224,19 +225,17 @@ def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embedd
     np.testing.assert_allclose(back.doc_topics_.toarray(), m.doc_topics_.toarray(), atol=1e-7)
     assert abs(back.retopic(m.n_topics).doc_topics_ - m.doc_topics_).max() > 0.01 and back.doc_smoothing_ == 0.25
     # a model saved before saetm 0.6 has no doc_smoothing: it loads with the weights it had (s = 0)
-    m.set_params(doc_smoothing=0.0).retopic(m.n_topics).save(tmp_path / "old")
-    info = json.loads((tmp_path / "old" / "model.json").read_text())
-    del info["params"]["doc_smoothing"]
-    (tmp_path / "old" / "model.json").write_text(json.dumps(info))
+    m.set_params(clustering__doc_smoothing=0.0).retopic(m.n_topics).save(tmp_path / "old")
+    as_format1(tmp_path / "old", drop=("doc_smoothing",))
     old = SAETM.load(tmp_path / "old")
     assert old.doc_smoothing == 0.0
     np.testing.assert_allclose(old.doc_topics_.toarray(), m.doc_topics_.toarray(), atol=1e-7)
 
     for bad in (-0.1, 1.5, float("nan"), "half"):
         with pytest.raises(SaetmError, match="doc_smoothing"):
-            copy.deepcopy(fitted_model).set_params(doc_smoothing=bad).retopic(4)
+            copy.deepcopy(fitted_model).set_params(clustering__doc_smoothing=bad).retopic(4)
         with pytest.raises(SaetmError, match="doc_smoothing"):
-            SAETM(doc_smoothing=bad, verbose=False).fit(["a text"] * 3)
+            SAETM(clustering={"doc_smoothing": bad}, verbose=False).fit(["a text"] * 3)
     topics = dict(load_file(tmp_path / "m" / "topics.safetensors"))
     topics["doc_smoothing"] = np.array([2.0])
     save_file(topics, tmp_path / "m" / "topics.safetensors")

@@ -142,12 +142,12 @@ def test_topics_fall_back_to_the_model_whenever_the_table_may_differ(model_dir):
     cli_stdout(["retopic", model_dir, "--word-diversity", "0.5", "-q"])
     assert saved_topics(model_dir, 10) is not None
     info = json.loads((model_dir / "model.json").read_text())
-    info["params"]["word_diversity"] = 0.0
+    info["params"]["words"]["diversity"] = 0.0
     (model_dir / "model.json").write_text(json.dumps(info))
     assert saved_topics(model_dir, 10) is None
     assert cli_stdout(["topics", model_dir]) == loaded_table(model_dir, 10)
     # another word ranking: its shorter lists need not be prefixes of topics.json's
-    info["params"]["word_ranking"] = "beta"
+    info["params"]["words"]["ranking"] = "beta"
     (model_dir / "model.json").write_text(json.dumps(info))
     assert saved_topics(model_dir, 10) is None
 

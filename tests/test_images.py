@@ -243,7 +243,7 @@ def test_topics_of_precomputed_image_embeddings_match_their_keywords(clipart, cl
 
     np.save(tmp_path / "clipart.npy", clipart_embeddings)
     X = read_embeddings(tmp_path / "clipart.npy", n_rows=len(clipart))
-    m = SAETM(n_topics=5, sae="train", n_atoms=256, k=8, sae_steps=300, min_df=2, seed=0, cache=False, verbose=False)
+    m = SAETM(n_topics=5, sae={"n_atoms": 256, "k": 8, "steps": 300}, min_df=2, seed=0, cache=False, verbose=False)
     m.fit(clipart.texts, embeddings=X, labels=clipart.labels)
     assert m.doc_topics_.shape == (N_IMAGES, 5)
 
@@ -293,7 +293,7 @@ def image_model(clipart, clipart_embeddings):
     """A small model of the real slice that keeps each image's path."""
     from saetm.model import SAETM
 
-    m = SAETM(n_topics=5, sae="train", n_atoms=256, k=8, sae_steps=300, min_df=2, seed=0, cache=False, verbose=False)
+    m = SAETM(n_topics=5, sae={"n_atoms": 256, "k": 8, "steps": 300}, min_df=2, seed=0, cache=False, verbose=False)
     return m.fit(clipart.texts, clipart_embeddings, labels=clipart.labels, images=clipart.extra["images"])
 
 

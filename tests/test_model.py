@@ -24,11 +24,11 @@ def test_fit_produces_topics(fitted_model, ng_corpus):
     assert np.allclose(sums[sums > 0], 1, atol=1e-4)
     words = m.get_topic(0)
     assert len(words) == 25 and all(isinstance(w, str) and wt > 0 for w, wt in words)
-    m.word_ranking = "beta"  # the paper's ranking lists words by β; the default reorders them (test_wordrank.py)
+    m.set_params(words__ranking="beta")  # the paper's ranking lists words by β; the default reorders them (test_wordrank.py)
     try:
         by_beta = [wt for _, wt in m.get_topic(0)]
     finally:
-        m.word_ranking = "coherent"
+        m.set_params(words__ranking="coherent")
     assert by_beta == sorted(by_beta, reverse=True)
 
 
@@ -103,11 +103,11 @@ def test_bad_parameters_and_inputs(ng_corpus, ng_embeddings, fitted_model):
     with pytest.raises(SaetmError, match="n_topics"):
         SAETM(n_topics=0).fit(ng_corpus.texts)
     with pytest.raises(SaetmError, match="k=32 must be smaller"):
-        SAETM(n_atoms=16).fit(ng_corpus.texts)
-    with pytest.raises(SaetmError, match="word_ranking"):
-        SAETM(word_ranking="tfidf").fit(ng_corpus.texts)
+        SAETM(sae={"n_atoms": 16}).fit(ng_corpus.texts)
+    with pytest.raises(SaetmError, match="words__ranking must be one of"):
+        SAETM(words="tfidf").fit(ng_corpus.texts)
     with pytest.raises(SaetmError, match="atom_space must be one of"):
-        SAETM(atom_space="glove").fit(ng_corpus.texts)
+        SAETM(clustering={"atom_space": "glove"}).fit(ng_corpus.texts)
     with pytest.raises(SaetmError, match="rows but there are"):
         SAETM().fit(ng_corpus.texts, ng_embeddings[:10])
     bad = ng_embeddings[:50].copy()
@@ -156,7 +156,7 @@ def test_trained_sae_is_cached_and_identical(ng_corpus, ng_embeddings, small_par
 def test_every_atom_space_fits_and_retopics(ng_corpus, ng_embeddings, small_params, fitted_model, space):
     """Each atom space is only stage 3: same SAE, θ and B as the default fit; topics follow
     the newsgroups; retopic reuses the stored atom embeddings."""
-    m = SAETM(n_topics=8, atom_space=space, **small_params).fit(ng_corpus.texts, ng_embeddings)
+    m = SAETM(n_topics=8, clustering={"atom_space": space}, **small_params).fit(ng_corpus.texts, ng_embeddings)
     assert (m.feature_words_ != fitted_model.feature_words_).nnz == 0
     assert m.atom_embeddings_.shape[0] == m.feature_words_.shape[0]
     assert m.atom_embeddings_.shape[1] == {"words": 50, "documents": 384, "decoder": 384, "coactivation": 63}[space]
@@ -185,12 +185,12 @@ def test_lift_and_relevance_rank_against_the_atoms_marginal(fitted_model):
     saved = m.word_ranking
     try:
         for ranking in ("lift", "relevance"):
-            m.word_ranking = ranking
+            m.set_params(words__ranking=ranking)
             got = m.get_topics(n_words=10)
             want, _ = top_words(m.topics_.topic_words, m.vocab_, n=10, ranking=ranking, background=ref)
             assert [[w for w, _ in got[t]] for t in range(m.n_topics)] == want
     finally:
-        m.word_ranking = saved
+        m.set_params(words__ranking=saved)
 
 
 def test_too_many_topics_for_the_data_warns_once(fitted_model, ng_corpus, ng_embeddings, caplog):

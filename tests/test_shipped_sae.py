@@ -55,22 +55,21 @@ def test_auto_takes_the_shipped_sae_only_when_it_fits(ng_corpus, ng_embeddings, 
     assert np.array_equal(auto.sae_.W_dec.detach().numpy(), load_sae(shipped_sae_dir()).W_dec.detach().numpy())
 
 
-@pytest.mark.parametrize("params, encoder, takes_it", [
-    ({}, DEFAULT_ENCODER, True),
-    ({}, "my-encoder", False),  # not the encoder it was trained for
-    ({"n_atoms": 768}, DEFAULT_ENCODER, False),
+@pytest.mark.parametrize("sae, encoder, takes_it", [
+    ("auto", DEFAULT_ENCODER, True),
+    ("auto", "my-encoder", False),  # not the encoder it was trained for
+    ({"n_atoms": 768}, DEFAULT_ENCODER, False),  # SAETraining settings: train one
     ({"k": 16}, DEFAULT_ENCODER, False),
     ({"arch": "topk"}, DEFAULT_ENCODER, False),
-    ({"sae_steps": 100}, DEFAULT_ENCODER, False),
+    ({"steps": 100}, DEFAULT_ENCODER, False),
+    ("train", DEFAULT_ENCODER, False),
 ])
-def test_auto_choice(params, encoder, takes_it, shipped):
+def test_auto_choice(sae, encoder, takes_it, shipped):
+    from saetm.checks import planned_sae
     from saetm.model import SAETM
-    from saetm.pipeline import _shipped_fits
 
-    m = SAETM(**params)
-    m.embedding_name_ = encoder
-    if "n_atoms" not in params:  # the shipped size itself is no reason to train
-        m.n_atoms = read_json(shipped / "sae.json")["config"]["n_atoms"]
-        assert _shipped_fits(m) == takes_it
-        m.n_atoms = None
-    assert _shipped_fits(m) == takes_it
+    m = SAETM(sae=sae)
+    what, n_atoms, _ = planned_sae(m, encoder, 384)
+    assert what.startswith("a trained") != takes_it
+    if takes_it:
+        assert n_atoms == read_json(shipped / "sae.json")["config"]["n_atoms"]

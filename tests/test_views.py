@@ -46,7 +46,7 @@ def tw(tweets, text_encoder, small_params):
     from saetm.model import SAETM
 
     emb = encode_cached(text_encoder, tweets.texts, show_progress=False)
-    params = dict(small_params, sae_steps=150)  # fewer SAE steps than the session model: tweets are short
+    params = dict(small_params, sae={**small_params["sae"], "steps": 150})  # fewer SAE steps than the session model: tweets are short
     return SAETM(n_topics=6, **params).fit(tweets.texts, emb, dates=tweets.dates, labels=tweets.labels,
                                                  ids=tweets.ids)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -15,6 +14,8 @@ from saetm.evaluation.coherence import npmi_coherence
 from saetm.model import SAETM
 from saetm.topics import wordrank
 from saetm.topics.merge import top_words
+
+from _old_formats import as_format1
 
 
 def test_npmi_among_matches_the_definition():
@@ -124,27 +125,25 @@ def test_word_diversity_re_ranks_without_refitting_and_is_saved(fitted_model, tm
     score = wordrank.keep_best_topics(wordrank.relevance(m.topics_.topic_words, m.word_reference()))
     default = m.get_topics(n_words=25)
     try:
-        m.set_params(word_diversity=0.0)
+        m.set_params(words__diversity=0.0)
         alone = [[m.vocab_[i] for i in ws] for ws in wordrank.coherent_order(score, 25, m.doc_words_, repeat_penalty=0)]
         assert [[w for w, _ in m.get_topic(t, n_words=25)] for t in range(m.n_topics)] == alone
         assert m.get_topics(n_words=25) != default
         m.save(tmp_path / "m")
         assert SAETM.load(tmp_path / "m").word_diversity == 0.0
         for bad in (float("nan"), "lots", -1):
-            m.set_params(word_diversity=bad)
-            with pytest.raises(SaetmError, match="word_diversity"):
+            m.set_params(words__diversity=bad)
+            with pytest.raises(SaetmError, match="words__diversity"):
                 m.get_topic(0)
     finally:
-        m.set_params(word_diversity=0.2)
+        m.set_params(words__diversity=0.2)
     assert m.get_topics(n_words=25) == default
     # a model saved before saetm 0.5 has no word_diversity: it loads with the default
-    info = json.loads((tmp_path / "m" / "model.json").read_text())
-    del info["params"]["word_diversity"]
-    (tmp_path / "m" / "model.json").write_text(json.dumps(info))
+    as_format1(tmp_path / "m", drop=("word_diversity",))
     old = SAETM.load(tmp_path / "m")
     assert old.word_diversity == 0.2 and old.get_topics(n_words=25) == default
-    with pytest.raises(SaetmError, match="word_diversity"):
-        SAETM(word_diversity=-0.1).fit(["a text"] * 3)
+    with pytest.raises(SaetmError, match="words__diversity"):
+        SAETM(words={"diversity": -0.1}).fit(["a text"] * 3)
 
 
 def test_coherent_is_the_default_and_its_lists_are_consistent(fitted_model):
@@ -171,7 +170,7 @@ def test_coherent_is_the_default_and_its_lists_are_consistent(fitted_model):
 def test_scores_never_increase_down_the_list_and_beta_comes_alongside(fitted_model, ranking):
     m = fitted_model
     try:
-        m.set_params(word_ranking=ranking)
+        m.set_params(words__ranking=ranking)
         beta = m.topics_.topic_words
         for t in range(m.n_topics):
             listed = m.get_topic(t, n_words=25, with_beta=True)
@@ -187,7 +186,7 @@ def test_scores_never_increase_down_the_list_and_beta_comes_alongside(fitted_mod
             betas = [[b for _, _, b in m.get_topic(t, with_beta=True)] for t in range(m.n_topics)]
             assert any(b1 < b2 for bs in betas for b1, b2 in zip(bs, bs[1:]))
     finally:
-        m.set_params(word_ranking="coherent")
+        m.set_params(words__ranking="coherent")
 
 
 def test_coherent_words_co_occur_more_than_beta_words(fitted_model, ng_corpus):

@@ -3,7 +3,7 @@
 from saetm._version import __version__, FORMAT_VERSION
 from saetm.errors import SaetmError
 
-__all__ = ["__version__", "FORMAT_VERSION", "SaetmError", "SAETM"]
+__all__ = ["__version__", "FORMAT_VERSION", "SaetmError", "SAETM", "SAETraining", "Words", "Clustering"]
 
 
 def __getattr__(name):
@@ -12,4 +12,8 @@ def __getattr__(name):
         from saetm.model import SAETM
 
         return SAETM
+    if name in ("SAETraining", "Words", "Clustering"):  # the components of its settings
+        from saetm import components
+
+        return getattr(components, name)
     raise AttributeError(name)

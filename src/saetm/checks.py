@@ -63,7 +63,8 @@ def check_sae_memory(n_atoms: int, dim: int, batch_rows: int = 0) -> None:
     if total is not None and need > total:
         fits = max(int((total / 4 - 4 * dim) // (8 * dim + 4 + 3 * batch_rows)), 0)  # sae_training_bytes solved
         raise SaetmError(f"an SAE of {n_atoms:,} atoms on {dim}-d embeddings needs at least {_size(need)} of memory "
-                         f"to train, more than this machine's {_size(total)}; lower --n-atoms (n_atoms) well below "
+                         f"to train, more than this machine's {_size(total)}; "
+                         f"lower --n-atoms (sae__n_atoms) well below "
                          f"{fits:,} (the default is {16 * dim:,}, 16 × dim)")
 
 
@@ -102,9 +103,10 @@ def planned_sae(m, embedding_name: str | None, dim: int | None) -> tuple[str, in
     """Which SAE ``m.fit`` will use, known before data: ``(what, n_atoms, d_in)``, each size
     None where it is not known yet. ``what`` describes the SAE for messages; it starts with
     "a trained" when an SAE will be trained on the corpus."""
+    from saetm.components import SAETraining
     from saetm.pipeline import _shipped_fits, shipped_sae_dir
 
-    choice = m.sae
+    choice = "train" if isinstance(m.sae, SAETraining) else m.sae
     config = getattr(choice, "config", None)
     if config is not None:  # a fitted SparseAutoencoder
         return "the given SAE", config.n_atoms, config.d_in
@@ -149,6 +151,6 @@ def check_before_data(m, embedding_name: str | None, dim: int | None, *, given: 
         return
     if m.k >= n_atoms:
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
-                         "lower --k (k) or raise --n-atoms (n_atoms)")
+                         "lower --k (sae__k) or raise --n-atoms (sae__n_atoms)")
     if dim is not None:
         check_sae_memory(n_atoms, dim)

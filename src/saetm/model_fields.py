@@ -36,7 +36,7 @@ def _is_int(value) -> bool:
 
 def check_model_info(info: dict, path: Path) -> None:
     """The fields of ``model.json`` that loading and later commands read (``params`` values
-    are checked by ``pipeline.check_params``; ``custom_labels`` and ``embedding_name`` fall back)."""
+    are checked by ``settings.check_params``; ``custom_labels`` and ``embedding_name`` fall back)."""
     if not isinstance(info.get("params"), dict):
         raise _corrupt(path, "params (the settings)", info.get("params"), "an object of settings")
     for key, kind, ok in [("encoder", "a name", lambda v: v is None or isinstance(v, str)),
@@ -44,8 +44,11 @@ def check_model_info(info: dict, path: Path) -> None:
         if not ok(info.get(key)):
             raise _corrupt(path, key, info.get(key), kind)
     params = info["params"]
-    # settings check_params leaves alone: flags, and the stop words (a name or a list of words)
-    for key in ("idf", "cache", "verbose"):
+    # settings check_params leaves alone: flags, components, and the stop words (a name or a list of words)
+    for key in ("words", "clustering", "sae"):
+        if key in params and not isinstance(params[key], dict):
+            raise _corrupt(path, f"params.{key}", params[key], "an object of settings")
+    for key in ("cache", "verbose"):
         if key in params and not isinstance(params[key], bool):
             raise _corrupt(path, f"params.{key}", params[key], "true or false")
     stop = params.get("stop_words")

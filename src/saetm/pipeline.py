@@ -21,8 +21,6 @@ from saetm.errors import SaetmError
 
 log = logging.getLogger("saetm")
 
-WORD_VECTORS = ("glove", "encoder")
-ARCHS = ("topk", "batchtopk", "relu", "jumprelu")
 
 
 # ---------------------------------------------------------------- validation
@@ -35,79 +33,32 @@ def _int_in(name: str, value, lo: int, hi: float = math.inf) -> int:
     return int(value)
 
 
-def _float_in(name: str, value, lo: float, hi: float, *, lo_open=False, hi_open=False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SaetmError(f"{name} must be a number, got {value!r}") from None
-    bad = (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi) or math.isnan(v)
-    if bad:
-        raise SaetmError(f"{name} must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, got {value}")
-    return v
-
-
 def check_word_diversity(value) -> float:
-    """``word_diversity`` as a float ≥ 0 (finite), or a one-line SaetmError."""
-    return _float_in("word_diversity", value, 0.0, math.inf, hi_open=True)
+    """``words.diversity`` as a float ≥ 0 (finite), or a one-line SaetmError."""
+    from saetm.settings import check
+
+    return check("words.diversity", value)
 
 
 def check_doc_smoothing(value) -> float:
-    """``doc_smoothing`` as a float in [0, 1], or a one-line SaetmError."""
-    return _float_in("doc_smoothing", value, 0.0, 1.0)
+    """``clustering.doc_smoothing`` as a float in [0, 1], or a one-line SaetmError."""
+    from saetm.settings import check
+
+    return check("clustering.doc_smoothing", value)
 
 
 def check_prevalence_power(value) -> float:
-    """``prevalence_power`` as a float in [0, 1], or a one-line SaetmError."""
-    return _float_in("prevalence_power", value, 0.0, 1.0)
+    """``clustering.prevalence_power`` as a float in [0, 1], or a one-line SaetmError."""
+    from saetm.settings import check
+
+    return check("clustering.prevalence_power", value)
 
 
 def check_params(m) -> None:
-    """Validate the estimator's hyper-parameters once, at the boundary (scikit-learn habit)."""
-    _int_in("n_topics", m.n_topics, 1)
-    _int_in("k", m.k, 1)
-    if m.n_atoms is not None:
-        _int_in("n_atoms", m.n_atoms, 2)
-        if m.k >= m.n_atoms:
-            raise SaetmError(f"k={m.k} must be smaller than n_atoms={m.n_atoms}; "
-                             "lower --k (k) or raise --n-atoms (n_atoms)")
-        if m.n_topics > m.n_atoms:
-            raise SaetmError(f"n_topics={m.n_topics} is more than the n_atoms={m.n_atoms} atoms that make topics; "
-                             "lower --topics (n_topics) or raise --n-atoms (n_atoms)")
-    if m.sae_steps is not None:
-        _int_in("sae_steps", m.sae_steps, 1)
-    if m.arch not in ARCHS:
-        raise SaetmError(f"arch must be one of {', '.join(ARCHS)}, got {m.arch!r}")
-    _int_in("min_df", m.min_df, 1)
-    _float_in("max_df", m.max_df, 0.0, 1.0, lo_open=True)
-    from saetm.words.vocab import stop_word_set
+    """Validate the estimator's settings once, at the boundary (:func:`saetm.settings.check_params`)."""
+    from saetm.settings import check_params as check_settings
 
-    stop_word_set(m.stop_words, m.extra_stop_words)  # a one-line error for an unsupported value
-    for name in ("lemmatize", "merge_inflections"):
-        if not isinstance(getattr(m, name), (bool, np.bool_)):
-            raise SaetmError(f"{name} must be True or False, got {getattr(m, name)!r}")
-    _int_in("max_features", m.max_features, 1)
-    _float_in("background_weight", m.background_weight, 0.0, 1.0, hi_open=True)
-    _int_in("em_max_iter", m.em_max_iter, 1)
-    _float_in("em_tol", m.em_tol, 0.0, 1.0)
-    _float_in("tau", m.tau, 0.0, 1.0, lo_open=True)
-    from saetm.topics.atomspace import ATOM_SPACES
-
-    if m.atom_space not in ATOM_SPACES:
-        raise SaetmError(f"atom_space must be one of {', '.join(ATOM_SPACES)}, got {m.atom_space!r}")
-    if m.word_vectors not in WORD_VECTORS:
-        raise SaetmError(f"word_vectors must be one of {', '.join(WORD_VECTORS)}, got {m.word_vectors!r}")
-    from saetm.topics.merge import RANKINGS
-
-    if m.word_ranking not in RANKINGS:
-        raise SaetmError(f"word_ranking must be one of {', '.join(RANKINGS)}, got {m.word_ranking!r}")
-    check_word_diversity(m.word_diversity)
-    check_prevalence_power(m.prevalence_power)
-    from saetm.topics.docweights import DOC_WEIGHTS
-
-    if m.doc_weights not in DOC_WEIGHTS:
-        raise SaetmError(f"doc_weights must be one of {', '.join(DOC_WEIGHTS)}, got {m.doc_weights!r}")
-    check_doc_smoothing(m.doc_smoothing)
-    _int_in("seed", m.seed, 0, 2**32 - 1)
+    check_settings(m)
 
 
 def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
@@ -273,10 +224,11 @@ def shipped_sae_dir(encoder_name: str | None = None) -> Path | None:
 
 def get_sae(m, X: np.ndarray):
     """Resolve ``m.sae`` into a fitted SAE for embeddings ``X``; returns (sae, info)."""
+    from saetm.components import SAETraining
     from saetm.sae.models import SparseAutoencoder
     from saetm.sae.persist import load_sae
 
-    choice = m.sae
+    choice = "train" if isinstance(m.sae, SAETraining) else m.sae
     if isinstance(choice, SparseAutoencoder):
         return _checked(choice, X, m), {"source": "given"}
     if choice == "auto":
@@ -335,7 +287,7 @@ def train_corpus_sae(m, X: np.ndarray):
     n_atoms = m.n_atoms or 16 * d
     if m.k >= n_atoms:
         raise SaetmError(f"k={m.k} must be smaller than the number of atoms ({n_atoms}); "
-                         "lower --k (k) or raise --n-atoms (n_atoms)")
+                         "lower --k (sae__k) or raise --n-atoms (sae__n_atoms)")
     check_sae_memory(n_atoms, d, default_batch_size(X.shape[0]))  # torch would fail with a traceback
     cfg = SAEConfig(d_in=d, n_atoms=n_atoms, k=m.k, arch=m.arch, encoder_name=m.embedding_name_)
     train_cfg = TrainConfig(steps=m.sae_steps, seed=m.seed)

@@ -71,8 +71,8 @@ def saved_topics(directory: str | os.PathLike, n_words: int) -> tuple[dict, dict
     if not (isinstance(info, dict) and isinstance(topics, dict) and info.get("format") == "saetm-model"
             and info.get("format_version") == FORMAT_VERSION and isinstance(info.get(SEAL), str)):
         return None
-    params = info.get("params")
-    if not isinstance(params, dict) or params.get("word_ranking") != "coherent" or not 1 <= n_words <= TABLE_WORDS:
+    words = info["params"].get("words") if isinstance(info.get("params"), dict) else None
+    if not isinstance(words, dict) or words.get("ranking") != "coherent" or not 1 <= n_words <= TABLE_WORDS:
         return None
     if _digest(info, table, lambda name: directory / name) != info[SEAL]:
         return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 N_DOCS = 120
-TINY = dict(n_atoms=256, k=8, sae_steps=50, min_df=3, seed=0, verbose=False)
+TINY = dict(sae={"n_atoms": 256, "k": 8, "steps": 50}, min_df=3, seed=0, verbose=False)
 TINY_FLAGS = ["--n-atoms", "256", "--k", "8", "--sae-steps", "50", "--min-df", "3", "--topics", "4", "-q"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
        "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -16,6 +16,7 @@ import pytest
 
 import saetm
 from saetm.cli import build_parser
+from saetm.components import SAETraining
 from saetm.model import SAETM
 
 from _reliability import assert_one_line_error, run_main
@@ -52,7 +53,7 @@ def test_every_flag_in_an_error_message_exists():
     from saetm.io.images import read_image_collection
     from saetm.io.readers import read_documents
 
-    flags, params = _flags(), set(SAETM().get_params())
+    flags, params = _flags(), set(SAETM(sae=SAETraining()).get_params(deep=True))  # words__ranking too
     for reader in (read_documents, read_image_collection):  # the readers' parameters, e.g. text_field
         params |= set(inspect.signature(reader).parameters)
     checked = 0

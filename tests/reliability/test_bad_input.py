@@ -192,13 +192,13 @@ def test_documents_without_vocabulary_words_are_counted(ng_corpus, ng_embeddings
     ({}, lambda m, X, docs: m.fit(docs[:10], X[:10, :, None]), "2-D"),
     ({"n_topics": 2.5}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "n_topics must be an integer"),
     ({"n_topics": True}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "n_topics must be an integer"),
-    ({"k": 0}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "k must be at least 1"),
-    ({"tau": 0.0}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "tau"),
+    ({"sae": {**TINY["sae"], "k": 0}}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "k must be at least 1"),
+    ({"clustering": {"tau": 0.0}}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "tau"),
     ({"max_df": 1.5}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "max_df"),
-    ({"background_weight": 1.0}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "background_weight"),
-    ({"em_tol": float("nan")}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "em_tol"),
-    ({"word_vectors": "word2vec"}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "word_vectors"),
-    ({"arch": "gated"}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "arch"),
+    ({"words": {"background_weight": 1.0}}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "background_weight"),
+    ({"words": {"em_tol": float("nan")}}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "em_tol"),
+    ({"clustering": {"word_vectors": "word2vec"}}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "word_vectors"),
+    ({"sae": {**TINY["sae"], "arch": "gated"}}, lambda m, X, docs: m.fit(docs[:10], X[:10]), "arch"),
 ])
 def test_api_rejects_bad_input(kwargs, call, needle, ng_corpus, ng_embeddings):
     params = {**TINY, "n_topics": 4, **kwargs}

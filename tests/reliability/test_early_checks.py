@@ -37,8 +37,8 @@ def _fit(tmp_path, *flags):
     (["--topics", "100000"], ["n_topics=100000", "6,144 atoms of the shipped SAE", "--topics", "at most 6144"]),
     (["--sae", "default", "--topics", "6145"], ["6,144 atoms", "--topics"]),
     (["--sae", "train", "--topics", "7000"], ["6,144 atoms of a trained SAE", "--topics"]),
-    (["--sae", "train", "--k", "6144"], ["k=6144", "--k (k)", "--n-atoms (n_atoms)"]),
-    (["--n-atoms", "1000000000"], ["1,000,000,000 atoms", "TB of memory", "--n-atoms (n_atoms)"]),
+    (["--sae", "train", "--k", "6144"], ["k=6144", "--k (sae__k)", "--n-atoms (sae__n_atoms)"]),
+    (["--n-atoms", "1000000000"], ["1,000,000,000 atoms", "TB of memory", "--n-atoms (sae__n_atoms)"]),
 ])
 def test_settings_refused_before_the_input_is_read(flags, needles, tmp_path):
     rc, _, err = _fit(tmp_path, *flags)
@@ -93,15 +93,15 @@ def test_embeddings_of_unknown_width_are_not_taken_for_the_default_encoders(ng_c
     """Given as a list, 768-d: 16 × 768 atoms can make 7,000 topics, so nothing is refused up front
     (the fit then stops later, at the number of atoms this corpus really uses)."""
     wide = np.hstack([ng_embeddings[:30], ng_embeddings[:30]]).tolist()
-    model = SAETM(n_topics=7000, sae="train", k=8, sae_steps=5, min_df=1, cache=False, verbose=False)
+    model = SAETM(n_topics=7000, sae={"k": 8, "steps": 5}, min_df=1, cache=False, verbose=False)
     with pytest.raises(SaetmError, match="atoms this corpus uses"):
         model.fit(ng_corpus.texts[:30], wide)
 
 
 def test_python_fit_refuses_an_sae_too_large_for_memory(ng_corpus, ng_embeddings):
     """With a callable encoder the width is known only after encoding: checked before training."""
-    model = SAETM(n_topics=4, n_atoms=10**9, encoder=lambda texts: ng_embeddings[:len(texts)], verbose=False)
-    with pytest.raises(SaetmError, match=r"needs at least .* of memory to train.*--n-atoms \(n_atoms\)"):
+    model = SAETM(n_topics=4, sae={"n_atoms": 10**9}, encoder=lambda texts: ng_embeddings[:len(texts)], verbose=False)
+    with pytest.raises(SaetmError, match=r"needs at least .* of memory to train.*--n-atoms \(sae__n_atoms\)"):
         model.fit(ng_corpus.texts[:50])
 
 

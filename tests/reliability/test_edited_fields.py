@@ -13,24 +13,32 @@ import pytest
 
 from saetm.errors import SaetmError
 from saetm.model import SAETM
+from saetm.settings import TABLE
 
 from _reliability import assert_one_line_error, run_main
 
 # the fields of a model.json written by `saetm fit` (section, key); "" is the top level
 TOP = ["format", "format_version", "saetm_version", "saved_at", "params", "encoder", "encoder_is_callable",
        "embedding_name", "sae_source", "n_documents", "vocabulary_size", "custom_labels", "fit_report"]
-PARAMS = ["n_topics", "n_atoms", "k", "arch", "sae_steps", "min_df", "max_df", "max_features", "stop_words",
-          "background_weight", "idf", "em_max_iter", "em_tol", "atom_space", "tau", "word_vectors",
-          "prevalence_power", "word_ranking", "word_diversity", "doc_weights", "doc_smoothing", "seed", "cache",
-          "verbose"]
+PARAMS = ["n_topics", "min_df", "max_df", "max_features", "stop_words", "extra_stop_words", "lemmatize",
+          "merge_inflections", "words", "clustering", "sae", "seed", "cache", "verbose"]
+# the components' fields (section "params.words" etc.), as the settings table lists them
+COMPONENT_FIELDS = [(f"params.{row.component}", row.field) for row in TABLE if row.component]
 FIT_REPORT = ["seconds", "sae", "words", "n_documents", "n_skipped"]
-FIELDS = [("", k) for k in TOP] + [("params", k) for k in PARAMS] + [("fit_report", k) for k in FIT_REPORT]
+FIELDS = ([("", k) for k in TOP] + [("params", k) for k in PARAMS] + COMPONENT_FIELDS
+          + [("fit_report", k) for k in FIT_REPORT])
 WRONG = {"list": [1, 2], "null": None, "text": "x", "number": 1.5, "true": True, "object": {"a": 1}}
+
+
+def _section(info, section):
+    for part in section.split(".") if section else []:
+        info = info[part]
+    return info
 
 
 def _edit_json(directory, section, key, value):
     info = json.loads((directory / "model.json").read_text())
-    (info[section] if section else info)[key] = value
+    _section(info, section)[key] = value
     (directory / "model.json").write_text(json.dumps(info))
 
 
@@ -58,7 +66,7 @@ def _never_a_traceback(d, tiny_files, tmp_path, report=True):
 def test_model_json_field_of_the_wrong_type(section, key, kind, model_copy, tiny_files, tmp_path):
     value = WRONG[kind]
     info = json.loads((model_copy / "model.json").read_text())
-    if kind == "text" and isinstance((info[section] if section else info).get(key), str):
+    if kind == "text" and isinstance(_section(info, section).get(key), str):
         value = WRONG["number"]
     _edit_json(model_copy, section, key, value)
     # the report only adds readers of the fit report and of params: run it where those change
@@ -80,7 +88,8 @@ def test_fit_report_is_informational_dropped_with_a_warning(model_copy, caplog):
 @pytest.mark.parametrize("section, key, value, needle", [
     ("", "format_version", True, "model format True"),
     ("", "encoder", [1, 2], "encoder is list"),
-    ("params", "idf", "yes", "params.idf is str"),
+    ("params.words", "idf", "yes", "words__idf must be True or False"),
+    ("params", "words", "beta", "params.words is str"),
     ("params", "stop_words", 7, "params.stop_words is int"),
 ])
 def test_fields_loading_relies_on_refuse(section, key, value, needle, model_copy):

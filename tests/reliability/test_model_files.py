@@ -24,9 +24,11 @@ from safetensors.numpy import load_file, save_file
 
 import saetm.io.persist as persist
 import saetm.model_files as model_files
+from saetm._version import FORMAT_VERSION
 from saetm.errors import SaetmError
 from saetm.model import SAETM
 
+from _old_formats import FORMAT1, as_format1
 from _reliability import assert_one_line_error, fit_argv, leftovers, run_main, run_saetm, same_model
 
 
@@ -78,7 +80,7 @@ BROKEN = {
                              ["not valid JSON"]),
     "not utf-8 json": (lambda d: (d / "vocab.json").write_bytes(b"[\"caf\xe9\"]"), ["not valid JSON"]),
     "params not a dict": (_json("model.json", lambda i: i.update(params=[1])), ["settings"]),
-    "invalid setting": (_json("model.json", lambda i: i["params"].update(word_ranking="evil")), ["word_ranking"]),
+    "invalid setting": (_json("model.json", lambda i: i["params"]["words"].update(ranking="evil")), ["words__ranking"]),
     "vocabulary not words": (lambda d: (d / "vocab.json").write_text('{"a": 1}'), ["not a list of words"]),
     "vocabulary one short": (_json("vocab.json", lambda v: v.pop()), ["inconsistent"]),
     "pickle as safetensors": (lambda d: (d / "state.safetensors").write_bytes(pickle.dumps({"x": 1})), ["corrupt"]),
@@ -424,3 +426,21 @@ def test_a_model_saved_before_the_vocabulary_settings_loads_as_fitted(model_copy
     _json("model.json", lambda i: i["params"].update(merge_inflections="yes"))(model_copy)
     with pytest.raises(SaetmError, match="invalid setting.*merge_inflections"):
         SAETM.load(model_copy)
+
+
+def test_a_directory_of_format_1_loads_through_the_migration(model_copy, loaded, tmp_path):
+    """A model directory saved by saetm 0.8.0 (format 1: flat settings) loads as it was fitted;
+    retopic rewrites it in the current format."""
+    from saetm.cli import main
+
+    d, current = model_copy, loaded
+    info = as_format1(d)
+    assert set(info["params"]) == set(json.loads(FORMAT1.read_text())["params"])
+    old = SAETM.load(d)
+    assert old.get_params(deep=True)["sae__k"] == 8 and old.word_ranking == "coherent"
+    assert old.get_topics() == current.get_topics()
+    np.testing.assert_array_equal(old.doc_topics_.toarray(), current.doc_topics_.toarray())
+    assert main(["retopic", str(d), "--topics", "3", "-q"]) == 0
+    upgraded = json.loads((d / "model.json").read_text())
+    assert upgraded["format_version"] == FORMAT_VERSION and upgraded["params"]["n_topics"] == 3
+    assert SAETM.load(d).n_topics == 3

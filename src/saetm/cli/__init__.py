@@ -11,7 +11,6 @@ import logging
 import sys
 
 from saetm._version import __version__
-from saetm.checks import fraction
 from saetm.cli._common import (  # noqa: F401  (names callers import from saetm.cli)
     DEMO_OUT, _aligned, _Parser, _positive_float, _positive_int, _print_topics, _read_embeddings_for,
     _refuse_existing, log)
@@ -28,7 +27,7 @@ from saetm.errors import SaetmError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from saetm.cli.vocabulary import add_vocabulary_arguments
+    from saetm.cli.flags import add_setting_flags
 
     p = _Parser(prog="saetm", description="Topic modelling with sparse autoencoders (SAE-TM).")
     p.add_argument("--version", action="version", version=f"saetm {__version__}")
@@ -51,47 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--image-field", help="manifest column with image paths: fit on images, words from --text-field")
     f.add_argument("--image-encoder", default="default",
                    help="image encoder: default (EfficientNet-Lite0, offline) or a local CLIP/SigLIP/ViT folder")
-    f.add_argument("--topics", type=_positive_int, default=20, help="number of topics (default 20)")
-    f.add_argument("--seed", type=int, default=0,
-                   help="seed of every random choice (SAE training, clustering): same seed and input, same topics "
-                   "(default 0)")
-    f.add_argument("--encoder", default="default", help="sentence-transformers model name or folder (default: bundled all-MiniLM-L6-v2), "
-                   "or static: word-piece vectors distilled from it, far faster, with their own shipped SAE")
-    f.add_argument("--sae", default="auto", help="auto | default (shipped) | train | a folder from `saetm train-sae`")
-    f.add_argument("--n-atoms", type=_positive_int, help="atoms of a trained SAE (default 16 × embedding dim; images 2048)")
-    f.add_argument("--k", type=_positive_int, help="active atoms per document (default 32; images 16)")
-    f.add_argument("--arch", default="batchtopk", choices=["topk", "batchtopk", "relu", "jumprelu"],
-                   help="architecture of an SAE trained on the corpus (default batchtopk)")
-    f.add_argument("--sae-steps", type=_positive_int, help="SAE training steps (default: by corpus size; images 500)")
-    f.add_argument("--min-df", type=_positive_int, default=5, help="minimum document frequency of a word (default 5)")
-    f.add_argument("--max-df", type=fraction, default=0.5, metavar="F",
-                   help="maximum share of documents a word may appear in (default 0.5; 1: no upper bound)")
-    f.add_argument("--max-features", type=_positive_int, default=10000, help="maximum vocabulary size (default 10000)")
-    f.add_argument("--idf", action="store_true", help="weight word counts by IDF when learning word distributions")
-    add_vocabulary_arguments(f)
-    f.add_argument("--atom-space", default="documents+coactivation",
-                   choices=["documents+coactivation", "documents", "coactivation", "decoder", "words"],
-                   help="how atoms are placed when they are grouped into topics (words: the paper's GloVe "
-                        "embedding of their words; default: their documents' embeddings + co-activation)")
-    f.add_argument("--word-vectors", default="glove", choices=["glove", "encoder"],
-                   help="word vectors for --atom-space words")
-    f.add_argument("--word-ranking", default="coherent", choices=["coherent", "beta", "lift", "relevance"],
-                   help="how topic words are chosen and ordered (default coherent; beta: the paper's)")
-    f.add_argument("--word-diversity", type=float, default=0.2, metavar="P",
-                   help="coherent ranking: mean NPMI a word loses per larger topic already listing it "
-                        "(default 0.2; 0: each topic on its own; higher: fewer words shared between topics)")
-    f.add_argument("--doc-weights", default="centroid", choices=["centroid", "theta"],
-                   help="document-topic weights: the atoms' share of each document, weighted toward the topics "
-                        "nearest its embedding (default centroid; keeps the embeddings as float16), or that share "
-                        "alone (theta: the paper's)")
-    f.add_argument("--doc-smoothing", type=float, default=0.5, metavar="S",
-                   help="centroid weights: share of each document's prior spread evenly over all topics, the rest "
-                        "being its atoms' share (default 0.5; 0: the atoms' share alone)")
-    f.add_argument("--prevalence-power", type=float, default=0.5, metavar="P",
-                   help="atoms weigh (mean activation)^P when clustered into topics (default 0.5; 1: the paper's "
-                        "weighting, where atoms firing in most documents take whole topics)")
-    f.add_argument("--no-cache", action="store_true",
-                   help="neither read nor write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)")
+    add_setting_flags(f)  # one per row of saetm.settings.TABLE
     f.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     f.set_defaults(func=cmd_fit)
 

@@ -68,28 +68,18 @@ def _import_training() -> None:
 # Image embeddings are wide (1,280-d for the default encoder): 16 × d atoms would be
 # slow on a CPU and far more than a few thousand images can train. These defaults
 # gave topics whose words match the images' keywords 3× better than chance on Open Clip Art.
-IMAGE_SAE_DEFAULTS = {"n_atoms": 2048, "k": 16, "sae_steps": 500}
+IMAGE_SAE_DEFAULTS = {"n_atoms": 2048, "k": 16, "steps": 500}
 
 
 def _model_from_args(args):
-    from saetm.cli.vocabulary import vocabulary_settings
+    """The ``SAETM`` the flags ask for: the settings given (:mod:`saetm.cli.flags`), the
+    table's defaults for the rest; images train an SAE of :data:`IMAGE_SAE_DEFAULTS`."""
+    from saetm.cli.flags import given_settings, model_settings
     from saetm.model import SAETM
 
-    image = _is_image_input(args)
-    pick = lambda name, text_default: (getattr(args, name) if getattr(args, name) is not None  # noqa: E731
-                                       else IMAGE_SAE_DEFAULTS[name] if image else text_default)
-    return SAETM(
-        n_topics=args.topics, encoder=args.encoder, sae="train" if image and args.sae == "auto" else args.sae,
-        n_atoms=pick("n_atoms", None), k=pick("k", 32), arch=args.arch, sae_steps=pick("sae_steps", None),
-        min_df=args.min_df, max_df=args.max_df, max_features=args.max_features, idf=args.idf,
-        atom_space=args.atom_space,
-        word_vectors=args.word_vectors, word_ranking=args.word_ranking, word_diversity=args.word_diversity,
-        doc_weights=args.doc_weights, doc_smoothing=args.doc_smoothing, prevalence_power=args.prevalence_power,
-        seed=args.seed,
-        verbose=not args.quiet,
-        cache=not getattr(args, "no_cache", False),
-        **vocabulary_settings(args),
-    )
+    given = given_settings(args)
+    kwargs = model_settings(given, IMAGE_SAE_DEFAULTS if _is_image_input(args) else None)
+    return SAETM(**kwargs, verbose=not args.quiet)
 
 
 def _is_image_input(args) -> bool:

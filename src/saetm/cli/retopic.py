@@ -23,7 +23,7 @@ def cmd_retopic(args) -> int:
     with directory_lock(directory):  # load under the lock: no other process rewrites it meanwhile
         model = SAETM.load(directory)
         if args.word_diversity is not None:  # only the word lists change: custom labels stay
-            model.set_params(word_diversity=args.word_diversity)
+            model.set_params(words__diversity=args.word_diversity)
             if model.word_ranking != "coherent":
                 log.warning("--word-diversity changes only the coherent ranking; this model lists words by %r",
                             model.word_ranking)

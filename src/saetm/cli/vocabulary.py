@@ -1,25 +1,10 @@
-"""``saetm fit`` options for the vocabulary: stop words, lemmatisation, inflections."""
+"""``saetm fit``'s vocabulary options as settings: the stop-word files read (the flags come from the settings table)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from saetm.errors import SaetmError
-
-
-def add_vocabulary_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stop-words", metavar="FILE", action="append",
-                        help="more stop words: a text file with one word per line ('#' starts a comment), added "
-                             "to the English list; repeat for several files")
-    parser.add_argument("--no-english-stop-words", action="store_true",
-                        help="do not remove saetm's English stop words (with --stop-words: use only those)")
-    parser.add_argument("--lemmatize", action="store_true",
-                        help="replace every word by its lemma before counting (simplemma, English): topics list "
-                             "lemmas such as 'use' for using/used")
-    parser.add_argument("--merge-inflections", action="store_true",
-                        help="count the vocabulary's inflections of one word (gun/guns, coin/coins/coined) as one, "
-                             "shown as its most frequent form")
 
 
 def vocabulary_settings(args) -> dict:

@@ -26,13 +26,13 @@ are kept with an empty text (they still shape the atoms and get topics through t
 embedding) and counted in ``extra["n_without_words"]``. Unreadable image files are
 found later, by the encoder (``saetm.encoders.image.encode_images``).
 
-Image files are decoded by ``load_rgb`` (paths, encoded ``bytes``, ``{"bytes", "path"}``
+Image files are decoded by ``load_rgb`` (:mod:`saetm.io.image_files`) (paths, encoded ``bytes``, ``{"bytes", "path"}``
 records or ``PIL`` images → RGB, transparency on white), which raises
 ``UnreadableImage`` with a reason the encoders report instead of crashing. Only
 regular files of at most ``MAX_IMAGE_BYTES`` (64 MB) are read: devices, named pipes
 and folders given as images are unreadable images, never opened for reading.
 
-``load_openclipart(n, seed)`` reads Debian's Open Clip Art Library (``apt-get install
+``load_openclipart(n, seed)`` (:mod:`saetm.io.openclipart`) reads Debian's Open Clip Art Library (``apt-get install
 openclipart-png openclipart-svg``): 6,900 distinct public-domain PNG images, their
 title and keywords from the SVG's metadata, the top-level folder (22 categories) as
 label.
@@ -40,15 +40,8 @@ label.
 
 from __future__ import annotations
 
-import hashlib
-import html
-import io
 import json
 import logging
-import os
-import re
-import stat
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -57,6 +50,9 @@ import numpy as np
 from saetm.errors import SaetmError
 from saetm.io import readers
 from saetm.io.datasets import Corpus
+from saetm.io.image_files import (MAX_IMAGE_BYTES, MAX_SIDE, UnreadableImage, describe_image,  # noqa: F401
+                                  image_bytes, image_fingerprint, image_location, load_rgb)
+from saetm.io.openclipart import OPENCLIPART_DEMO_SIZE, OPENCLIPART_ROOT, load_openclipart  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +62,7 @@ WORD_FIELD_NAMES = ("title", "caption", "description", "text", "keywords", "tags
 MANIFEST_NAMES = tuple(f"metadata{ext}" for ext in (".jsonl", ".csv", ".tsv", ".parquet", ".json"))
 FOLDER_LABEL = "folder"
 
-MAX_SIDE = 1024  # pixels; larger images are shrunk while decoding (encoders look at 224-512)
-MAX_IMAGE_BYTES = 64 * 2**20  # per image file: far above any photo or clip art, bounds memory per image
 
-OPENCLIPART_ROOT = Path("/usr/share/openclipart")
-OPENCLIPART_DEMO_SIZE = 1000  # images: encoding + fitting stay within a few minutes on 2 CPU cores
 
 
 def read_image_collection(
@@ -272,218 +264,3 @@ def _sidecar(image: Path) -> dict | str:
 
 def _scalar(value):
     return None if value is None or isinstance(value, (dict, list)) else str(value)
-
-
-# ---------------------------------------------------------------------------------- image files
-
-
-class UnreadableImage(Exception):
-    """One image could not be read; the message is the reason shown to the user."""
-
-
-def image_bytes(image) -> bytes:
-    """The encoded bytes of ``image``: a path, ``bytes``, or a ``{"bytes": ..., "path": ...}``
-    record (the Hugging Face / Parquet image column); raises :class:`UnreadableImage`."""
-    if isinstance(image, dict):
-        if image.get("bytes") is not None:
-            return bytes(image["bytes"])
-        image = image.get("path")
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return bytes(image)
-    if image is None:
-        raise UnreadableImage("no image given")
-    if isinstance(image, (str, os.PathLike)):
-        if "://" in str(image):
-            raise UnreadableImage("is a URL; saetm reads local files only (download the images first)")
-        try:
-            return _read_image_file(image)
-        except FileNotFoundError:
-            raise UnreadableImage("file not found") from None
-        except OSError as e:
-            raise UnreadableImage(f"cannot read the file ({e.strerror or type(e).__name__})") from None
-    raise UnreadableImage(f"is a {type(image).__name__}, not a path, bytes or PIL image")
-
-
-def _read_image_file(path) -> bytes:
-    """The bytes of a regular file of at most ``MAX_IMAGE_BYTES``. Devices (``/dev/zero``
-    never ends), named pipes (reading one waits for a writer forever), folders and
-    sockets are refused without reading them."""
-    if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening some devices acts on them
-        raise UnreadableImage(_NOT_REGULAR)
-    # O_NONBLOCK: if a pipe replaced the file since the check, opening it must not wait
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UnreadableImage(_NOT_REGULAR)
-        if info.st_size > MAX_IMAGE_BYTES:
-            raise UnreadableImage(_TOO_BIG)
-        data = f.read(MAX_IMAGE_BYTES + 1)  # the file may grow while it is read
-    if len(data) > MAX_IMAGE_BYTES:
-        raise UnreadableImage(_TOO_BIG)
-    return data
-
-
-_NOT_REGULAR = "is not a regular file (a device, named pipe, socket or folder)"
-_TOO_BIG = f"is larger than {MAX_IMAGE_BYTES // 2**20} MB, more than any image saetm reads"
-
-
-def load_rgb(image, max_side: int = MAX_SIDE):
-    """Decode ``image`` (path, bytes, record or ``PIL.Image``) to an RGB ``PIL.Image``;
-    transparent parts become white and images larger than ``max_side`` pixels on a side are
-    shrunk to it (aspect kept; no encoder looks at more). Raises :class:`UnreadableImage`."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        im = image
-    else:
-        data = image_bytes(image)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # big but allowed
-                im = Image.open(io.BytesIO(data))
-                im.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, much faster
-                im.load()  # decode now: truncated or corrupt files fail here, not later
-        except Image.DecompressionBombError:
-            raise UnreadableImage("is too large to decode safely (over PIL's decompression bomb limit)") from None
-        except Exception as e:  # PIL raises many types for bad data (OSError, SyntaxError, ValueError ...)
-            kind = "an SVG (convert it to PNG first)" if data.lstrip()[:5] in (b"<?xml", b"<svg ") else "not a readable image"
-            raise UnreadableImage(f"is {kind} ({type(e).__name__})") from None
-    try:
-        transparent = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-        if im.mode not in ("RGB", "RGBA"):
-            im = im.convert("RGBA" if transparent else "RGB")  # palette images only resize well once converted
-        if max(im.size) > max_side:
-            scale = max_side / max(im.size)
-            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR,
-                           reducing_gap=2.0)
-        if transparent:
-            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, im).convert("RGB")
-        return im
-    except Exception as e:
-        raise UnreadableImage(f"cannot be converted to RGB ({type(e).__name__})") from None
-
-
-def image_fingerprint(image) -> str:
-    """A content hash of one image for the cache key (``"unreadable"`` when it has no bytes)."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        h = hashlib.sha256(f"{image.mode}{image.size}".encode())
-        h.update(image.tobytes())
-        return h.hexdigest()
-    try:
-        return hashlib.sha256(image_bytes(image)).hexdigest()
-    except UnreadableImage:
-        return "unreadable"
-
-
-def image_location(image) -> str | None:
-    """Where ``image`` lives on disk, as an absolute path kept with a fitted model (for the
-    report's thumbnails); ``None`` for inline data (bytes, PIL images) and URLs."""
-    if isinstance(image, dict):
-        image = image.get("path") if image.get("bytes") is None else None
-    if isinstance(image, (str, os.PathLike)) and str(image).strip() and "://" not in str(image):
-        return os.path.abspath(os.fspath(image))
-    return None
-
-
-def describe_image(image) -> str:
-    """How an image is named in messages: its path, or a short stand-in for inline data."""
-    if isinstance(image, dict):
-        return str(image.get("path") or "<image bytes>")
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return f"<{len(image)} bytes>"
-    if isinstance(image, (str, os.PathLike)):
-        return str(image)
-    return f"<{type(image).__name__}>"
-
-
-# ---------------------------------------------------------------------------------- openclipart
-
-
-def load_openclipart(n: int | None = None, seed: int = 0, *, root: str | Path | None = None) -> Corpus:
-    """Debian's Open Clip Art Library: PNG images with their title and keywords.
-
-    ``n`` draws a seeded random subset (``None``: all 6,900 images; ``OPENCLIPART_DEMO_SIZE``
-    = 1,000 keeps a demo within a few minutes on 2 CPU cores). Texts are ``"title. kw1,
-    kw2, ..."`` (titles without the upload timestamps and "Clipart by NAME - " credits
-    many carry; underscores as spaces); labels are the top-level folder (22 categories, e.g. ``animals``,
-    ``food``, ``computer``); ``extra``: ``images`` (PNG paths), ``keywords`` (lists),
-    ``titles``. Images filed under two categories (symlinks) appear once.
-    """
-    root = Path(root) if root is not None else OPENCLIPART_ROOT
-    png_root, svg_root = root / "png", root / "svg"
-    if not png_root.is_dir() or not svg_root.is_dir():
-        raise SaetmError(
-            f"Open Clip Art is not installed under {root}; run `apt-get install openclipart-png openclipart-svg` "
-            "(images from the first, their titles and keywords from the second)"
-        )
-    real = png_root.resolve()
-    files = sorted({p.resolve() for p in png_root.rglob("*.png")})
-    files = [p for p in files if p.is_relative_to(real)]
-    if n is not None:
-        if not isinstance(n, int) or n < 1:
-            raise SaetmError(f"n must be a positive number of images, got {n!r}")
-        if n < len(files):
-            pick = np.sort(np.random.default_rng(seed).choice(len(files), size=n, replace=False))
-            files = [files[i] for i in pick]
-    rel = [p.relative_to(real) for p in files]
-    titles, keywords = [], []
-    for r in rel:
-        title, words = _svg_metadata(svg_root / r.with_suffix(".svg"))
-        titles.append(title)
-        keywords.append(words)
-    texts = [". ".join(x for x in (t, ", ".join(k)) if x) for t, k in zip(titles, keywords)]
-    extra = {"source": str(root), "images": [str(p) for p in files], "keywords": keywords, "titles": titles}
-    corpus = Corpus(texts=texts, labels=[r.parts[0] for r in rel], ids=[r.with_suffix("").as_posix() for r in rel],
-                    name="openclipart", extra=extra)
-    corpus.extra["n_without_words"] = sum(1 for t in texts if not t)
-    return corpus
-
-
-_WORK = re.compile(r"<cc:Work\b.*?</cc:Work>", re.S)
-_AGENT = re.compile(r"<cc:Agent\b.*?</cc:Agent>", re.S)
-_TITLE = re.compile(r"<dc:title>(.*?)</dc:title>", re.S)
-_SUBJECT = re.compile(r"<dc:subject>(.*?)</dc:subject>", re.S)
-_ITEM = re.compile(r"<rdf:li>(.*?)</rdf:li>", re.S)
-
-
-def _svg_metadata(svg: Path) -> tuple[str, list[str]]:
-    """``(title, keywords)`` from an Inkscape SVG's RDF metadata (``dc:title``, ``dc:subject``).
-
-    Only the text before ``</metadata>`` is read (a regular expression, not an XML parse:
-    some files are large and a few are not well-formed)."""
-    try:
-        raw = svg.read_bytes()
-    except OSError:
-        return "", []
-    end = raw.find(b"</metadata>")
-    head = raw[: end if end >= 0 else 65536].decode("utf-8", "replace")
-    work = _WORK.search(head)
-    work = _AGENT.sub("", work.group(0)) if work else ""  # publisher/creator agents have titles too
-    title = _TITLE.search(work)
-    subject = _SUBJECT.search(work)
-    items = _ITEM.findall(subject.group(1)) if subject else []
-    words = []
-    for item in items:
-        word = " ".join(_unescape(item).replace("_", " ").split())
-        if word and word.lower() not in (w.lower() for w in words):
-            words.append(word)
-    return _clean_title(_unescape(title.group(1))) if title else "", words
-
-
-_STAMP = re.compile(r"\((Mon|Tue|Wed|Thu|Fri|Sat|Sun) \w{3} +\d+ [\d:]+ \d{4}\)")  # "(Wed Aug 25 23:29:46 2004)"
-_CREDIT = re.compile(r"^Clipart by [^-]+ - ")  # "Clipart by Nicu Buculei - smiley1"
-
-
-def _clean_title(title: str) -> str:
-    """Drop upload timestamps and author credits that many titles carry (they are not
-    about the picture); underscores become spaces."""
-    title = _CREDIT.sub("", _STAMP.sub("", title)).replace("_", " ")
-    return " ".join(title.split())
-
-
-def _unescape(text: str) -> str:
-    return html.unescape(html.unescape(text))  # some titles are escaped twice (&amp;#39;)

@@ -256,7 +256,8 @@ def settings(model) -> dict:
     from saetm import __version__
 
     params = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else repr(v))
-              for k, v in model.get_params().items()}
+              for k, v in model.get_params(deep=True).items()
+              if not hasattr(v, "get_params")}  # a component is listed by its fields (words__ranking)
     fit = getattr(model, "fit_report_", None)
     fit = dataclasses.asdict(fit) if dataclasses.is_dataclass(fit) else (getattr(model, "fit_info_", None) or {})
     sae_cfg = getattr(getattr(model, "sae_", None), "config", None)

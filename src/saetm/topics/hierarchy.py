@@ -40,8 +40,9 @@ class AtomTree:
     ``linkage``: (n_leaves − 1, 4) scipy linkage over the leaves; ``atoms``: (n_leaves,)
     the atom index of each leaf; ``n_atoms``: the total number of atoms (used or not);
     ``power``: the p of the weights θ̄^p it was built with
-    (:func:`saetm.topics.merge.cluster_weights`), as ``pipeline.atom_tree`` records it; 1 for
-    trees saved without it and for trees :func:`build_atom_tree` makes by itself.
+    (:func:`saetm.topics.merge.cluster_weights`), as ``pipeline.atom_tree`` records it (files
+    saved without it are upgraded by :mod:`saetm.migrate`); 1 for trees :func:`build_atom_tree`
+    makes by itself.
     """
 
     linkage: np.ndarray
