@@ -166,13 +166,15 @@ def build_chunked_plan(theta: sp.csr_matrix, counts: sp.csr_matrix, *, chunk_siz
     row_ptr = np.zeros(n_atoms + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys // n_words, minlength=n_atoms), out=row_ptr[1:])
     itype = _index_dtype(len(keys), total)
+    support_words = (keys % n_words).astype(np.int32)
     if n_atoms * n_words <= DENSE_LOOKUP:
         table = np.zeros(n_atoms * n_words, dtype=itype)
         table[keys] = np.arange(len(keys), dtype=itype)
+        del keys  # the table answers from here on (8 bytes per support entry less)
         position = lambda k: table[k]  # noqa: E731
     else:
         position = lambda k: np.searchsorted(keys, k).astype(itype)  # noqa: E731
-    plan = ChunkedPlan(n_atoms, n_words, row_ptr, (keys % n_words).astype(np.int32), [], n_pairs=total)
+    plan = ChunkedPlan(n_atoms, n_words, row_ptr, support_words, [], n_pairs=total)
     f = None
     if total * 8 > memory_bytes:
         fd, path = tempfile.mkstemp(prefix="saetm-em-", suffix=".pairs", dir=tmp_dir)
