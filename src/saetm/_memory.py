@@ -15,3 +15,24 @@ def release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def release_pages(X) -> None:
+    """Drop the pages of a memory-mapped array (``np.load(..., mmap_mode="r")``, or a view of
+    one) from this process's resident memory once they have been read: they stay in the
+    page cache and are read again on the next access, so a pass over a file larger than
+    memory holds one block at a time. Does nothing for other arrays."""
+    import mmap
+
+    obj = X
+    for _ in range(8):  # memmap -> base chain of views
+        mm = obj if isinstance(obj, mmap.mmap) else getattr(obj, "_mmap", None)
+        if isinstance(mm, mmap.mmap):
+            try:
+                mm.madvise(mmap.MADV_DONTNEED)
+            except (AttributeError, ValueError, OSError):
+                pass  # no madvise on this platform, or the map is closed
+            return
+        obj = getattr(obj, "base", None)
+        if obj is None:
+            return

@@ -38,6 +38,7 @@ class FitReport:
     words: dict = field(default_factory=dict)
     n_documents: int = 0
     n_skipped: int = 0
+    texts_cut: bool = False  # the model kept the texts cut short (a large corpus), as a loaded one does
 
 
 def _image_paths(images: list | None) -> list | None:
@@ -117,10 +118,13 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         t = time.perf_counter()
         self.vocab_, counts = pipeline.vocabulary(self, docs)
         t_vocab = time.perf_counter() - t
+        # the words are counted: a large corpus keeps only what documents.parquet saves
+        meta["text"], report.texts_cut = pipeline.kept_texts(docs)
+        del docs, documents
 
         t = time.perf_counter()
         self.sae_, report.sae = pipeline.get_sae(self, X)
-        theta = pipeline.theta_of(self.sae_, X, rows, len(docs))
+        theta = pipeline.theta_of(self.sae_, X, rows, report.n_documents)
         report.seconds["sae"] = time.perf_counter() - t
 
         t = time.perf_counter() - t_vocab
@@ -140,7 +144,7 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         self.atom_tree_ = pipeline.atom_tree(self)
         self.documents_ = meta
         self._set_topics(pipeline.cluster(self, self.n_topics))
-        pipeline.warn_if_many_topics(self.n_topics, len(docs), self.feature_prob_)
+        pipeline.warn_if_many_topics(self.n_topics, report.n_documents, self.feature_prob_)
         report.seconds["topics"] = time.perf_counter() - t
         self.fit_report_ = report
         return self
@@ -226,7 +230,7 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
                                  "give one (Python: reference=texts; CLI: --reference INPUT)")
             # A loaded model keeps texts cut to TEXT_CHARS (a fitted one, with fit_report_, the full
             # texts); cutting loses most co-occurrences (20 Newsgroups: NPMI 0.13 -> -0.13), so refuse.
-            loaded = not hasattr(self, "fit_report_")
+            loaded = not hasattr(self, "fit_report_") or getattr(self.fit_report_, "texts_cut", False)
             source = f"the {len(texts)} fitted documents"
             if cut := loaded and sum(len(t) >= TEXT_CHARS for t in texts):
                 why = (f"the model keeps {cut} of its {len(texts)} documents cut to {TEXT_CHARS} characters, "

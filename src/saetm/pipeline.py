@@ -203,12 +203,27 @@ def validate_embeddings(X: np.ndarray, *, n_rows: int | None, dim: int | None) -
     if dim is not None and X.shape[1] != dim:
         raise SaetmError(f"embeddings have {X.shape[1]} columns but the SAE expects {dim}; "
                          "use embeddings from the encoder the SAE was trained for")
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    finite = np.isfinite(X).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
+    X = np.ascontiguousarray(X, dtype=np.float32)  # no copy of a float32 array (or memory-mapped file)
+    bad = [lo + np.flatnonzero(~np.isfinite(X[lo:lo + BLOCK_ROWS]).all(axis=1)) for lo in _row_blocks(X)]
+    bad = np.concatenate(bad) if bad else np.zeros(0, np.int64)
+    if bad.size:
         raise SaetmError(f"embeddings contain NaN or inf in {bad.size} rows (first: row {bad[0]}); fix or drop those rows")
     return X
+
+
+#: rows of the embeddings read at a time by the passes over them (a memory-mapped file is
+#: never held whole: its pages are dropped after each block)
+BLOCK_ROWS = 1 << 14
+
+
+def _row_blocks(X):
+    """Start rows of the blocks of ``BLOCK_ROWS`` rows of X; releases a memory map's pages
+    after each block has been used."""
+    from saetm._memory import release_pages
+
+    for lo in range(0, X.shape[0], BLOCK_ROWS):
+        yield lo
+        release_pages(X)
 
 
 # ---------------------------------------------------------------- stage 1
@@ -406,6 +421,22 @@ def vocabulary(m, docs: Sequence[str]):
     return vocab, counts
 
 
+#: characters of text a fitted model keeps whole; beyond, it keeps each text cut to what
+#: documents.parquet saves (:data:`saetm.io.documents.TEXT_CHARS`), as a loaded model does
+KEEP_TEXT_CHARS = 1 << 28
+
+
+def kept_texts(docs: list[str]) -> tuple[list[str], bool]:
+    """The texts a fitted model keeps for representative documents and reports, and whether
+    they were cut: all of them up to :data:`KEEP_TEXT_CHARS` characters in all, else each cut."""
+    from saetm.io.documents import TEXT_CHARS
+
+    if sum(map(len, docs)) <= KEEP_TEXT_CHARS:
+        return docs, False
+    log.info("%d documents: the model keeps their texts cut to %d characters", len(docs), TEXT_CHARS)
+    return [d[:TEXT_CHARS] for d in docs], True
+
+
 def reference_tokens(m, texts: Sequence[str]) -> list[list[str]]:
     """The tokens of ``texts`` that a fitted model's stage 2 counts, for NPMI / C_V."""
     from saetm.evaluation.scorecard import reference_tokens as tokens
@@ -526,9 +557,8 @@ def document_weights(m, atom_topic: np.ndarray, n_topics: int, *, rounds: int | 
         return W, None, None
     if smoothing is None:
         smoothing = check_doc_smoothing(m.doc_smoothing)  # set_params does not validate
-    x = docweights.directions(E)  # once for both
-    centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing, unit=x)
-    return docweights.sharpen(W, E, centroids, priors=priors, smoothing=smoothing, unit=x), centroids, priors
+    centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing)
+    return docweights.sharpen(W, E, centroids, priors=priors, smoothing=smoothing), centroids, priors
 
 
 def document_embeddings(m, X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray | None:
@@ -542,7 +572,8 @@ def _directions(X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     from saetm.topics.atomspace import unit_rows
 
     out = np.zeros((n_rows, X.shape[1]), dtype=np.float16)
-    out[rows] = unit_rows(X)
+    for lo in _row_blocks(X):
+        out[rows[lo:lo + BLOCK_ROWS]] = unit_rows(X[lo:lo + BLOCK_ROWS])
     return out
 
 

@@ -49,7 +49,7 @@ def _read_embeddings_for(n_rows: int, path):
         return None
     from saetm.io.readers import read_embeddings
 
-    return read_embeddings(path, n_rows=n_rows)
+    return read_embeddings(path, n_rows=n_rows, mmap=True)  # read a block at a time by the fit
 
 
 def _print_topics(model, n_words: int) -> None:

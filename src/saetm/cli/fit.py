@@ -47,17 +47,23 @@ def cmd_fit(args) -> int:
                 source = input_record(args.input)  # hashed before it is read: a later edit shows
             corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
                                     date_field=args.date_field, label_field=args.label_field)
+            text_field = corpus.extra["text_field"]
             texts, meta = _aligned(corpus)
-            embeddings = _read_embeddings_for(len(texts), args.embeddings)
+            del corpus
+            embeddings = _read_embeddings_for(len(texts), args.embeddings)  # memory-mapped
             name = None
-        model.fit(texts, embeddings, embedding_name=name, holdout=holdout, **meta)
+        # No name here holds the texts during the fit, which can then keep them cut short
+        # (a large corpus) once their words are counted.
+        n_input, held = len(texts), [texts]
+        del texts
+        model.fit(held.pop(), embeddings, embedding_name=name, holdout=holdout, **meta)
         if source is not None:  # kept for `saetm evaluate`: the model keeps its texts cut short
-            model.input_ = {**source, "text_field": corpus.extra["text_field"]}
+            model.input_ = {**source, "text_field": text_field}
         if model.heldout_ is not None and model.input_ is not None:  # rows left out, scored by `saetm evaluate`
             model.input_["holdout"] = model.heldout_
             if world.is_main:
                 log.info("held out %d of %d input rows (--holdout %g, --seed %d); `saetm evaluate %s` scores the "
-                         "topics on them", len(model.heldout_["rows"]), len(texts), holdout, model.seed, out)
+                         "topics on them", len(model.heldout_["rows"]), n_input, holdout, model.seed, out)
         if world.is_main:
             model.save(out, overwrite=args.overwrite)
     _leave_process_group(world)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from saetm._memory import release_pages
 from saetm.errors import SaetmError
 from saetm.io.values import _one_line
 
@@ -93,6 +94,7 @@ def _check_finite(arr: np.ndarray, path: Path, converted: bool, block: int = 655
     bad_rows, first = 0, None
     for start in range(0, arr.shape[0], block):
         bad = ~np.isfinite(arr[start : start + block]).all(axis=1)
+        release_pages(arr)
         if bad.any():
             bad_rows += int(bad.sum())
             first = start + int(np.argmax(bad)) if first is None else first

@@ -44,22 +44,43 @@ def _read_txt_folder(folder: Path):
     return {"id": names, "text": texts}, len(files), names, None
 
 
-def _read_jsonl(text: str, path: Path):
-    records, lines = [], []
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): JSON strings may hold U+2028
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as e:
-            raise SaetmError(f"{path} line {number} is not valid JSON ({_one_line(e)}); fix or remove that line") from None
-        if not isinstance(record, dict):
-            raise SaetmError(f"{path} line {number} is a JSON {_json_type(record)}, not an object; write one {{...}} object per line")
-        records.append(record)
-        lines.append(number)
-    if not records:
+def _read_jsonl(path: Path):
+    """One JSON object per line, read line by line: memory holds the values, never the file
+    (nor a dict per row); columns in first-seen order, ``None`` where a row lacks a field."""
+    columns: dict[str, list] = {}
+    lines: list[int] = []
+    offset = 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):  # split at b"\n" only: JSON strings may hold U+2028
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise SaetmError(
+                    f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at byte offset {offset + e.start}, line {number}); "
+                    "re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 in > out`"
+                ) from None
+            offset += len(raw)
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]  # a byte-order mark
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as e:
+                raise SaetmError(f"{path} line {number} is not valid JSON ({_one_line(e)}); fix or remove that line") from None
+            if not isinstance(record, dict):
+                raise SaetmError(f"{path} line {number} is a JSON {_json_type(record)}, not an object; write one {{...}} object per line")
+            for key in record:
+                if key not in columns:
+                    columns[key] = [None] * len(lines)
+            for key, values in columns.items():
+                values.append(record.get(key))
+            lines.append(number)
+    if not lines:
         raise SaetmError(f"{path} holds no JSON objects, only blank lines; give one document per line")
-    return _records_to_columns(records, path), len(records), None, lines
+    if not columns:
+        raise SaetmError(f"{path} holds only empty objects; give each document a text field")
+    return columns, len(lines), None, lines
 
 
 def _read_json(text: str, path: Path) -> list[dict]:

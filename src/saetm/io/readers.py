@@ -133,9 +133,9 @@ def _read_columns(path: Path) -> tuple[dict[str, list], int, list[str] | None, l
         raise SaetmError(f"{path} is empty; give a file with at least one document")
     if suffix == ".parquet":
         return _read_parquet(path) + (None, None)
-    text = _decode(path.read_bytes(), path)
     if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(text, path)
+        return _read_jsonl(path)
+    text = _decode(path.read_bytes(), path)
     if suffix == ".json":
         records = _read_json(text, path)
         return _records_to_columns(records, path), len(records), None, None

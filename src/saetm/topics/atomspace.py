@@ -37,18 +37,32 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
     return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
 
 
-def document_embeddings(theta, embeddings: np.ndarray) -> np.ndarray:
+def document_embeddings(theta, embeddings: np.ndarray, block: int = 1 << 14) -> np.ndarray:
     """c_k = Σ_d θ_dk x_d / ‖·‖ over L2-normalised document embeddings.
 
     ``theta``: (n_docs, n_atoms) CSR; ``embeddings``: (n_docs, d), row d the embedding of
-    document d (the rows of θ). Returns (n_atoms, d) float32.
+    document d (the rows of θ; may be a memory-mapped file, read ``block`` rows at a time).
+    Returns (n_atoms, d) float32.
     """
-    theta = sp.csr_matrix(theta)
-    X = np.asarray(embeddings, dtype=np.float32)
+    from scipy.sparse import _sparsetools
+
+    from saetm._memory import release_pages
+
+    theta = sp.csr_matrix(theta, dtype=np.float32)
+    X = embeddings if hasattr(embeddings, "ndim") else np.asarray(embeddings, dtype=np.float32)
     if X.ndim != 2 or X.shape[0] != theta.shape[0]:
         raise SaetmError(f"embeddings have shape {X.shape} but theta has {theta.shape[0]} documents; "
                          "pass one embedding per row of theta")
-    return unit_rows(np.asarray(theta.T.astype(np.float32) @ unit_rows(X)))
+    n_atoms, dim = theta.shape[1], X.shape[1]
+    out = np.zeros((n_atoms, dim), dtype=np.float32)
+    for lo in range(0, X.shape[0], block):  # θᵀ x̂ a block of documents at a time, summed as one product
+        hi = min(lo + block, X.shape[0])
+        a, b = theta.indptr[lo], theta.indptr[hi]
+        x = unit_rows(X[lo:hi])
+        release_pages(X)
+        _sparsetools.csc_matvecs(n_atoms, hi - lo, dim, theta.indptr[lo:hi + 1] - a, theta.indices[a:b],
+                                 theta.data[a:b], x.ravel(), out.ravel())
+    return unit_rows(out)
 
 
 def decoder_embeddings(decoder: np.ndarray) -> np.ndarray:

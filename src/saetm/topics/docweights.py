@@ -66,14 +66,7 @@ def _centroids(doc_topics, x: np.ndarray) -> np.ndarray:
     W = _row_normalized(doc_topics)
     if x.shape[0] != W.shape[0]:
         raise SaetmError(f"{x.shape[0]} document embeddings for {W.shape[0]} documents")
-    # Σ_d W_dc x̂_d as dense float64 products over blocks of documents (BLAS; the sparse
-    # product takes several times longer), the float64 copies bounded by the block
-    sums = np.zeros((W.shape[1], x.shape[1]))
-    block = max(1, (1 << 20) // max(x.shape[1], 1))
-    with _one_blas_thread():
-        for lo in range(0, W.shape[0], block):
-            sums += W[lo:lo + block].toarray().T @ x[lo:lo + block].astype(np.float64)
-    return unit_rows(sums)
+    return unit_rows(np.asarray(W.T @ x, dtype=np.float64))
 
 
 def document_prior(doc_topics, smoothing: float = 0.0) -> sp.csr_matrix:
@@ -88,32 +81,25 @@ def document_prior(doc_topics, smoothing: float = 0.0) -> sp.csr_matrix:
     return P
 
 
-def directions(embeddings: np.ndarray) -> np.ndarray:
-    """x̂: the embeddings as float32 unit rows (all-zero rows stay zero), as :func:`fit_mixture`
-    and :func:`sharpen` use them; computed once, it can be given to both."""
-    return unit_rows(embeddings)
-
-
 def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERATURE, n_iter: int | None = None,
-                fit_priors: bool = True, smoothing: float = 0.0, *,
-                unit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                fit_priors: bool = True, smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(μ, ρ) after ``n_iter`` rounds of the mixture's EM (module doc); ``(T, dim)`` float32
     unit rows and ``(T,)`` float64 (mean 1 over the topics documents use).
 
     Round 1 is μ = :func:`topic_centroids` of θ_topic and ρ = 1; each further round computes
     the posterior W over all T topics with the prior p (``smoothing`` = s), then
     μ_c ∝ Σ_d W_dc x̂_d and, with ``fit_priors``, ρ by :func:`update_priors`. p stays each
-    document's prior throughout; documents without topics take no part. ``unit``:
-    :func:`directions` of ``embeddings``, when already computed.
+    document's prior throughout; documents without topics take no part.
     """
     n_iter = ITERATIONS if n_iter is None else int(n_iter)
     if n_iter < 1:
         raise SaetmError(f"n_iter must be at least 1, got {n_iter}")
     prior = document_prior(doc_topics)
-    x = directions(embeddings) if unit is None else unit  # once for all rounds
-    centroids = _centroids(prior, x)
+    if embeddings.shape[0] != prior.shape[0]:
+        raise SaetmError(f"{embeddings.shape[0]} document embeddings for {prior.shape[0]} documents")
+    centroids = unit_rows(_weighted_sum(_row_normalized(prior), embeddings))
     priors = np.ones(prior.shape[1])
-    blocks = _blocks(prior, x, smoothing) if n_iter > 1 else []
+    blocks = _Blocks(prior, embeddings, smoothing)
     with _one_blas_thread():
         for _ in range(n_iter - 1):
             mass, sums = _posterior_sums(blocks, centroids, temperature, priors)
@@ -131,19 +117,41 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _blocks(prior: sp.csr_matrix, x: np.ndarray, smoothing: float, block_entries: int = 1 << 20) -> list:
-    """The E-step's inputs in blocks of documents, made once for all rounds: (p, x̂), p the
-    dense prior over all topics ((1 − s)·θ̂ + s/T on rows with topics, float64) and x̂ a view
-    of the unit-length embeddings ``x``."""
-    n, T = prior.shape
-    block = max(1, block_entries // max(T, 1))
-    out = []
+def _weighted_sum(weights: sp.csr_matrix, embeddings: np.ndarray, block: int = 1 << 14) -> np.ndarray:
+    """Wᵀ x̂ = Σ_d W[d] x̂_d, ``(T, dim)`` float64, x̂ the unit-length embeddings made a block
+    of documents at a time (never a float32 copy of all of them), summed in the order of
+    the one product ``W.T @ unit_rows(embeddings)``."""
+    from scipy.sparse import _sparsetools
+
+    W = sp.csr_matrix(weights, dtype=np.float64)
+    n, T = W.shape
+    out = np.zeros((T, embeddings.shape[1]))
     for lo in range(0, n, block):
-        P = prior[lo:lo + block].toarray()
-        has = P.sum(axis=1) > 0
-        P[has] = (1.0 - smoothing) * P[has] + smoothing / T
-        out.append((P, x[lo:lo + block]))
+        hi = min(lo + block, n)
+        a, b = W.indptr[lo], W.indptr[hi]
+        x = np.ascontiguousarray(unit_rows(embeddings[lo:hi]), dtype=np.float64)
+        # the rows of W are the columns of Wᵀ: y += Wᵀ x, continuing the sums of earlier blocks
+        _sparsetools.csc_matvecs(T, hi - lo, x.shape[1], W.indptr[lo:hi + 1] - a, W.indices[a:b], W.data[a:b],
+                                 x.ravel(), out.ravel())
     return out
+
+
+class _Blocks:
+    """The E-step's inputs in blocks of documents, made again at every round so that memory
+    holds one block: (p, x̂), p the dense prior over all topics ((1 − s)·θ̂ + s/T on rows with
+    topics, float64) and x̂ the block's unit-length embeddings."""
+
+    def __init__(self, prior: sp.csr_matrix, embeddings: np.ndarray, smoothing: float, block_entries: int = 1 << 20):
+        self.prior, self.embeddings, self.smoothing = prior, embeddings, smoothing
+        self.block = max(1, block_entries // max(prior.shape[1], 1))
+
+    def __iter__(self):
+        n, T = self.prior.shape
+        for lo in range(0, n, self.block):
+            P = self.prior[lo:lo + self.block].toarray()
+            has = P.sum(axis=1) > 0
+            P[has] = (1.0 - self.smoothing) * P[has] + self.smoothing / T
+            yield P, unit_rows(self.embeddings[lo:lo + self.block])
 
 
 def _posterior_sums(blocks, centroids: np.ndarray, temperature: float,
@@ -187,12 +195,10 @@ def update_priors(prior: sp.csr_matrix, mass: np.ndarray, priors: np.ndarray, sm
 
 
 def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperature: float = TEMPERATURE,
-            priors: np.ndarray | None = None, smoothing: float = 0.0, block_entries: int = 1 << 22, *,
-            unit: np.ndarray | None = None) -> sp.csr_matrix:
+            priors: np.ndarray | None = None, smoothing: float = 0.0, block_entries: int = 1 << 22) -> sp.csr_matrix:
     """W as in the module doc on the support of ``doc_topics``: ``(n_docs, T)`` float32
     canonical CSR, rows summing to 1 or 0. ``priors``: ρ, ``(T,)`` (None: all 1);
-    ``smoothing``: s of the prior p (:func:`document_prior`); ``unit``: :func:`directions` of
-    ``embeddings``, when already computed.
+    ``smoothing``: s of the prior p (:func:`document_prior`).
 
     Documents are scored in blocks of ``block_entries`` (document, topic) cosines, which
     bounds the temporary memory.
@@ -209,7 +215,7 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
     for lo in range(0, W.shape[0], block):
         hi = min(lo + block, W.shape[0])
         a, b = W.indptr[lo], W.indptr[hi]
-        cosines = (unit_rows(embeddings[lo:hi]) if unit is None else unit[lo:hi]) @ centroids.T
+        cosines = unit_rows(embeddings[lo:hi]) @ centroids.T
         score[a:b] = cosines[rows[a:b] - lo, W.indices[a:b]]
     # exp((cos − row max) / t): the row max cancels in the normalisation and keeps exp ≤ 1
     top = np.full(W.shape[0], -np.inf)

@@ -147,7 +147,7 @@ def fit_feature_words_distributed(
     """
     info = process_info()
     reducer = _Reducer(info)
-    theta, counts = _check_inputs(theta, counts, background_weight)
+    theta, counts = _check_inputs(theta, counts, background_weight, idf)
     n_local, n_atoms = theta.shape
     shapes = reducer.gather(np.array([n_atoms, counts.shape[1]], dtype=np.int64), [2] * info.world_size)
     if any(tuple(s) != (n_atoms, counts.shape[1]) for s in shapes):

@@ -110,24 +110,34 @@ def idf_weights(counts) -> np.ndarray:
     return idf / top if top > 0 else idf
 
 
-def _check_inputs(theta, counts, background_weight: float) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+def _clean_csr(m, dtype, copy: bool) -> sp.csr_matrix:
+    """``m`` as CSR of ``dtype`` with sorted indices and no stored zeros; a copy when it must
+    change (or ``copy``), else the caller's arrays, which are then never written."""
+    out = sp.csr_matrix(m, dtype=dtype, copy=copy)
+    if not copy and out.nnz and (not out.has_canonical_format or not out.data.all()):
+        out = out.copy()
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
+
+
+def _check_inputs(theta, counts, background_weight: float, idf: bool = False) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     if not 0.0 <= background_weight < 1.0:
         raise SaetmError(f"background_weight must be in [0, 1), not {background_weight}")
-    theta = sp.csr_matrix(theta, dtype=np.float32, copy=True)  # cleaned below: never the caller's
-    counts = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+    theta = _clean_csr(theta, np.float32, copy=False)
+    # float32 counts stay float32 (whole numbers: the float64 EM reads the same values);
+    # idf weights them in place, in float64
+    counts_dtype = np.float32 if not idf and getattr(counts, "dtype", None) == np.float32 else np.float64
+    counts = _clean_csr(counts, counts_dtype, copy=idf)
     if theta.shape[0] != counts.shape[0]:
         raise SaetmError(f"theta has {theta.shape[0]} documents but counts has {counts.shape[0]}; "
                          "they must describe the same documents in the same order")
     for name, m in (("theta", theta), ("counts", counts)):
         if m.nnz and (not np.all(np.isfinite(m.data)) or m.data.min() < 0):
             raise SaetmError(f"{name} has negative, NaN or infinite entries; it must be finite and non-negative")
-    theta.eliminate_zeros()
-    theta.sort_indices()
     sums = np.asarray(theta.sum(axis=1)).ravel()
     if np.any((sums > 0) & (np.abs(sums - 1) > 1e-3)):
         raise SaetmError("theta rows must sum to 1 (or be all zero); pass normalize_theta(activations)")
-    counts.eliminate_zeros()
-    counts.sort_indices()
     return theta, counts
 
 
@@ -404,7 +414,8 @@ def fit_feature_words(
     tol: float = 1e-5,
     seed: int = 0,
     progress: bool = False,
-    block_pairs: int = BLOCK_PAIRS,
+    block_pairs: int | None = None,
+    memory_bytes: int | None = None,
 ) -> FeatureWords:
     """Fit every atom's word distribution B and the background p0 by EM (SPEC §3).
 
@@ -416,9 +427,14 @@ def fit_feature_words(
     Stops after ``max_iter`` iterations or when the NLL per token changes by less
     than ``tol`` (relative). ``seed`` is accepted for a uniform signature: the fit is
     deterministic. ``progress`` shows a bar; every iteration is logged at DEBUG level.
+
+    The pair matrix is held whole up to ``memory_bytes`` (built in blocks of at most
+    ``block_pairs`` pairs); a larger one is built for chunks of documents of at most
+    ``block_pairs`` pairs and kept in a temporary file (:mod:`saetm.words.em_chunks`; None:
+    its defaults). Neither changes B or p0.
     """
     del seed  # nothing is random
-    theta, counts = _check_inputs(theta, counts, background_weight)
+    theta, counts = _check_inputs(theta, counts, background_weight, idf)
     n_docs, n_atoms = theta.shape
     if idf:
         counts.data *= idf_weights(counts)[counts.indices]
@@ -431,12 +447,31 @@ def fit_feature_words(
     if max_iter < 0:
         raise SaetmError(f"max_iter must be >= 0, not {max_iter}")
 
-    plan = build_plan(theta, counts, block_pairs=block_pairs)
-    logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs, plan %.0f MB",
-                n_docs, n_atoms, plan.n_words, len(plan.words), plan.pairs.nnz, plan.nbytes / 2**20)
-    values, background, history, it, converged = run_em(
-        plan, initial_statistics(plan), lambda v, b: accumulate_statistics(plan, v, b, background_weight),
-        background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
+    from saetm.words import em_chunks
+
+    memory_bytes = em_chunks.MEMORY_BYTES if memory_bytes is None else memory_bytes
+    n_pairs = em_chunks.count_pairs(theta, counts)
+    if n_pairs * 8 <= memory_bytes:  # one pair matrix, its rows in support order: the fastest iterations
+        plan = build_plan(theta, sp.csr_matrix(counts, dtype=np.float64), block_pairs=block_pairs or BLOCK_PAIRS)
+        logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs, plan %.0f MB",
+                    n_docs, n_atoms, plan.n_words, len(plan.words), plan.pairs.nnz, plan.nbytes / 2**20)
+        values, background, history, it, converged = run_em(
+            plan, initial_statistics(plan), lambda v, b: accumulate_statistics(plan, v, b, background_weight),
+            background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
+    else:  # chunks of documents in a temporary file: memory flat in the number of documents
+        plan = em_chunks.build_chunked_plan(theta, counts, chunk_size=block_pairs or em_chunks.CHUNK_PAIRS,
+                                            memory_bytes=memory_bytes)
+        try:
+            logger.info("feature words: %d documents, %d atoms, %d words, %d support entries, %d pairs (%.1f GB) "
+                        "in chunks (%s)", n_docs, n_atoms, plan.n_words, plan.support, plan.n_pairs,
+                        plan.n_pairs * 8 / 2**30, "in a temporary file" if plan.spilled else "in memory")
+            n_tokens = float(counts.data.astype(np.float64).sum())
+            values, background, history, it, converged = run_em(
+                plan, em_chunks.initial_statistics(plan, counts),
+                lambda v, b: em_chunks.accumulate_statistics(plan, counts, v, b, background_weight, n_tokens),
+                background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
+        finally:
+            plan.close()
     feature_words = assemble_feature_words(plan, values)
     feature_prob = (np.asarray(theta.sum(axis=0)).ravel() / max(n_docs, 1)).astype(np.float32)
     return FeatureWords(feature_words, background.astype(np.float32), feature_prob, history, it, converged,

@@ -21,7 +21,9 @@ Defaults, and why:
 
 from __future__ import annotations
 
+import numbers
 import re
+from array import array
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
@@ -43,6 +45,8 @@ _CONTRACTION_PARTS = frozenset(
 )
 
 Lemmatizer = Callable[[str], str]
+#: documents tokenised per chunk by :func:`build_vocabulary`
+CHUNK_DOCS = 5000
 
 
 @lru_cache(maxsize=1)
@@ -255,7 +259,8 @@ def build_vocabulary(
     )
     n = len(texts)
     try:
-        counts = vectorizer.fit_transform(texts)
+        vectorizer._validate_params()
+        vocab, counts = _count_in_chunks(vectorizer, (texts[i:i + CHUNK_DOCS] for i in range(0, n, CHUNK_DOCS)))
     except ValueError as e:
         msg = str(e)
         if "max_df corresponds to < documents than min_df" in msg:
@@ -270,12 +275,73 @@ def build_vocabulary(
         raise
     except re.error as e:
         raise SaetmError(f"token_pattern is not a valid regular expression ({e})") from None
-    vocab = vectorizer.get_feature_names_out().tolist()
-    counts = sp.csr_matrix(counts, dtype=np.float32)
-    counts.sort_indices()
     if merge_inflections:
         return merge_inflected_words(vocab, counts)
     return vocab, counts
+
+
+def _count_in_chunks(vectorizer: CountVectorizer, chunks: Iterable[Sequence[str]]) -> tuple[list[str], sp.csr_matrix]:
+    """What ``vectorizer.fit_transform`` returns (the vocabulary and float32 counts with sorted
+    indices), counted a chunk of documents at a time: memory holds each document's distinct
+    tokens once (8 bytes each) and never the matrix over all tokens in its wider types.
+    The cut (min_df, max_df, max_features, ties in the same order) is scikit-learn's."""
+    analyze = vectorizer.build_analyzer()
+    terms: dict[str, int] = {}
+    parts = []
+    n = 0
+    for chunk in chunks:
+        indices, values, indptr = array("i"), array("i"), array("q", [0])
+        for doc in chunk:
+            counter: dict[int, int] = {}
+            for token in analyze(doc):
+                j = terms.setdefault(token, len(terms))
+                counter[j] = counter.get(j, 0) + 1
+            indices.extend(counter.keys())
+            values.extend(counter.values())
+            indptr.append(len(indices))
+        parts.append((np.frombuffer(indptr, np.int64), np.frombuffer(indices, np.int32), np.frombuffer(values, np.int32)))
+        n += len(indptr) - 1
+    if not terms:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    df = np.zeros(len(terms), np.int64)
+    tf = np.zeros(len(terms), np.float64)
+    for _, idx, val in parts:
+        df += np.bincount(idx, minlength=len(terms))
+        tf += np.bincount(idx, weights=val, minlength=len(terms))
+    words = sorted(terms)  # columns in term order, as scikit-learn sorts them
+    old = np.fromiter((terms[w] for w in words), dtype=np.int64, count=len(words))
+    del terms
+    max_df, min_df = vectorizer.max_df, vectorizer.min_df
+    high = max_df if isinstance(max_df, numbers.Integral) else max_df * n
+    low = min_df if isinstance(min_df, numbers.Integral) else min_df * n
+    if high < low:
+        raise ValueError("max_df corresponds to < documents than min_df")
+    dfs = df[old]
+    mask = (dfs <= high) & (dfs >= low)
+    limit = vectorizer.max_features
+    if limit is not None and mask.sum() > limit:
+        tfs = tf[old].astype(np.float32)  # scikit-learn's column sums are float32
+        mask_inds = (-tfs[mask]).argsort()[:limit]
+        new_mask = np.zeros(len(dfs), dtype=bool)
+        new_mask[np.where(mask)[0][mask_inds]] = True
+        mask = new_mask
+    kept = np.flatnonzero(mask)
+    if len(kept) == 0:
+        raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+    column = np.full(len(words), -1, dtype=np.int64)
+    column[old[kept]] = np.arange(len(kept))
+    blocks = []
+    while parts:
+        indptr, idx, val = parts.pop(0)
+        new = column[idx]
+        keep = new >= 0
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))[keep]
+        block = sp.csr_matrix((val[keep].astype(np.float32), (rows, new[keep])), shape=(len(indptr) - 1, len(kept)))
+        block.sort_indices()
+        blocks.append(block)
+    counts = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
+    counts.sort_indices()
+    return [words[i] for i in kept], counts
 
 
 def count_words(
