@@ -189,7 +189,7 @@ def _store_cached_sae(sae, path: Path, metrics: dict) -> None:
 def activations(sae, X: np.ndarray) -> sp.csr_matrix:
     """The SAE's sparse activations of the embeddings ``X``: (len(X), n_atoms) CSR."""
     from saetm._memory import release_freed_memory
-    from saetm.sae.models import encode_activations
+    from saetm.sae.encode import encode_activations
 
     A = encode_activations(sae, X)
     release_freed_memory()
