@@ -12,7 +12,7 @@ The SAE, θ and the embeddings are then kept, and every variant changes only sta
 π, IDF) and/or stage 3 (how atoms are embedded for clustering, which atoms are clustered,
 how topic words are ranked): stage 2 is re-run only when its settings differ, stage 3
 through ``SAETM.retopic`` or, for the script-only levers (SCRIPT_LEVERS), a copy
-of ``pipeline.cluster`` with those changes.
+of ``saetm.topics.stage.cluster`` with those changes.
 
 Every variant is scored with ``bench_topics.evaluate`` — the very call that scores saetm
 and the peers in ``bench/results/topics.md`` (NPMI and C_V against the corpus, TD over the
@@ -268,7 +268,9 @@ class Base:
 
     def apply(self, settings: dict, n_topics: int) -> float:
         """Set a variant's settings and recompute what they touch; returns seconds."""
-        from saetm import pipeline
+        from saetm.components import resolved
+        from saetm.topics import stage as topics_stage
+        from saetm.words import stage as words_stage
         from saetm.settings import new_keys
         from saetm.topics import wordrank
 
@@ -281,7 +283,7 @@ class Base:
         t = time.perf_counter()
         m.set_params(**new_keys(want))
         if any(self.stage2[k] != want[k] for k in STAGE2):
-            fw = pipeline.feature_words(m, m.theta_, self.counts)
+            fw = words_stage.feature_words(m.theta_, self.counts, resolved(m, "words"))
             m.feature_words_, m.background_, m.feature_prob_ = fw.feature_words, fw.background, fw.feature_prob
             self.stage2 = {k: want[k] for k in STAGE2}
         if "mix" in extra or "coact_dim" in extra:
@@ -291,19 +293,20 @@ class Base:
                                             np.sqrt(1.0 - w) * self._view("coactivation", extra.get("coact_dim", 64))
                                             ]).astype(np.float32)
         else:
-            m.atom_embeddings_ = pipeline.atom_embeddings(m, m.feature_words_, theta=m.theta_, X=self.X,
-                                                          rows=self.rows)
+            m.atom_embeddings_ = topics_stage.atom_embeddings(
+                m.feature_words_, resolved(m, "clustering"), vocab=m.vocab_, encoder=m.encoder_, sae=m.sae_,
+                seed=m.seed, theta=m.theta_, X=self.X, rows=self.rows)
         if "min_docs" in extra:
             m._set_topics(cluster_common_atoms(m, n_topics, extra["min_docs"], extra.get("orphans", "none")))
         elif extra.get("doc_clusters"):
             m._set_topics(atoms_by_document_clusters(m, self.X, n_topics))
         else:
-            m.atom_tree_ = pipeline.atom_tree(m)
+            m.atom_tree_ = topics_stage.atom_tree(m.atom_embeddings_, m.feature_prob_, m.clustering.prevalence_power)
             m.retopic(n_topics)
         if "centroid_rounds" in extra or "mixture_priors" in extra:
-            m.doc_topics_, m.topic_centroids_, m.topic_priors_ = pipeline.document_weights(
-                m, m.atom_topic_, m.n_topics, rounds=extra.get("centroid_rounds"),
-                fit_priors=extra.get("mixture_priors", True))
+            m.doc_topics_, m.topic_centroids_, m.topic_priors_ = topics_stage.document_weights(
+                m.theta_, m.doc_embeddings_, m.atom_topic_, m.n_topics, resolved(m, "clustering"),
+                rounds=extra.get("centroid_rounds"), fit_priors=extra.get("mixture_priors", True))
         if extra.get("atom_space_weights"):
             from saetm.topics import docweights
 
@@ -317,7 +320,7 @@ def atoms_by_document_clusters(m, X: np.ndarray, n_topics: int):
     import scipy.sparse as sp
     from sklearn.cluster import KMeans
 
-    from saetm.pipeline import topics_from_labels
+    from saetm.topics.stage import topics_from_labels
     from saetm.topics.atomspace import unit_rows
 
     z = KMeans(n_topics, n_init=1, random_state=m.seed).fit_predict(unit_rows(X))
@@ -328,15 +331,15 @@ def atoms_by_document_clusters(m, X: np.ndarray, n_topics: int):
     renumber = np.full(n_topics, -1)
     renumber[kept] = np.arange(len(kept))
     labels = np.where(labels >= 0, renumber[np.maximum(labels, 0)], -1)
-    return topics_from_labels(m, labels, len(kept))
+    return topics_from_labels(m._atoms(), labels, len(kept), m.clustering)
 
 
 def cluster_common_atoms(m, n_topics: int, min_docs: int, orphans: str):
-    """``pipeline.cluster``, but atoms active in fewer than ``min_docs`` documents of this
+    """``saetm.topics.stage.cluster``, but atoms active in fewer than ``min_docs`` documents of this
     corpus are left out of the tree and k-means; ``orphans="none"``: they join no topic
     (their θ mass and words are dropped), ``"nearest"``: each joins the topic whose
     θ̄-weighted centroid is nearest (cosine) after clustering."""
-    from saetm.pipeline import topics_from_labels
+    from saetm.topics.stage import topics_from_labels
     from saetm.topics import merge
     from saetm.topics.hierarchy import build_atom_tree, cut
 
@@ -351,7 +354,7 @@ def cluster_common_atoms(m, n_topics: int, min_docs: int, orphans: str):
         centers /= np.linalg.norm(centers, axis=1, keepdims=True)
         lost = np.flatnonzero((p > 0) & ~kept)
         labels[lost] = np.argmax(E[lost] @ centers.T, axis=1)
-    return topics_from_labels(m, labels, n_topics)
+    return topics_from_labels(m._atoms(), labels, n_topics, m.clustering)
 
 
 def halves(n_docs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,7 @@ def worker(args) -> dict:
     torch.set_num_threads(args.threads)
     corpus = load_bundled(args.corpus)
     X = encode_cached(TextEncoder(), corpus.texts, show_progress=False)
-    import saetm.pipeline, saetm.words.em, saetm.topics.merge, saetm.topics.hierarchy, saetm.sae.train  # noqa: F401,E401
+    import saetm.sae.stage, saetm.words.stage, saetm.topics.stage, saetm.words.em, saetm.topics.merge, saetm.topics.hierarchy, saetm.sae.train  # noqa: F401,E401
     before = _rss_mb()
     model = SAETM(n_topics=args.topics, sae=args.sae, seed=0, cache=False, verbose=False)  # never a cached SAE
     t = time.perf_counter()

@@ -41,7 +41,7 @@ def main() -> None:
     from saetm.encoders.cache import EmbeddingCache, chunk_bounds, content_key
     from saetm.encoders.text import encode_cached
     from saetm.io.datasets import load_20newsgroups
-    from saetm.pipeline import make_encoder
+    from saetm.encoders.embed import make_encoder
 
     texts = [t for t in load_20newsgroups().texts[:args.n] if t.strip()]
     encoder = make_encoder(args.encoder)

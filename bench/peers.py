@@ -177,10 +177,10 @@ def sentence_model():
 
 def _run_saetm(sae: str, texts, embeddings, vocab, n_topics, seed, retopic_to=None, meter=None) -> Result:
     from saetm.model import SAETM
-    from saetm.pipeline import shipped_sae_dir
+    from saetm.sae.stage import shipped_sae_dir
 
     if sae == "default" and shipped_sae_dir() is None:
-        raise SkipModel("no shipped SAE in this build (saetm.pipeline.shipped_sae_dir() is None)")
+        raise SkipModel("no shipped SAE in this build (saetm.sae.stage.shipped_sae_dir() is None)")
     import torch  # noqa: F401  (imported before the baseline, like the peers' libraries)
 
     from saetm.topics.wordvectors import _load_glove

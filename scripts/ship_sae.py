@@ -6,7 +6,7 @@
 Reads ``TRAINED_DIR`` (``sae.json`` + ``sae.safetensors``, float32), checks that it reads
 the embeddings of the encoder it ships for (``--encoder``: the default all-MiniLM-L6-v2, or
 the static encoder, whose vectors' SHA-256 it records: the SAE fits those vectors only),
-writes it to that encoder's folder of ``saetm.pipeline.SHIPPED_SAES`` unless ``--out``, stores the weight matrices as float16 (half the size;
+writes it to that encoder's folder of ``saetm.sae.stage.SHIPPED_SAES`` unless ``--out``, stores the weight matrices as float16 (half the size;
 biases and the threshold stay float32) with the provenance of its training collection
 (``DIR/sources.json`` of ``scripts/pretrain_corpus.py``), and checks that the float16 copy
 reconstructs a sample of the collection as well as the original (FVE, L0, and that the
@@ -26,7 +26,7 @@ import torch
 from saetm.encoders.static import STATIC_ALIASES, STATIC_ENCODER, static_dir
 from saetm.encoders.text import DEFAULT_ENCODER
 from saetm.io.persist import read_json
-from saetm.pipeline import SHIPPED_SAES
+from saetm.sae.stage import SHIPPED_SAES
 from saetm.sae.persist import load_sae, save_sae
 from saetm.sae.train import evaluate_sae
 

@@ -131,12 +131,12 @@ def test_default_weights_keep_the_support_and_agree_more_with_the_labels(fitted_
 
 def test_embeddings_of_any_scale_are_kept_as_finite_directions(fitted_model, ng_embeddings):
     """float16 overflows at 65,504: raw features of large magnitude must not turn into inf."""
-    from saetm.pipeline import document_embeddings
+    from saetm.topics.stage import document_embeddings
     from saetm.topics.atomspace import unit_rows
 
     n = len(ng_embeddings)
     rows = np.arange(1, n)  # document 0 has no embedding (an empty text)
-    E = document_embeddings(fitted_model, ng_embeddings[1:] * 1e6, rows, n)
+    E = document_embeddings(ng_embeddings[1:] * 1e6, rows, n, fitted_model.clustering.doc_weights)
     assert E.dtype == np.float16 and np.isfinite(E).all() and not E[0].any()
     np.testing.assert_allclose(E[1:].astype(np.float32), unit_rows(ng_embeddings[1:]), atol=1e-3)
 

@@ -19,7 +19,7 @@ from safetensors.numpy import load_file, save_file
 from saetm.cli import main
 from saetm.model import SAETM
 from saetm.model_files import topics_json
-from saetm.pipeline import document_weights
+from saetm.topics.stage import document_weights
 from saetm.topic_table import print_table, saved_topics
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -65,7 +65,8 @@ def test_stored_weights_equal_recomputed_ones(saved):
     assert (m.doc_topics_ != fitted.doc_topics_).nnz == 0  # exactly what the fit computed
     np.testing.assert_array_equal(m.topic_centroids_, fitted.topic_centroids_)
     np.testing.assert_array_equal(m.topic_priors_, fitted.topic_priors_)
-    W, C, rho = document_weights(m, m.atom_topic_, m.n_topics, smoothing=m.doc_smoothing_)
+    W, C, rho = document_weights(m.theta_, m.doc_embeddings_, m.atom_topic_, m.n_topics, m.clustering,
+                                   smoothing=m.doc_smoothing_)
     np.testing.assert_allclose(m.doc_topics_.toarray(), W.toarray(), atol=1e-7)
     np.testing.assert_allclose(m.topic_centroids_, C, atol=1e-7)
     np.testing.assert_allclose(m.topic_priors_, rho, rtol=1e-6)

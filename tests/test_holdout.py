@@ -46,12 +46,11 @@ def test_fit_leaves_the_held_out_documents_out(held_model, ng_corpus):
 
 def test_evaluate_scores_the_held_out_documents_next_to_the_fitted_ones(held_model, ng_corpus):
     from saetm.evaluation.coherence import cv_coherence, npmi_coherence
-    from saetm.pipeline import reference_tokens
-
+    
     record = held_model.evaluate(word_vectors=None, details=True)
     m = record["measures"]
     assert list(m)[:5] == ["topic_diversity", "npmi", "cv", "npmi_heldout", "cv_heldout"]
-    held = reference_tokens(held_model, [ng_corpus.texts[i] for i in held_model.heldout_["rows"]])
+    held = held_model._reference_tokens([ng_corpus.texts[i] for i in held_model.heldout_["rows"]])
     words = record["topics"]
     assert m["npmi_heldout"] == pytest.approx(npmi_coherence(words, held)["mean"])
     assert m["cv_heldout"] == pytest.approx(cv_coherence(words, held, window=110)["mean"])

@@ -210,10 +210,10 @@ def test_too_many_topics_for_the_data_warns_once(fitted_model, ng_corpus, ng_emb
 
 
 def test_vocabulary_settings_fit_save_and_load(ng_corpus, ng_embeddings, small_params, fitted_model, tmp_path):
-    from saetm import pipeline
+    from saetm.words.stage import vocabulary
     from saetm.words.vocab import inflection_key
 
-    lemmas, _ = pipeline.vocabulary(SAETM(lemmatize=True, min_df=3), ng_corpus.texts)
+    lemmas, _ = vocabulary(ng_corpus.texts, **SAETM(lemmatize=True, min_df=3)._vocabulary_settings())
     assert "gun" in lemmas and "guns" not in lemmas and "using" not in lemmas  # wired to stage 2
     m = SAETM(n_topics=8, **small_params, extra_stop_words=["god"], merge_inflections=True)
     m.fit(ng_corpus.texts, ng_embeddings)

@@ -9,7 +9,7 @@ import pytest
 
 from saetm.encoders.text import DEFAULT_ENCODER
 from saetm.io.persist import read_json
-from saetm.pipeline import shipped_sae_dir
+from saetm.sae.stage import shipped_sae_dir
 from saetm.sae.persist import load_sae
 from saetm.sae.train import evaluate_sae
 

@@ -9,7 +9,8 @@ import pytest
 
 from saetm.encoders.static import STATIC_ENCODER, StaticEncoder, static_dir
 from saetm.io.persist import read_json
-from saetm.pipeline import SHIPPED_SAES, make_encoder, shipped_sae_dir
+from saetm.encoders.embed import make_encoder
+from saetm.sae.stage import SHIPPED_SAES, shipped_sae_dir
 from saetm.sae.persist import load_sae
 
 

@@ -4,7 +4,9 @@ embeddings read a block at a time, large corpora keeping their texts cut short."
 import numpy as np
 import pytest
 
-from saetm import SaetmError, pipeline
+from saetm import SaetmError
+from saetm.encoders import embed
+from saetm.io import inputs
 from saetm._memory import release_pages
 from saetm.io.documents import TEXT_CHARS
 from saetm.model import SAETM
@@ -13,7 +15,7 @@ from saetm.model import SAETM
 def test_memory_mapped_embeddings_give_the_same_fit(ng_corpus, ng_embeddings, tmp_path, monkeypatch):
     path = tmp_path / "emb.npy"
     np.save(path, np.asarray(ng_embeddings, dtype=np.float32))
-    monkeypatch.setattr(pipeline, "BLOCK_ROWS", 64)  # many blocks
+    monkeypatch.setattr(embed, "BLOCK_ROWS", 64)  # many blocks
     mapped = SAETM(n_topics=8, seed=0, verbose=False, cache=False).fit(ng_corpus.texts, np.load(path, mmap_mode="r"))
     whole = SAETM(n_topics=8, seed=0, verbose=False, cache=False).fit(ng_corpus.texts, np.asarray(ng_embeddings))
     assert mapped.get_topics(10) == whole.get_topics(10)
@@ -26,9 +28,9 @@ def test_a_bad_row_in_a_late_block_is_named(ng_embeddings, tmp_path, monkeypatch
     X = np.array(ng_embeddings, dtype=np.float32)
     X[300, 5] = np.nan
     np.save(tmp_path / "e.npy", X)
-    monkeypatch.setattr(pipeline, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(embed, "BLOCK_ROWS", 64)
     with pytest.raises(SaetmError, match="NaN or inf in 1 rows \\(first: row 300\\)"):
-        pipeline.validate_embeddings(np.load(tmp_path / "e.npy", mmap_mode="r"), n_rows=None, dim=None)
+        embed.validate_embeddings(np.load(tmp_path / "e.npy", mmap_mode="r"), n_rows=None, dim=None)
 
 
 def test_released_pages_read_back(tmp_path):
@@ -41,7 +43,7 @@ def test_released_pages_read_back(tmp_path):
 
 
 def test_a_large_corpus_keeps_its_texts_cut(ng_corpus, ng_embeddings, monkeypatch):
-    monkeypatch.setattr(pipeline, "KEEP_TEXT_CHARS", 1000)
+    monkeypatch.setattr(inputs, "KEEP_TEXT_CHARS", 1000)
     model = SAETM(n_topics=8, seed=0, verbose=False, cache=False).fit(list(ng_corpus.texts), np.asarray(ng_embeddings))
     texts = model.documents_["text"]
     assert model.fit_report_.texts_cut and max(map(len, texts)) == TEXT_CHARS

@@ -103,15 +103,16 @@ def planned_sae(m, embedding_name: str | None, dim: int | None) -> tuple[str, in
     """Which SAE ``m.fit`` will use, known before data: ``(what, n_atoms, d_in)``, each size
     None where it is not known yet. ``what`` describes the SAE for messages; it starts with
     "a trained" when an SAE will be trained on the corpus."""
-    from saetm.components import SAETraining
-    from saetm.pipeline import _shipped_fits, shipped_sae_dir
+    from saetm.components import SAETraining, resolved
+    from saetm.sae.stage import shipped_fits, shipped_sae_dir
 
     choice = "train" if isinstance(m.sae, SAETraining) else m.sae
     config = getattr(choice, "config", None)
     if config is not None:  # a fitted SparseAutoencoder
         return "the given SAE", config.n_atoms, config.d_in
     if choice == "auto":
-        choice = "default" if _shipped_fits(m, embedding_name) else "train"
+        name = embedding_name if embedding_name is not None else getattr(m, "embedding_name_", None)
+        choice = "default" if shipped_fits(resolved(m, "sae"), name) else "train"
     if choice == "train":
         n_atoms = m.n_atoms or (16 * dim if dim else None)
         return "a trained SAE", n_atoms, dim

@@ -86,13 +86,17 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
 
         Settings the SAE it will use cannot meet (more topics than atoms, an SAE too large
         for this machine's memory) are refused before anything is encoded."""
-        from saetm import pipeline
         from saetm.checks import check_before_data, width
-        from saetm.topics import wordrank
+        from saetm.components import resolved
+        from saetm.encoders import embed
+        from saetm.io import inputs
+        from saetm.sae import stage as sae_stage
+        from saetm.topics import stage as topics_stage, wordrank
+        from saetm.words import stage as words_stage
 
         self._check_params()
-        docs = pipeline.check_documents(documents)
-        meta = pipeline.check_metadata(len(docs), dates=dates, labels=labels, ids=ids, images=images)
+        docs = inputs.check_documents(documents)
+        meta = inputs.check_metadata(len(docs), dates=dates, labels=labels, ids=ids, images=images)
         self.heldout_ = self._heldout_texts = None
         if holdout is not None:  # fit on the rest (saetm.evaluation.holdout)
             from saetm.evaluation.holdout import hold_out
@@ -105,30 +109,33 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         self.input_ = None  # set by `saetm fit` (the file read), kept in model.json for `saetm evaluate`
         t = time.perf_counter()
 
-        encoder = pipeline.make_encoder(self.encoder)
+        encoder = embed.make_encoder(self.encoder)
         # before encoding: a setting the SAE cannot meet should not cost an encoding run
         check_before_data(self, embedding_name or encoder.name, width(embeddings), given=embeddings is not None)
         self.encoder_, self.embedding_name_ = encoder, embedding_name or encoder.name
-        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
-                                 rows=embedding_rows)
-        self.doc_embeddings_ = pipeline.document_embeddings(self, X, rows, len(docs))
+        X, rows = embed.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
+                              rows=embedding_rows)
+        clustering = resolved(self, "clustering")
+        self.doc_embeddings_ = topics_stage.document_embeddings(X, rows, len(docs), clustering.doc_weights)
         report.seconds["embed"] = time.perf_counter() - t
 
         # The vocabulary is cheap and can fail on user settings (min_df): build it first.
         t = time.perf_counter()
-        self.vocab_, counts = pipeline.vocabulary(self, docs)
+        self.vocab_, counts = words_stage.vocabulary(docs, **self._vocabulary_settings())
         t_vocab = time.perf_counter() - t
         # the words are counted: a large corpus keeps only what documents.parquet saves
-        meta["text"], report.texts_cut = pipeline.kept_texts(docs)
+        meta["text"], report.texts_cut = inputs.kept_texts(docs)
         del docs, documents
 
         t = time.perf_counter()
-        self.sae_, report.sae = pipeline.get_sae(self, X)
-        theta = pipeline.theta_of(self.sae_, X, rows, report.n_documents)
+        self.sae_, report.sae = sae_stage.get_sae(self.sae, X, training=resolved(self, "sae"),
+                                                  embedding_name=self.embedding_name_, cache=self.cache,
+                                                  seed=self.seed, progress=self.verbose)
+        theta = sae_stage.theta_of(self.sae_, X, rows, report.n_documents)
         report.seconds["sae"] = time.perf_counter() - t
 
         t = time.perf_counter() - t_vocab
-        fw = pipeline.feature_words(self, theta, counts)
+        fw = words_stage.feature_words(theta, counts, resolved(self, "words"))
         # after EM, whose peak it would otherwise add to (and pin heap memory below)
         self.doc_words_ = wordrank.doc_word_incidence(counts, seed=self.seed)
         del counts
@@ -140,11 +147,13 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         report.seconds["words"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        self.atom_embeddings_ = pipeline.atom_embeddings(self, self.feature_words_, theta=self.theta_, X=X, rows=rows)
-        self.atom_tree_ = pipeline.atom_tree(self)
+        self.atom_embeddings_ = topics_stage.atom_embeddings(
+            self.feature_words_, clustering, vocab=self.vocab_, encoder=self.encoder_, sae=self.sae_, seed=self.seed,
+            theta=self.theta_, X=X, rows=rows)
+        self.atom_tree_ = topics_stage.atom_tree(self.atom_embeddings_, self.feature_prob_, clustering.prevalence_power)
         self.documents_ = meta
-        self._set_topics(pipeline.cluster(self, self.n_topics))
-        pipeline.warn_if_many_topics(self.n_topics, report.n_documents, self.feature_prob_)
+        self._set_topics(topics_stage.cluster(self._atoms(), self.n_topics, clustering, seed=self.seed))
+        topics_stage.warn_if_many_topics(self.n_topics, report.n_documents, self.feature_prob_)
         report.seconds["topics"] = time.perf_counter() - t
         self.fit_report_ = report
         return self
@@ -156,14 +165,17 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
     def retopic(self, n_topics: int) -> "SAETM":
         """Change the number of topics: re-runs stage 3 only (no SAE or EM refit). A new
         ``prevalence_power`` (``set_params``) rebuilds the atom tree first."""
-        from saetm import pipeline
+        from saetm.components import resolved
+        from saetm.topics import stage as topics_stage
 
         self._check_fitted()
-        self.n_topics = pipeline.check_n_topics(n_topics, self.feature_prob_)
-        if pipeline.check_prevalence_power(self.prevalence_power) != self.atom_tree_.power:
-            self.atom_tree_ = pipeline.atom_tree(self)
-        self._set_topics(pipeline.cluster(self, self.n_topics))
-        pipeline.warn_if_many_topics(self.n_topics, self.theta_.shape[0], self.feature_prob_)
+        clustering = resolved(self, "clustering")
+        self.n_topics = topics_stage.check_n_topics(n_topics, self.feature_prob_)
+        if topics_stage.check_prevalence_power(clustering.prevalence_power) != self.atom_tree_.power:
+            self.atom_tree_ = topics_stage.atom_tree(self.atom_embeddings_, self.feature_prob_,
+                                                     clustering.prevalence_power)
+        self._set_topics(topics_stage.cluster(self._atoms(), self.n_topics, clustering, seed=self.seed))
+        topics_stage.warn_if_many_topics(self.n_topics, self.theta_.shape[0], self.feature_prob_)
         self.custom_labels_ = None  # labels named the old topics
         return self
 
@@ -189,16 +201,22 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         document's embedding, exactly as the fitted documents' ``doc_topics_``; with
         ``"theta"`` they hold the θ mass of each topic's atoms (``normalize`` is kept for
         compatibility: the rows already sum to 1 or 0)."""
-        from saetm import pipeline
+        from saetm.encoders import embed
+        from saetm.io.inputs import check_documents
+        from saetm.sae.stage import theta_of
+        from saetm.topics.stage import topic_weights
 
         self._check_fitted()
         if documents is None and embeddings is None:
             raise SaetmError("transform needs documents or embeddings")
-        docs = pipeline.check_documents(documents) if documents is not None else None
-        X, rows = pipeline.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
-                                 expected_dim=self.sae_.config.d_in)
-        theta = pipeline.theta_of(self.sae_, X, rows, len(docs) if docs is not None else X.shape[0])
-        return pipeline.topic_weights(self, theta, X, rows, normalize=normalize)
+        docs = check_documents(documents) if documents is not None else None
+        X, rows = embed.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
+                              expected_dim=self.sae_.config.d_in)
+        theta = theta_of(self.sae_, X, rows, len(docs) if docs is not None else X.shape[0])
+        centroids = getattr(self, "topic_centroids_", None)
+        return topic_weights(theta, X, rows, atom_topic=self.atom_topic_, n_topics=self.n_topics,
+                             centroids=centroids, priors=getattr(self, "topic_priors_", None),
+                             smoothing=None if centroids is None else self.doc_smoothing_, normalize=normalize)
 
     # ---------------------------------------------------------------- evaluation
     def evaluate(self, reference=None, labels=None, top_n: int = 10, judge=None, *, word_vectors="glove",
@@ -219,7 +237,6 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         documents it was not fitted on.
         """
         from saetm.evaluation.scorecard import TD_TOP, scorecard
-        from saetm.pipeline import reference_tokens
         from saetm.model_files import TEXT_CHARS
 
         self._check_fitted()
@@ -242,9 +259,9 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
 
                 texts = [t for t in read_fitted_texts(self.input_, why) if t.strip()]
                 source = f"the {len(texts)} documents of {self.input_['path']}, the input the model was fitted on"
-            reference = reference_tokens(self, texts)
+            reference = self._reference_tokens(texts)
         elif isinstance(reference, (list, tuple)) and reference and all(isinstance(t, str) for t in reference):
-            reference, source = reference_tokens(self, reference), f"{len(reference)} given documents"
+            reference, source = self._reference_tokens(reference), f"{len(reference)} given documents"
         else:
             source = "given"
         if labels is None:
@@ -282,6 +299,20 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         from saetm.model_files import load_model
 
         return load_model(cls, Path(directory))
+
+    # ---------------------------------------------------------------- stage settings
+    def _vocabulary_settings(self) -> dict:
+        """The settings of the vocabulary (:func:`saetm.words.stage.vocabulary`)."""
+        return dict(min_df=self.min_df, max_df=self.max_df, max_features=self.max_features,
+                    stop_words=self.stop_words, extra_stop_words=self.extra_stop_words, lemmatize=self.lemmatize,
+                    merge_inflections=self.merge_inflections)
+
+    def _reference_tokens(self, texts) -> list[list[str]]:
+        """The tokens of ``texts`` this model's stage 2 counts, for NPMI / C_V."""
+        from saetm.words.stage import reference_tokens
+
+        return reference_tokens(texts, stop_words=self.stop_words, extra_stop_words=self.extra_stop_words,
+                                lemmatize=self.lemmatize, merged_vocab=self.vocab_ if self.merge_inflections else None)
 
     # ---------------------------------------------------------------- checks
     def _check_fitted(self) -> None:

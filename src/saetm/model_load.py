@@ -27,7 +27,7 @@ log = logging.getLogger("saetm")
 
 
 def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float | None = None) -> float:
-    """The one value saved as ``arrays[key]``, validated by ``check`` (a ``pipeline.check_*``);
+    """The one value saved as ``arrays[key]``, validated by ``check`` (a ``saetm.topics.stage.check_*``);
     ``missing`` when the file need not hold it (None: it must)."""
     if key not in arrays:
         if missing is None:
@@ -45,7 +45,8 @@ def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float | N
 def load_model(cls, directory: Path, *, documents: bool = True):
     """``documents=False`` (``saetm retopic``): documents.parquet is checked, not read; no ``documents_``."""
     from saetm.components import coerce
-    from saetm.pipeline import TopicResult, check_doc_smoothing, check_params, check_prevalence_power
+    from saetm.settings import check_params
+    from saetm.topics.stage import TopicResult, check_doc_smoothing, check_prevalence_power
     from saetm.sae.config import read_sae
     from saetm.topics.hierarchy import AtomTree
     from saetm.topics.merge import Topics
@@ -165,7 +166,7 @@ def _restore_encoder(info: dict):
 
     name = info.get("encoder") or "default"
     if not info.get("encoder_is_callable"):
-        from saetm.pipeline import make_encoder
+        from saetm.encoders.embed import make_encoder
 
         return make_encoder(name)  # a TextEncoder, or the static encoder by its saved name
 

@@ -98,7 +98,7 @@ def _view(name: str, component: str, field: str):
     return property(get, refuse)
 
 
-# Read-only views under the flat names the stage glue (saetm.pipeline) reads: m.word_ranking is
+# Read-only views under the flat (older) names: m.word_ranking is
 # m.words.ranking. Writing one is refused with the new spelling: settings change through set_params.
 for _name, _row in LEGACY.items():
     setattr(SAETMParams, _name, _view(_name, _row.component, _row.field))

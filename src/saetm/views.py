@@ -39,6 +39,13 @@ class TopicViews:
     ``documents_`` and ``topic_labels()``.
     """
 
+    def _atoms(self):
+        """What stage 3 reads of this model (:class:`saetm.topics.stage.AtomState`)."""
+        from saetm.topics.stage import AtomState
+
+        return AtomState(self.feature_words_, self.feature_prob_, self.theta_, self.atom_embeddings_,
+                         self.atom_tree_, getattr(self, "doc_embeddings_", None))
+
     # ------------------------------------------------------------ metadata
     def _fitted_column(self, values, key: str, what: str, how: str) -> list:
         self._check_fitted()
@@ -156,9 +163,10 @@ class TopicViews:
         if n_topics is None or int(n_topics) == self.n_topics:
             labels, emb, prev = self.topic_labels(), self.topic_embeddings(), self.topics_.prevalence
         else:
-            from saetm import pipeline
+            from saetm.components import resolved
+            from saetm.topics.stage import cluster
 
-            result = pipeline.cluster(self, n_topics)
+            result = cluster(self._atoms(), n_topics, resolved(self, "clustering"), seed=self.seed)
             T = result.topics.n_topics
             words, _ = self.rank_words(result.topics.topic_words, 4)
             labels = [f"{t}: {', '.join(w)}" for t, w in enumerate(words)]
@@ -172,7 +180,7 @@ class TopicViews:
         """Cut the atom tree into ``n_topics`` nested clusters: ``atom_topic`` (n_atoms,), −1 for
         unused atoms. Cuts at different T nest exactly (unlike :meth:`retopic`, which refines
         the cut with k-means); the model is left unchanged."""
-        from saetm.pipeline import check_n_topics
+        from saetm.topics.stage import check_n_topics
         from saetm.topics.hierarchy import cut
 
         self._check_fitted()

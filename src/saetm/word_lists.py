@@ -179,7 +179,7 @@ class WordLists:
 
     def _repeat_penalty(self) -> float:
         """``words.diversity`` checked here too: ``set_params`` does not validate."""
-        from saetm.pipeline import check_word_diversity
+        from saetm.words.stage import check_word_diversity
 
         return check_word_diversity(self.word_diversity)
 

@@ -29,14 +29,16 @@ torch.set_num_threads(1)
 
 import saetm.io.persist as persist  # noqa: E402
 import saetm.model_files as model_files  # noqa: E402
-import saetm.pipeline as pipeline  # noqa: E402
+import saetm.sae.stage as sae_stage  # noqa: E402
+import saetm.topics.stage as topics_stage  # noqa: E402
+import saetm.words.stage as words_stage  # noqa: E402
 import saetm.words.em as em  # noqa: E402
 from saetm.cli import main  # noqa: E402
 
 PHASES = {  # function wrapped -> phase it starts
     # "words" is the vocabulary (before the SAE) and the EM of word distributions (after it; slowed below)
-    (pipeline, "get_sae"): "sae", (pipeline, "vocabulary"): "words", (pipeline, "feature_words"): "words",
-    (pipeline, "atom_embeddings"): "topics",
+    (sae_stage, "get_sae"): "sae", (words_stage, "vocabulary"): "words", (words_stage, "feature_words"): "words",
+    (topics_stage, "atom_embeddings"): "topics",
     (model_files, "save_model"): "save", (model_files, "save_topics"): "save", (model_files, "_commit"): "commit",
 }
 

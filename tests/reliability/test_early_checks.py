@@ -108,7 +108,7 @@ def test_python_fit_refuses_an_sae_too_large_for_memory(ng_corpus, ng_embeddings
 # A real allocation failure, made safe: the child process may use only 1 GiB more address
 # space than it holds after its imports, so torch's allocation of the SAE fails at once.
 _LIMITED = r"""
-import resource, sys, torch, saetm.cli, saetm.model, saetm.pipeline, saetm.sae.train
+import resource, sys, torch, saetm.cli, saetm.model, saetm.sae.stage, saetm.sae.train
 vm = int([l for l in open("/proc/self/status") if l.startswith("VmSize")][0].split()[1]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, vm + 2**30))
 sys.exit(saetm.cli.main(sys.argv[1:]))

@@ -15,7 +15,8 @@ def cmd_fit(args) -> int:
     from saetm.io.provenance import input_record
     from saetm.io.readers import read_documents
     from saetm.model_files import directory_lock
-    from saetm.pipeline import check_params, make_encoder
+    from saetm.encoders.embed import make_encoder
+    from saetm.settings import check_params
 
     out = Path(args.out)
     world = _join_process_group()  # torchrun: every process runs this; rank 0 writes and prints

@@ -11,7 +11,7 @@ from saetm.errors import SaetmError
 def cmd_retopic(args) -> int:
     from saetm.model import SAETM
     from saetm.model_files import MODEL_FILE, directory_lock, load_model, save_topics
-    from saetm.pipeline import check_word_diversity
+    from saetm.words.stage import check_word_diversity
     from saetm.topic_table import model_rows, print_table, seal_holds
 
     if args.topics is None and args.word_diversity is None:

@@ -44,7 +44,7 @@ def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def hold_out(fraction, seed: int, docs: list[str], meta: dict, embeddings, embedding_rows):
-    """Split checked documents, their metadata columns (``meta``: ``pipeline.check_metadata``'s
+    """Split checked documents, their metadata columns (``meta``: ``saetm.io.inputs.check_metadata``'s
     name -> list or None)
     and embeddings; returns ``(docs, meta, embeddings, embedding_rows, record, held_texts)``
     for the fitted part."""
@@ -110,12 +110,14 @@ def add_heldout(model, record: dict, words: Sequence[Sequence[str]], top_n: int)
     ``cv``, and ``heldout``: what was scored."""
     from saetm.evaluation.coherence import cv_coherence, npmi_coherence
     from saetm.evaluation.scorecard import CV_WINDOW, topic_word_lists
-    from saetm.pipeline import reference_tokens
+    from saetm.words.stage import reference_tokens
 
     texts = heldout_texts(model)
     if texts is None:
         return
-    tokens = reference_tokens(model, [t for t in texts if t.strip()])
+    tokens = reference_tokens([t for t in texts if t.strip()], stop_words=model.stop_words,
+                              extra_stop_words=model.extra_stop_words, lemmatize=model.lemmatize,
+                              merged_vocab=model.vocab_ if model.merge_inflections else None)
     lists = topic_word_lists(words, None)
     npmi = npmi_coherence(lists, tokens, top_n=top_n)
     cv = cv_coherence(lists, tokens, top_n=top_n, window=CV_WINDOW)

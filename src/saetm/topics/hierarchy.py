@@ -40,7 +40,7 @@ class AtomTree:
     ``linkage``: (n_leaves − 1, 4) scipy linkage over the leaves; ``atoms``: (n_leaves,)
     the atom index of each leaf; ``n_atoms``: the total number of atoms (used or not);
     ``power``: the p of the weights θ̄^p it was built with
-    (:func:`saetm.topics.merge.cluster_weights`), as ``pipeline.atom_tree`` records it (files
+    (:func:`saetm.topics.merge.cluster_weights`), as ``saetm.topics.stage.atom_tree`` records it (files
     saved without it are upgraded by :mod:`saetm.migrate`); 1 for trees :func:`build_atom_tree`
     makes by itself.
     """
