@@ -126,14 +126,13 @@ def write_topics(model, directory: Path, fit_id: str | None = None) -> None:
 def topics_json(model, n_words: int = 25) -> dict:
     """Per topic its words in listed order with their "scores" (non-increasing down the list, see
     ``SAETM.get_topic``) and "weights" (β, the topic's word distribution, in the same order)."""
-    words, weights = model._top_words(n_words)
-    scores = model._word_scores(n_words)
+    lists = model.get_topics(n_words, with_beta=True)  # {topic: [(word, score, β)]}
     labels = model.topic_labels()
     return {
         "n_topics": int(model.n_topics),
         "topics": [
-            {"id": t, "label": labels[t], "words": list(words[t]), "scores": [float(x) for x in scores[t]],
-             "weights": [float(w) for w in weights[t]],
+            {"id": t, "label": labels[t], "words": [w for w, _, _ in lists[t]],
+             "scores": [s for _, s, _ in lists[t]], "weights": [b for _, _, b in lists[t]],
              "prevalence": as_stored(model.topics_.prevalence[t]), "coverage": as_stored(model.coverage_[t]),
              "n_atoms": int(model.topics_.n_atoms[t])}
             for t in range(model.n_topics)
