@@ -275,10 +275,26 @@ def build_topics(feature_words, feature_prob: np.ndarray, atom_topic: np.ndarray
     t = a_new[idx]
     w = np.where(prevalence[t] > 0, p[idx] / np.where(prevalence[t] > 0, prevalence[t], 1.0), 1.0 / n_atoms[t])
     M = sp.csr_matrix((w, (t, idx)), shape=(n_topics, B.shape[0]))
-    beta = np.asarray((M @ B).toarray(), dtype=np.float32)
+    beta = np.asarray(_product(M, B), dtype=np.float32)
     sums = beta.sum(axis=1, keepdims=True)
     beta = np.divide(beta, sums, out=np.zeros_like(beta), where=sums > 0)  # rows of B sum to 1 up to rounding
     return Topics(atom_topic=a_new, topic_words=beta, prevalence=prevalence, n_atoms=n_atoms.astype(np.int64))
+
+
+def _product(M: sp.csr_matrix, B: sp.csr_matrix) -> np.ndarray:
+    """``(M @ B).toarray()``, float64, bit for bit (SciPy's ``csr_matmat``: each entry summed
+    over M's columns in order), without SciPy's first pass that counts the product's
+    entries: a ``(T, V)`` product has at most T·V, and its dense form is that size anyway."""
+    from scipy.sparse import _sparsetools
+
+    (T, n), V = M.shape, B.shape[1]
+    big = max(T * V, M.nnz, B.nnz) >= np.iinfo(np.int32).max
+    idx = np.int64 if big or M.indices.dtype == np.int64 or B.indices.dtype == np.int64 else np.int32
+    indptr, indices, data = np.empty(T + 1, dtype=idx), np.empty(T * V, dtype=idx), np.empty(T * V)
+    _sparsetools.csr_matmat(T, V, np.asarray(M.indptr, dtype=idx), np.asarray(M.indices, dtype=idx),
+                            np.asarray(M.data, dtype=np.float64), np.asarray(B.indptr, dtype=idx),
+                            np.asarray(B.indices, dtype=idx), B.data, indptr, indices, data)
+    return sp.csr_matrix((data[:indptr[-1]], indices[:indptr[-1]], indptr), shape=(T, V)).toarray()
 
 
 def doc_topics(theta, atom_topic: np.ndarray, n_topics: int, normalize: bool = False) -> sp.csr_matrix:
