@@ -1,0 +1,43 @@
+"""The faster paths of stage 3 give the very bits of the plain computations they replace."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from saetm.topics import docweights, merge
+from saetm.topics.atomspace import unit_rows
+
+
+def _theta_weights(m):
+    return merge.doc_topics(m.theta_, m.atom_topic_, m.n_topics)
+
+
+def test_unit_rows_in_blocks_are_unit_rows(fitted_model):
+    E = np.array(fitted_model.doc_embeddings_)
+    E[3] = 0  # a document without an embedding stays all-zero
+    plain = unit_rows(E)
+    for keep in (False, True):
+        units = docweights.UnitRows(E, keep=keep, block=7)
+        got = np.vstack([units(lo, lo + 50) for lo in range(0, E.shape[0], 50)])
+        assert got.dtype == np.float32 and np.array_equal(got, plain)
+    assert np.array_equal(docweights.unit_block(E), plain)
+    assert (E[3] == 0).all()  # the caller's array is left alone
+
+
+def test_mixture_is_the_same_with_and_without_kept_blocks(fitted_model, monkeypatch):
+    W, E = _theta_weights(fitted_model), fitted_model.doc_embeddings_
+    kept = docweights.fit_mixture(W, E, smoothing=0.5)
+    monkeypatch.setattr(docweights, "CACHE_BYTES", 0)  # every round makes its blocks again
+    made = docweights.fit_mixture(W, E, smoothing=0.5)
+    small = docweights._Blocks(docweights.document_prior(W), docweights.UnitRows(E), 0.5, block_entries=64)
+    assert small.block < E.shape[0] and small._priors is None
+    for a, b in zip(kept, made):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_merged_word_distributions_are_scipys_product(fitted_model):
+    B = sp.csr_matrix(fitted_model.feature_words_)
+    a = fitted_model.atom_topic_
+    idx = np.flatnonzero(a >= 0)
+    w = np.random.default_rng(0).random(idx.size)
+    M = sp.csr_matrix((w, (a[idx], idx)), shape=(fitted_model.n_topics, B.shape[0]))
+    assert np.array_equal(merge._product(M, B), (M @ B).toarray())
