@@ -41,3 +41,14 @@ def test_merged_word_distributions_are_scipys_product(fitted_model):
     w = np.random.default_rng(0).random(idx.size)
     M = sp.csr_matrix((w, (a[idx], idx)), shape=(fitted_model.n_topics, B.shape[0]))
     assert np.array_equal(merge._product(M, B), (M @ B).toarray())
+
+
+def test_one_unit_rows_serves_the_mixture_and_the_weights(fitted_model):
+    W, E = _theta_weights(fitted_model), fitted_model.doc_embeddings_
+    units = docweights.UnitRows(E, keep=True)
+    plain = docweights.fit_mixture(W, E, smoothing=0.5)
+    shared = docweights.fit_mixture(W, units, smoothing=0.5)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, shared))
+    a = docweights.sharpen(W, E, plain[0], priors=plain[1], smoothing=0.5)
+    b = docweights.sharpen(W, units, plain[0], priors=plain[1], smoothing=0.5, block_entries=1 << 12)
+    assert (a != b).nnz == 0 and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)

@@ -91,7 +91,8 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     μ_c ∝ Σ_d W_dc x̂_d and, with ``fit_priors``, ρ by :func:`update_priors`. p stays each
     document's prior throughout; documents without topics take no part. The E-step's inputs
     are made a block of documents at a time (:class:`UnitRows`, :class:`_Blocks`): once for all
-    rounds when each holds at most ``CACHE_BYTES``, else again in every round.
+    rounds when each holds at most ``CACHE_BYTES``, else again in every round. ``embeddings``
+    may be a :class:`UnitRows` already made of them (e.g. shared with :func:`sharpen`).
     """
     n_iter = ITERATIONS if n_iter is None else int(n_iter)
     if n_iter < 1:
@@ -99,7 +100,7 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     prior = document_prior(doc_topics)
     if embeddings.shape[0] != prior.shape[0]:
         raise SaetmError(f"{embeddings.shape[0]} document embeddings for {prior.shape[0]} documents")
-    units = UnitRows(embeddings, keep=n_iter > 1)
+    units = embeddings if isinstance(embeddings, UnitRows) else UnitRows(embeddings, keep=n_iter > 1)
     centroids = unit_rows(_weighted_sum(_row_normalized(prior), units))
     blocks = _Blocks(prior, units, smoothing, keep=n_iter > 2)
     priors = np.ones(prior.shape[1])
@@ -265,7 +266,8 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
     ``smoothing``: s of the prior p (:func:`document_prior`).
 
     Documents are scored in blocks of ``block_entries`` (document, topic) cosines, which
-    bounds the temporary memory.
+    bounds the temporary memory. ``embeddings`` may be a :class:`UnitRows` of them (the same
+    weights, without making the unit rows again).
     """
     W = document_prior(doc_topics, smoothing)
     if embeddings.shape[0] != W.shape[0] or centroids.shape != (W.shape[1], embeddings.shape[1]):
@@ -279,7 +281,8 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
     for lo in range(0, W.shape[0], block):
         hi = min(lo + block, W.shape[0])
         a, b = W.indptr[lo], W.indptr[hi]
-        cosines = unit_block(embeddings[lo:hi]) @ centroids.T
+        x = embeddings(lo, hi) if isinstance(embeddings, UnitRows) else unit_block(embeddings[lo:hi])
+        cosines = x @ centroids.T
         score[a:b] = cosines[rows[a:b] - lo, W.indices[a:b]]
     # exp((cos − row max) / t): the row max cancels in the normalisation and keeps exp ≤ 1
     top = np.full(W.shape[0], -np.inf)
