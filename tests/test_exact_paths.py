@@ -50,5 +50,5 @@ def test_one_unit_rows_serves_the_mixture_and_the_weights(fitted_model):
     shared = docweights.fit_mixture(W, units, smoothing=0.5)
     assert all(np.array_equal(a, b) for a, b in zip(plain, shared))
     a = docweights.sharpen(W, E, plain[0], priors=plain[1], smoothing=0.5)
-    b = docweights.sharpen(W, units, plain[0], priors=plain[1], smoothing=0.5, block_entries=1 << 12)
+    b = docweights.sharpen(W, units, plain[0], priors=plain[1], smoothing=0.5)
     assert (a != b).nnz == 0 and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)
