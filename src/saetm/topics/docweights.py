@@ -286,7 +286,9 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
         score[a:b] = cosines[rows[a:b] - lo, W.indices[a:b]]
     # exp((cos − row max) / t): the row max cancels in the normalisation and keeps exp ≤ 1
     top = np.full(W.shape[0], -np.inf)
-    np.maximum.at(top, rows, score)
+    filled = np.diff(W.indptr) > 0  # each row's entries are one run of score: a max per run
+    if filled.any():
+        top[filled] = np.maximum.reduceat(score, W.indptr[:-1][filled])
     W.data *= np.exp((score - top[rows]) / temperature)
     if priors is not None:
         W.data *= np.asarray(priors, dtype=np.float64)[W.indices]
