@@ -127,11 +127,9 @@ def cluster_weights(feature_prob: np.ndarray, power: float = PREVALENCE_POWER) -
 
     With p = 1 (the paper) an atom that fires in most documents (style, length, "company")
     weighs as much as dozens of topical atoms, and weighted k-means spends whole topics on a
-    few such atoms: on Reuters R8 at T=50 (shipped SAE) ten topics were 1–15 atoms with
-    generic words and under 10 documents' weight each; with p = 0.5 every topic has 40 atoms
-    or more. The atoms' positions, rather than their mass, then decide the clusters (NPMI
-    +0.03 to +0.10 on R8 with either SAE; ``bench/README.md``); p = 0 weighs every used atom
-    the same. β still weighs atoms by θ̄.
+    few such atoms; with p = 0.5 the atoms' positions, rather than their mass, decide the
+    clusters (measured in ``bench/README.md``); p = 0 weighs every used atom the same. β still
+    weighs atoms by θ̄.
     """
     p = np.asarray(feature_prob, dtype=np.float64).ravel()
     return np.where(np.isfinite(p) & (p > 0), np.abs(p) ** float(power), 0.0)
@@ -146,15 +144,13 @@ def cluster_atoms(atom_emb: np.ndarray, weights: np.ndarray, n_topics: int, seed
     (n_atoms,) int64 in [0, n_topics), −1 for unused atoms. Every cluster is non-empty.
     Cluster ids are arbitrary here; :func:`build_topics` renumbers them by prevalence.
     ``n_threads``: OpenMP threads for k-means (None: scikit-learn's default). One thread
-    is the default because the problem is small (thousands of atoms) and spinning
-    OpenMP threads make k-means 5-10x slower on a busy machine.
+    is the default: the problem is small (thousands of atoms), and spinning OpenMP threads
+    slow k-means down on a busy machine.
 
     ``init``: an initial ``atom_topic`` with ``n_topics`` clusters (e.g.
     ``hierarchy.cut(tree, n_topics)``); k-means then starts from its weighted centroids
-    instead of k-means++ (``n_init`` and ``seed`` are not used). Measured on 6,144 atoms,
-    this reaches an equal or lower weighted inertia than k-means++ in a third of the time.
-    It runs in :func:`saetm.topics.kmeans.lloyd` (scikit-learn's iterations, without
-    importing it) unless a cluster empties on the way.
+    instead of k-means++ (``n_init`` and ``seed`` are not used), in :func:`saetm.topics.kmeans.lloyd`
+    (scikit-learn's iterations, without importing it) unless a cluster empties on the way.
     """
     from threadpoolctl import threadpool_limits
 
@@ -282,19 +278,16 @@ def build_topics(feature_words, feature_prob: np.ndarray, atom_topic: np.ndarray
 
 
 def _product(M: sp.csr_matrix, B: sp.csr_matrix) -> np.ndarray:
-    """``(M @ B).toarray()``, float64, bit for bit (SciPy's ``csr_matmat``: each entry summed
-    over M's columns in order), without SciPy's first pass that counts the product's
-    entries: a ``(T, V)`` product has at most T·V, and its dense form is that size anyway."""
+    """``(M @ B).toarray()`` in float64, bit for bit (SciPy's ``csr_matmat``), without SciPy's pass
+    that counts the product's entries: a (T, V) product has at most T·V, its dense size anyway."""
     from scipy.sparse import _sparsetools
 
-    (T, n), V = M.shape, B.shape[1]
-    big = max(T * V, M.nnz, B.nnz) >= np.iinfo(np.int32).max
-    idx = np.int64 if big or M.indices.dtype == np.int64 or B.indices.dtype == np.int64 else np.int32
-    indptr, indices, data = np.empty(T + 1, dtype=idx), np.empty(T * V, dtype=idx), np.empty(T * V)
-    _sparsetools.csr_matmat(T, V, np.asarray(M.indptr, dtype=idx), np.asarray(M.indices, dtype=idx),
-                            np.asarray(M.data, dtype=np.float64), np.asarray(B.indptr, dtype=idx),
-                            np.asarray(B.indices, dtype=idx), B.data, indptr, indices, data)
-    return sp.csr_matrix((data[:indptr[-1]], indices[:indptr[-1]], indptr), shape=(T, V)).toarray()
+    (T, _), V = M.shape, B.shape[1]
+    i = np.int64 if np.int64 in (M.indices.dtype, B.indices.dtype) or max(T * V, M.nnz, B.nnz) >> 31 else np.int32
+    ptr, ind, data = np.empty(T + 1, dtype=i), np.empty(T * V, dtype=i), np.empty(T * V)
+    a = [x.astype(i, copy=False) for x in (M.indptr, M.indices, B.indptr, B.indices)]
+    _sparsetools.csr_matmat(T, V, *a[:2], M.data.astype(np.float64), *a[2:], B.data, ptr, ind, data)
+    return sp.csr_matrix((data[:ptr[-1]], ind[:ptr[-1]], ptr), shape=(T, V)).toarray()
 
 
 def doc_topics(theta, atom_topic: np.ndarray, n_topics: int, normalize: bool = False) -> sp.csr_matrix:
