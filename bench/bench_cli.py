@@ -171,7 +171,9 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    label = {src: (str(src.parent.name) if len(srcs) > 1 else "") for src in srcs}
+    names = [src.parent.name for src in srcs]  # the checkout's folder; its path where two share a name
+    label = {src: ("" if len(srcs) == 1 else name if names.count(name) == 1 else str(src.parent))
+             for src, name in zip(srcs, names)}
     lines = [
         f"# saetm CLI timings ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
         f"Command: `{' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`", "",

@@ -25,8 +25,11 @@ def cmd_transform(args) -> int:
         log.warning("--top shapes the tables; %s keeps the weights of every topic", out.name)
     # the fitted texts play no part in new documents' weights: documents.parquet is read only when
     # the seal does not vouch for it
-    model = load_model(SAETM, Path(args.dir), documents=not seal_holds(args.dir))
+    sealed = seal_holds(args.dir)
+    model = load_model(SAETM, Path(args.dir), documents=not sealed)
     model.verbose = not args.quiet
+    if sealed and suffix != ".npz":
+        _labels_from_table(model, Path(args.dir))
     corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field)
     texts, meta = _aligned(corpus)
     embeddings = _read_embeddings_for(len(texts), args.embeddings)
@@ -45,3 +48,18 @@ def cmd_transform(args) -> int:
                 info.to_csv(f, sep="\t" if suffix == ".tsv" else ",", index=False)
     log.info("wrote topic weights of %d documents to %s", W.shape[0], out)
     return 0
+
+
+def _labels_from_table(model, directory: Path) -> None:
+    """Give ``model`` the topic labels of the sealed ``topics.json`` (what ``topic_labels()``
+    gave when it was written, custom labels included), so that the table's labels need no
+    ranking of the words, which reads every atom's word distribution. Left as it is when
+    the file does not hold one label per topic."""
+    import json
+
+    try:
+        labels = [t["label"] for t in json.loads((directory / "topics.json").read_bytes())["topics"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if len(labels) == model.n_topics and all(isinstance(x, str) for x in labels):
+        model.custom_labels_ = labels

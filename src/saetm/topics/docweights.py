@@ -89,7 +89,10 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     Round 1 is μ = :func:`topic_centroids` of θ_topic and ρ = 1; each further round computes
     the posterior W over all T topics with the prior p (``smoothing`` = s), then
     μ_c ∝ Σ_d W_dc x̂_d and, with ``fit_priors``, ρ by :func:`update_priors`. p stays each
-    document's prior throughout; documents without topics take no part.
+    document's prior throughout; documents without topics take no part. The E-step's inputs
+    are made a block of documents at a time (:class:`UnitRows`, :class:`_Blocks`): once for all
+    rounds when each holds at most ``CACHE_BYTES``, else again in every round. ``embeddings``
+    may be a :class:`UnitRows` already made of them (e.g. shared with :func:`sharpen`).
     """
     n_iter = ITERATIONS if n_iter is None else int(n_iter)
     if n_iter < 1:
@@ -97,9 +100,10 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     prior = document_prior(doc_topics)
     if embeddings.shape[0] != prior.shape[0]:
         raise SaetmError(f"{embeddings.shape[0]} document embeddings for {prior.shape[0]} documents")
-    centroids = unit_rows(_weighted_sum(_row_normalized(prior), embeddings))
+    units = embeddings if isinstance(embeddings, UnitRows) else UnitRows(embeddings, keep=n_iter > 1)
+    centroids = unit_rows(_weighted_sum(_row_normalized(prior), units))
+    blocks = _Blocks(prior, units, smoothing, keep=n_iter > 2)
     priors = np.ones(prior.shape[1])
-    blocks = _Blocks(prior, embeddings, smoothing)
     with _one_blas_thread():
         for _ in range(n_iter - 1):
             mass, sums = _posterior_sums(blocks, centroids, temperature, priors)
@@ -117,19 +121,65 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _weighted_sum(weights: sp.csr_matrix, embeddings: np.ndarray, block: int = 1 << 14) -> np.ndarray:
-    """Wᵀ x̂ = Σ_d W[d] x̂_d, ``(T, dim)`` float64, x̂ the unit-length embeddings made a block
-    of documents at a time (never a float32 copy of all of them), summed in the order of
-    the one product ``W.T @ unit_rows(embeddings)``."""
+#: the most memory (bytes) :func:`fit_mixture` keeps each of its E-step's inputs in between
+#: rounds (unit embeddings in float32, dense priors in float64; 64 MB hold the directions of
+#: ~40,000 documents of 384 dimensions); beyond it, each round makes them again.
+CACHE_BYTES = 1 << 26
+
+
+class UnitRows:
+    """x̂: the rows of ``embeddings`` (any float type, possibly memory-mapped) scaled to length 1
+    in float32, a block at a time, exactly as :func:`~saetm.topics.atomspace.unit_rows` of all
+    of them. With ``keep``, all of x̂ is made once and kept when it holds at most
+    ``CACHE_BYTES`` (blocks are then read-only views of it); otherwise the row lengths are
+    computed once (``(n,)`` float32), so that a block costs a conversion and a division."""
+
+    def __init__(self, embeddings, keep: bool = False, block: int = 1 << 12):
+        self.embeddings, self.shape = embeddings, embeddings.shape
+        n = embeddings.shape[0]
+        self._all = self._lengths = None
+        if keep and 4 * n * embeddings.shape[1] <= CACHE_BYTES:
+            self._all = np.empty(self.shape, dtype=np.float32)
+            for lo in range(0, n, block):
+                self._all[lo:lo + block] = unit_block(embeddings[lo:lo + block])
+            self._all.flags.writeable = False
+            return
+        norms = np.empty(n, dtype=np.float32)
+        for lo in range(0, n, block):
+            norms[lo:lo + block] = np.linalg.norm(np.asarray(embeddings[lo:lo + block], dtype=np.float32), axis=1)
+        self._lengths = np.where(norms > 0, norms, np.float32(1.0))[:, None]
+
+    def __call__(self, lo: int, hi: int) -> np.ndarray:
+        """x̂ of rows ``lo:hi``, ``(hi − lo, dim)`` float32."""
+        if self._all is not None:
+            return self._all[lo:hi]
+        x = np.array(self.embeddings[lo:hi], dtype=np.float32)
+        return np.divide(x, self._lengths[lo:hi], out=x)
+
+
+def unit_block(X) -> np.ndarray:
+    """:func:`~saetm.topics.atomspace.unit_rows` of ``X``, bit for bit, in a new float32 array
+    (divided in place: no mask, no second array)."""
+    x = np.array(X, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    # an all-zero row divided by 1 stays zero, as unit_rows leaves it
+    return np.divide(x, np.where(norms > 0, norms, np.float32(1.0)), out=x)
+
+
+def _weighted_sum(weights: sp.csr_matrix, units: UnitRows, block: int = 1 << 11) -> np.ndarray:
+    """Wᵀ x̂ = Σ_d W[d] x̂_d, ``(T, dim)`` float64, x̂ the unit-length embeddings taken a block
+    of documents at a time, summed in the order of the one product ``W.T @ unit_rows(embeddings)``
+    (the sums continue from block to block, so the blocks' size does not change them; small
+    blocks keep the float64 copy in memory the allocator reuses)."""
     from scipy.sparse import _sparsetools
 
     W = sp.csr_matrix(weights, dtype=np.float64)
     n, T = W.shape
-    out = np.zeros((T, embeddings.shape[1]))
+    out = np.zeros((T, units.shape[1]))
     for lo in range(0, n, block):
         hi = min(lo + block, n)
         a, b = W.indptr[lo], W.indptr[hi]
-        x = np.ascontiguousarray(unit_rows(embeddings[lo:hi]), dtype=np.float64)
+        x = np.asarray(units(lo, hi), dtype=np.float64)
         # the rows of W are the columns of Wᵀ: y += Wᵀ x, continuing the sums of earlier blocks
         _sparsetools.csc_matvecs(T, hi - lo, x.shape[1], W.indptr[lo:hi + 1] - a, W.indices[a:b], W.data[a:b],
                                  x.ravel(), out.ravel())
@@ -137,38 +187,53 @@ def _weighted_sum(weights: sp.csr_matrix, embeddings: np.ndarray, block: int = 1
 
 
 class _Blocks:
-    """The E-step's inputs in blocks of documents, made again at every round so that memory
-    holds one block: (p, x̂), p the dense prior over all topics ((1 − s)·θ̂ + s/T on rows with
-    topics, float64) and x̂ the block's unit-length embeddings."""
+    """The E-step's inputs in blocks of documents: (p, x̂), p the dense prior over all topics
+    ((1 − s)·θ̂ + s/T on rows with topics, float64) and x̂ the block's unit-length embeddings
+    (``units``). With ``keep``, the priors are made once and kept when they hold at most
+    ``CACHE_BYTES``; otherwise they are made again at every pass, one block at a time."""
 
-    def __init__(self, prior: sp.csr_matrix, embeddings: np.ndarray, smoothing: float, block_entries: int = 1 << 20):
-        self.prior, self.embeddings, self.smoothing = prior, embeddings, smoothing
-        self.block = max(1, block_entries // max(prior.shape[1], 1))
+    def __init__(self, prior: sp.csr_matrix, units: UnitRows, smoothing: float, block_entries: int = 1 << 20,
+                 keep: bool = True):
+        self.prior, self.units, self.smoothing = prior, units, smoothing
+        n, T = prior.shape
+        self.block = max(1, block_entries // max(T, 1))
+        self._priors = list(self._make()) if keep and 8 * n * T <= CACHE_BYTES else None
 
-    def __iter__(self):
+    def _make(self):
         n, T = self.prior.shape
         for lo in range(0, n, self.block):
             P = self.prior[lo:lo + self.block].toarray()
             has = P.sum(axis=1) > 0
             P[has] = (1.0 - self.smoothing) * P[has] + self.smoothing / T
-            yield P, unit_rows(self.embeddings[lo:lo + self.block])
+            yield P
+
+    def __iter__(self):
+        for i, P in enumerate(self._priors if self._priors is not None else self._make()):
+            lo = i * self.block
+            yield P, self.units(lo, lo + P.shape[0])
 
 
 def _posterior_sums(blocks, centroids: np.ndarray, temperature: float,
                     priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Σ_d W_dc and Σ_d W_dc x̂_d of one E-step over all topics, block by block (:func:`_blocks`),
+    """Σ_d W_dc and Σ_d W_dc x̂_d of one E-step over all topics, block by block (:class:`_Blocks`),
     so that W is never held whole. Both products run in float32; the sums add up in float64."""
     mass = np.zeros(centroids.shape[0])
     sums = np.zeros(centroids.shape)
     rho = np.asarray(priors, dtype=np.float64)
     C = np.asarray(centroids, dtype=np.float32)
+    t = np.float32(temperature)
     for P, x in blocks:
         S = x @ C.T
-        L = P * rho * np.exp((S - S.max(axis=1, keepdims=True)) / np.float32(temperature))
+        S -= S.max(axis=1, keepdims=True)
+        S /= t
+        np.exp(S, out=S)
+        L = P * rho
+        L *= S
         Z = L.sum(axis=1, keepdims=True)
-        W = np.divide(L, Z, out=np.zeros_like(L), where=Z > 0)
-        mass += W.sum(axis=0)
-        sums += W.astype(np.float32).T @ x
+        # a row whose Z is 0 holds only zeros, and 0 / 1 leaves them so
+        L /= np.where(Z > 0, Z, 1.0)
+        mass += L.sum(axis=0)
+        sums += L.astype(np.float32).T @ x
     return mass, sums
 
 
@@ -201,7 +266,8 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
     ``smoothing``: s of the prior p (:func:`document_prior`).
 
     Documents are scored in blocks of ``block_entries`` (document, topic) cosines, which
-    bounds the temporary memory.
+    bounds the temporary memory. ``embeddings`` may be a :class:`UnitRows` of them (the same
+    weights, without making the unit rows again).
     """
     W = document_prior(doc_topics, smoothing)
     if embeddings.shape[0] != W.shape[0] or centroids.shape != (W.shape[1], embeddings.shape[1]):
@@ -215,11 +281,14 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
     for lo in range(0, W.shape[0], block):
         hi = min(lo + block, W.shape[0])
         a, b = W.indptr[lo], W.indptr[hi]
-        cosines = unit_rows(embeddings[lo:hi]) @ centroids.T
+        x = embeddings(lo, hi) if isinstance(embeddings, UnitRows) else unit_block(embeddings[lo:hi])
+        cosines = x @ centroids.T
         score[a:b] = cosines[rows[a:b] - lo, W.indices[a:b]]
     # exp((cos − row max) / t): the row max cancels in the normalisation and keeps exp ≤ 1
     top = np.full(W.shape[0], -np.inf)
-    np.maximum.at(top, rows, score)
+    filled = np.diff(W.indptr) > 0  # each row's entries are one run of score: a max per run
+    if filled.any():
+        top[filled] = np.maximum.reduceat(score, W.indptr[:-1][filled])
     W.data *= np.exp((score - top[rows]) / temperature)
     if priors is not None:
         W.data *= np.asarray(priors, dtype=np.float64)[W.indices]

@@ -127,11 +127,9 @@ def cluster_weights(feature_prob: np.ndarray, power: float = PREVALENCE_POWER) -
 
     With p = 1 (the paper) an atom that fires in most documents (style, length, "company")
     weighs as much as dozens of topical atoms, and weighted k-means spends whole topics on a
-    few such atoms: on Reuters R8 at T=50 (shipped SAE) ten topics were 1–15 atoms with
-    generic words and under 10 documents' weight each; with p = 0.5 every topic has 40 atoms
-    or more. The atoms' positions, rather than their mass, then decide the clusters (NPMI
-    +0.03 to +0.10 on R8 with either SAE; ``bench/README.md``); p = 0 weighs every used atom
-    the same. β still weighs atoms by θ̄.
+    few such atoms; with p = 0.5 the atoms' positions, rather than their mass, decide the
+    clusters (measured in ``bench/README.md``); p = 0 weighs every used atom the same. β still
+    weighs atoms by θ̄.
     """
     p = np.asarray(feature_prob, dtype=np.float64).ravel()
     return np.where(np.isfinite(p) & (p > 0), np.abs(p) ** float(power), 0.0)
@@ -146,15 +144,13 @@ def cluster_atoms(atom_emb: np.ndarray, weights: np.ndarray, n_topics: int, seed
     (n_atoms,) int64 in [0, n_topics), −1 for unused atoms. Every cluster is non-empty.
     Cluster ids are arbitrary here; :func:`build_topics` renumbers them by prevalence.
     ``n_threads``: OpenMP threads for k-means (None: scikit-learn's default). One thread
-    is the default because the problem is small (thousands of atoms) and spinning
-    OpenMP threads make k-means 5-10x slower on a busy machine.
+    is the default: the problem is small (thousands of atoms), and spinning OpenMP threads
+    slow k-means down on a busy machine.
 
     ``init``: an initial ``atom_topic`` with ``n_topics`` clusters (e.g.
     ``hierarchy.cut(tree, n_topics)``); k-means then starts from its weighted centroids
-    instead of k-means++ (``n_init`` and ``seed`` are not used). Measured on 6,144 atoms,
-    this reaches an equal or lower weighted inertia than k-means++ in a third of the time.
-    It runs in :func:`saetm.topics.kmeans.lloyd` (scikit-learn's iterations, without
-    importing it) unless a cluster empties on the way.
+    instead of k-means++ (``n_init`` and ``seed`` are not used), in :func:`saetm.topics.kmeans.lloyd`
+    (scikit-learn's iterations, without importing it) unless a cluster empties on the way.
     """
     from threadpoolctl import threadpool_limits
 

@@ -173,8 +173,9 @@ def document_weights(theta: sp.csr_matrix, doc_embeddings: np.ndarray | None, at
         return W, None, None
     if smoothing is None:
         smoothing = check_doc_smoothing(clustering.doc_smoothing)  # set_params does not validate
-    centroids, priors = docweights.fit_mixture(W, E, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing)
-    return docweights.sharpen(W, E, centroids, priors=priors, smoothing=smoothing), centroids, priors
+    units = docweights.UnitRows(E, keep=True)  # one set of unit rows for the mixture and the weights
+    centroids, priors = docweights.fit_mixture(W, units, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing)
+    return docweights.sharpen(W, units, centroids, priors=priors, smoothing=smoothing), centroids, priors
 
 
 def document_embeddings(X: np.ndarray, rows: np.ndarray, n_rows: int, doc_weights: str) -> np.ndarray | None:
