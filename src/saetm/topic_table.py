@@ -59,38 +59,42 @@ def sealed(info: dict, stage: Path, directory: Path | None = None) -> dict:
     return info
 
 
-def seal_holds(directory: str | os.PathLike) -> bool:
-    """Whether every file of ``directory`` that loading reads is as saetm last wrote it (the
-    seal in ``model.json`` matches): then ``documents.parquet``, checked when it was written,
-    need not be read again by commands that do not use the texts (``retopic``, ``transform``)."""
-    directory = Path(directory)
+def _sealed_files(directory: Path) -> tuple[dict, bytes] | None:
+    """(model.json parsed, topics.json's bytes) of ``directory`` when its seal holds, else None."""
     try:
         info = json.loads((directory / "model.json").read_bytes())
         table = (directory / "topics.json").read_bytes()
     except (OSError, ValueError, RecursionError):
-        return False
-    return (isinstance(info, dict) and isinstance(info.get(SEAL), str)
-            and _digest(info, table, lambda name: directory / name) == info[SEAL])
+        return None
+    if not (isinstance(info, dict) and isinstance(info.get(SEAL), str)
+            and _digest(info, table, lambda name: directory / name) == info[SEAL]):
+        return None
+    return info, table
+
+
+def seal_holds(directory: str | os.PathLike) -> bool:
+    """Whether every file of ``directory`` that loading reads is as saetm last wrote it (the
+    seal in ``model.json`` matches): then ``documents.parquet``, checked when it was written,
+    need not be read again by commands that do not use the texts (``retopic``, ``transform``)."""
+    return _sealed_files(Path(directory)) is not None
 
 
 def saved_topics(directory: str | os.PathLike, n_words: int) -> tuple[dict, dict] | None:
     """(model.json, topics.json) of ``directory`` when its seal holds and the table can give
     ``n_words`` words per topic exactly as the loaded model would; otherwise None."""
-    directory = Path(directory)
-    try:
-        raw = (directory / "model.json").read_bytes()
-        table = (directory / "topics.json").read_bytes()
-        info = json.loads(raw)
-        topics = json.loads(table)
-    except (OSError, ValueError, RecursionError):
+    files = _sealed_files(Path(directory))
+    if files is None:
         return None
-    if not (isinstance(info, dict) and isinstance(topics, dict) and info.get("format") == "saetm-model"
-            and info.get("format_version") == FORMAT_VERSION and isinstance(info.get(SEAL), str)):
+    info, table = files
+    try:
+        topics = json.loads(table)
+    except (ValueError, RecursionError):
+        return None
+    if not (isinstance(topics, dict) and info.get("format") == "saetm-model"
+            and info.get("format_version") == FORMAT_VERSION):
         return None
     words = info["params"].get("words") if isinstance(info.get("params"), dict) else None
     if not isinstance(words, dict) or words.get("ranking") != "coherent" or not 1 <= n_words <= TABLE_WORDS:
-        return None
-    if _digest(info, table, lambda name: directory / name) != info[SEAL]:
         return None
     return info, topics
 
