@@ -22,12 +22,6 @@ from saetm.settings import COMPONENTS, default as _d, fields, numpydoc
 class _Component(Estimator):
     name = ""  # the SAETM parameter that holds it
 
-    def check(self) -> "_Component":
-        """Every field checked against the table; a one-line SaetmError for the first bad one."""
-        for row in fields(self.name):
-            row.check(getattr(self, row.field))
-        return self
-
 
 class SAETraining(_Component):
     """How an SAE is trained on the corpus (``sae="train"`` is ``SAETraining()``)."""

@@ -7,7 +7,6 @@ settings of a :class:`saetm.components.Clustering` and the seed; they return a :
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,19 +31,12 @@ def check_prevalence_power(value) -> float:
     return check("clustering.prevalence_power", value)
 
 
-def _int_in(name: str, value, lo: int, hi: float = math.inf) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise SaetmError(f"{name} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise SaetmError(f"{name} must be at least {lo}, got {value}" if hi == math.inf
-                         else f"{name} must be between {lo} and {hi}, got {value}")
-    return int(value)
-
-
 def check_n_topics(n_topics, feature_prob: np.ndarray) -> int:
     """``n_topics`` as an int between 1 and the number of used atoms, or a one-line SaetmError."""
+    from saetm.settings import check
+
     n_used = int((np.asarray(feature_prob) > 0).sum())
-    n_topics = _int_in("n_topics", n_topics, 1)
+    n_topics = check("n_topics", n_topics)
     if n_topics > n_used:
         raise SaetmError(f"n_topics={n_topics} is more than the {n_used} atoms this corpus uses; "
                          f"lower --topics (n_topics) to at most {n_used}")
