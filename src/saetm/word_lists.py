@@ -121,12 +121,14 @@ class WordLists:
             out.insert(0, "document", list(documents))
         return out
 
-    def describe_weights(self, doc_topics: sp.spmatrix, top: int = 1) -> pd.DataFrame:
+    def describe_weights(self, doc_topics: sp.spmatrix, top: int = 1, *,
+                         labels: Sequence[str] | None = None) -> pd.DataFrame:
         """Main topic (−1 when none is active), its weight and label for each row of ``doc_topics``.
 
         ``top`` > 1 adds the next topics by weight as ``topic_2, weight_2, label_2``, ...
         (−1, 0.0 and "(no topic)" where a document has fewer active topics); ties go to
-        the lower topic number."""
+        the lower topic number. ``labels``: one per topic, when already at hand (default
+        :meth:`topic_labels`)."""
         import pandas as pd
 
         W = sp.csr_matrix(doc_topics, copy=True)
@@ -143,7 +145,7 @@ class WordLists:
         weights = np.zeros((n, top), dtype=W.dtype)
         topics[rows[keep], rank[rank < top]] = W.indices[keep]
         weights[rows[keep], rank[rank < top]] = W.data[keep]
-        labels = self.topic_labels()
+        labels = self.topic_labels() if labels is None else list(labels)
         columns = {}
         for j in range(top):
             suffix = "" if j == 0 else f"_{j + 1}"

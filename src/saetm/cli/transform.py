@@ -28,8 +28,7 @@ def cmd_transform(args) -> int:
     sealed = seal_holds(args.dir)
     model = load_model(SAETM, Path(args.dir), documents=not sealed)
     model.verbose = not args.quiet
-    if sealed and suffix != ".npz":
-        _labels_from_table(model, Path(args.dir))
+    labels = _table_labels(Path(args.dir), model.n_topics) if sealed and suffix != ".npz" else None
     corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field)
     texts, meta = _aligned(corpus)
     embeddings = _read_embeddings_for(len(texts), args.embeddings)
@@ -37,7 +36,7 @@ def cmd_transform(args) -> int:
     if suffix == ".npz":
         write_npz(out, W)
     else:
-        info = model.describe_weights(W, top=args.top or 3)
+        info = model.describe_weights(W, top=args.top or 3, labels=labels)
         info.insert(0, "id", meta["ids"])
         with atomic_write(out, "w" if suffix != ".parquet" else "wb") as f:
             if suffix == ".parquet":
@@ -50,16 +49,15 @@ def cmd_transform(args) -> int:
     return 0
 
 
-def _labels_from_table(model, directory: Path) -> None:
-    """Give ``model`` the topic labels of the sealed ``topics.json`` (what ``topic_labels()``
-    gave when it was written, custom labels included), so that the table's labels need no
-    ranking of the words, which reads every atom's word distribution. Left as it is when
-    the file does not hold one label per topic."""
+def _table_labels(directory: Path, n_topics: int) -> list[str] | None:
+    """The topic labels of the sealed ``topics.json`` (what ``topic_labels()`` gave when it was
+    written, custom labels included), so that the table's labels need no ranking of the words,
+    which reads every atom's word distribution; None when the file does not hold one label per
+    topic."""
     import json
 
     try:
         labels = [t["label"] for t in json.loads((directory / "topics.json").read_bytes())["topics"]]
     except (OSError, ValueError, KeyError, TypeError):
-        return
-    if len(labels) == model.n_topics and all(isinstance(x, str) for x in labels):
-        model.custom_labels_ = labels
+        return None
+    return labels if len(labels) == n_topics and all(isinstance(x, str) for x in labels) else None
