@@ -234,3 +234,31 @@ def test_incidence_of_a_large_corpus_is_a_seeded_sample(fitted_model, ng_corpus)
     assert a.shape == (100, counts.shape[1]) and (a != b).nnz == 0
     rows = {tuple(r.indices) for r in sp.csr_matrix(full)}
     assert all(tuple(r.indices) in rows for r in sp.csr_matrix(a))  # every sampled row is a document's
+
+
+def test_words_after_the_first_ten_avoid_other_topics_words_and_the_first_ten_stay(fitted_model):
+    m = fitted_model
+    score = wordrank.keep_best_topics(wordrank.relevance(m.topics_.topic_words, m.word_reference()))
+
+    def lists(factor, n=25):
+        return [list(x) for x in wordrank.coherent_order(score, n, m.doc_words_, tail_factor=factor)]
+
+    def shared(ls):
+        words = [w for ws in ls for w in ws]
+        return len(words) - len(set(words))
+
+    before, after = lists(0.0), lists(None)
+    assert wordrank.TAIL_FACTOR > 0 and shared(before) > 0  # the premise: without step 4 topics share words
+    assert [ws[:wordrank.N_SCORED] for ws in after] == [ws[:wordrank.N_SCORED] for ws in before]  # NPMI's top 10
+    assert shared(after) < shared(before)  # step 4 changes ranks 11-25 only, and only towards fewer shared words
+    assert all(len(a) == len(b) for a, b in zip(after, before))
+    assert [ws[:10] for ws in lists(None, 40)] == [ws[:10] for ws in after]
+    assert [ws[:25] for ws in lists(None, 40)] == after  # a shorter list is still a prefix
+    assert lists(None, 10) == [ws[:10] for ws in after]
+    assert [[m.vocab_[i] for i in ws] for ws in after] == m._top_words(25)[0]  # what the model lists
+    # no repeat penalty, no step 4: each topic listed on its own
+    alone = [list(x) for x in wordrank.coherent_order(score, 25, m.doc_words_, repeat_penalty=0.0)]
+    assert alone == [list(x) for x in wordrank.coherent_order(score, 25, m.doc_words_, repeat_penalty=0.0,
+                                                              tail_factor=0.0)]
+    with pytest.raises(SaetmError, match="tail_factor"):
+        wordrank.coherent_order(score, 25, m.doc_words_, tail_factor=-1.0)

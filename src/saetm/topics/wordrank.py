@@ -27,8 +27,16 @@ the selection and the order, in three steps:
    twice only when it fits the second topic's words clearly better than any unlisted
    candidate. Near-duplicate topics (Reuters' earnings reports) then show more of what
    sets them apart; topics with distinct vocabularies barely change.
+4. the words after the first ``N_SCORED`` are chosen again, each topic's first
+   ``N_SCORED`` kept: the greedy of step 3 goes on from them with ``TAIL_FACTOR`` times
+   the repeat penalty per other topic listing the candidate (among the first ``MIN_WORDS``
+   words of an earlier topic or the first ``N_SCORED`` of a later one). A word shared by
+   two topics' leading words is what places the topic; further down the list a shared
+   word mostly repeats what another topic already shows, so there it gives way to the
+   topic's own candidates unless it co-occurs far better. The first ``N_SCORED`` words,
+   and so the topic's labels and any coherence scored on its top 10, do not change.
 
-Step 3 needs which documents hold which words (:func:`doc_word_incidence`, kept with the
+Steps 3 and 4 need which documents hold which words (:func:`doc_word_incidence`, kept with the
 model); without it (model files that lack it) the order of step 2 is used.
 ``bench/README.md`` says what each step was measured to do.
 """
@@ -49,6 +57,7 @@ MAX_DOCS = 200_000
 MIN_WORDS = 25  # words every topic can list despite the cap (get_topic's default length)
 N_ANCHORS = 5  # candidates tried as a topic's first word (step 3)
 N_SCORED = 10  # leading words whose mean NPMI picks the first word (NPMI's usual top 10)
+TAIL_FACTOR = 5.0  # the repeat penalty after the first N_SCORED words, × REPEAT_PENALTY (step 4)
 
 
 def doc_word_incidence(counts, max_docs: int | None = MAX_DOCS, seed: int = 0) -> sp.csc_matrix:
@@ -111,20 +120,26 @@ def npmi_among(doc_words: sp.csc_matrix, words: np.ndarray, min_support: int = M
 
 
 def coherent_order(score: np.ndarray, n: int, doc_words: sp.csc_matrix | None,
-                   n_candidates: int = N_CANDIDATES, repeat_penalty: float | None = None) -> list[np.ndarray]:
+                   n_candidates: int = N_CANDIDATES, repeat_penalty: float | None = None,
+                   tail_factor: float | None = None) -> list[np.ndarray]:
     """Per topic, the indices of its ``n`` listed words (step 3 above; by ``score`` when
     ``doc_words`` is None). ``score``: (T, V), −inf for words the topic cannot list.
     ``repeat_penalty``: None → ``REPEAT_PENALTY``; 0 lists each topic on its own.
+    ``tail_factor``: None → ``TAIL_FACTOR``; the words after the first ``N_SCORED`` are
+    chosen with ``tail_factor × repeat_penalty`` per other topic listing the word (step 4).
     The order is the same for every ``n`` up to ``n_candidates`` (a shorter list is a
-    prefix): the penalty counts the first ``MIN_WORDS`` words of earlier topics whatever ``n``."""
+    prefix): the penalties count the first ``MIN_WORDS`` words of other topics whatever ``n``."""
     s = np.asarray(score, dtype=np.float64)
     if doc_words is not None and doc_words.shape[1] != s.shape[1]:
         raise SaetmError(f"doc_words has {doc_words.shape[1]} words but the topics have {s.shape[1]}")
     penalty = REPEAT_PENALTY if repeat_penalty is None else float(repeat_penalty)
     if not np.isfinite(penalty) or penalty < 0:
         raise SaetmError(f"repeat_penalty must be a number ≥ 0, got {repeat_penalty}")
+    factor = TAIL_FACTOR if tail_factor is None else float(tail_factor)
+    if not np.isfinite(factor) or factor < 0:
+        raise SaetmError(f"tail_factor must be a number ≥ 0, got {tail_factor}")
     shown = np.zeros(s.shape[1])  # per word: earlier topics listing it among their first MIN_WORDS
-    out = []
+    lists, plans = [], []  # plans: per reordered topic, (candidates, NPMI among them, length)
     for row in s:
         k = min(max(n, n_candidates), row.shape[0])
         cand = np.argpartition(-row, k - 1)[:k] if k < row.shape[0] else np.arange(row.shape[0])
@@ -132,19 +147,34 @@ def coherent_order(score: np.ndarray, n: int, doc_words: sp.csc_matrix | None,
         cand = cand[np.isfinite(row[cand])]
         if doc_words is None or len(cand) <= 2:
             shown[cand[:MIN_WORDS]] += 1
-            out.append(cand[:n])
+            lists.append(cand)
+            plans.append(None)
             continue
         npmi = npmi_among(doc_words, cand)
         repeats = penalty * shown[cand]
         length = min(max(n, MIN_WORDS), len(cand))
         # the anchor: of the N_ANCHORS best candidates, the one whose list leads with the most
         # coherent (and least repeated) N_SCORED words; first of equals: the higher-scored
-        options = [_greedy(npmi, repeats, start, length) for start in range(min(N_ANCHORS, len(cand)))]
+        options = [_greedy(npmi, repeats, [start], length) for start in range(min(N_ANCHORS, len(cand)))]
         quality = [_lead_quality(npmi, repeats, o[:N_SCORED]) for o in options]
-        listed = cand[options[int(np.argmax(quality))]]
-        shown[listed[:MIN_WORDS]] += 1
-        out.append(listed[:n])
-    return out
+        best = options[int(np.argmax(quality))]
+        shown[cand[best[:MIN_WORDS]]] += 1
+        lists.append(cand[best])
+        plans.append((cand, npmi, best[:N_SCORED], length))
+    if factor * penalty > 0:  # step 4: the tails, against every other topic's listed words
+        heads = np.zeros(s.shape[1])
+        for idx, plan in zip(lists, plans):
+            heads[idx[:N_SCORED] if plan is not None else idx[:MIN_WORDS]] += 1
+        for t, plan in enumerate(plans):
+            if plan is None:
+                continue
+            cand, npmi, head, length = plan
+            others = heads.copy()
+            others[cand[head]] -= 1
+            order = _greedy(npmi, factor * penalty * others[cand], list(head), length)
+            lists[t] = cand[order]
+            heads[cand[order[len(head):MIN_WORDS]]] += 1
+    return [idx[:n] for idx in lists]
 
 
 def _lead_quality(npmi: np.ndarray, repeats: np.ndarray, lead: np.ndarray) -> float:
@@ -153,13 +183,13 @@ def _lead_quality(npmi: np.ndarray, repeats: np.ndarray, lead: np.ndarray) -> fl
     return float(pairs.mean() - repeats[lead].mean())
 
 
-def _greedy(npmi: np.ndarray, repeats: np.ndarray, start: int, length: int) -> np.ndarray:
-    """Candidate positions listed from ``start``: each next one has the highest mean NPMI with
-    those already listed less its repeat penalty (first of equals: the higher-scored)."""
-    chosen = [start]
-    total = npmi[start].copy()  # Σ NPMI with the listed words, per candidate
+def _greedy(npmi: np.ndarray, repeats: np.ndarray, start: list[int], length: int) -> np.ndarray:
+    """Candidate positions listed after those in ``start``: each next one has the highest mean
+    NPMI with those already listed less its repeat penalty (first of equals: the higher-scored)."""
+    chosen = list(start)
+    total = npmi[chosen].sum(axis=0)  # Σ NPMI with the listed words, per candidate
     free = np.ones(len(npmi), dtype=bool)
-    free[start] = False
+    free[chosen] = False
     while len(chosen) < length:
         gain = total / len(chosen) - repeats
         j = int(np.argmax(np.where(free, gain, -np.inf)))
