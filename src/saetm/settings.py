@@ -158,7 +158,7 @@ TABLE: tuple[Setting, ...] = (
       "higher: fewer words shared between topics)", low=0.0, high_open=True, flag="--word-diversity",
       metavar="P", legacy="word_diversity",
       note="a word among the first 25 of a larger topic loses this much per such topic, and after a topic's first "
-      "10 words 5 times this per other topic listing it; changing it re-ranks "
+      "10 words 2.5 times this per other topic listing it; changing it re-ranks "
       "words without refitting (set_params(words__diversity=...), saetm retopic --word-diversity)"),
     S("words.background_weight", "float", 0.3, "pi, the fixed weight of the background word distribution (EM)",
       low=0.0, high=1.0, high_open=True, legacy="background_weight"),

@@ -57,7 +57,7 @@ MAX_DOCS = 200_000
 MIN_WORDS = 25  # words every topic can list despite the cap (get_topic's default length)
 N_ANCHORS = 5  # candidates tried as a topic's first word (step 3)
 N_SCORED = 10  # leading words whose mean NPMI picks the first word (NPMI's usual top 10)
-TAIL_FACTOR = 5.0  # the repeat penalty after the first N_SCORED words, × REPEAT_PENALTY (step 4)
+TAIL_FACTOR = 2.5  # the repeat penalty after the first N_SCORED words, × REPEAT_PENALTY (step 4)
 
 
 def doc_word_incidence(counts, max_docs: int | None = MAX_DOCS, seed: int = 0) -> sp.csc_matrix:
