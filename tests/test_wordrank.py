@@ -250,7 +250,10 @@ def test_words_after_the_first_ten_avoid_other_topics_words_and_the_first_ten_st
     before, after = lists(0.0), lists(None)
     assert wordrank.TAIL_FACTOR > 0 and shared(before) > 0  # the premise: without step 4 topics share words
     assert [ws[:wordrank.N_SCORED] for ws in after] == [ws[:wordrank.N_SCORED] for ws in before]  # NPMI's top 10
-    assert shared(after) < shared(before)  # step 4 changes ranks 11-25 only, and only towards fewer shared words
+    assert after != before and shared(after) <= shared(before)  # step 4 re-chooses ranks 11-25 only
+    strict = lists(10.0)  # a factor above any NPMI gap: no word shared below rank 10 any more
+    assert [ws[:wordrank.N_SCORED] for ws in strict] == [ws[:wordrank.N_SCORED] for ws in before]
+    assert shared(strict) < shared(before)
     assert all(len(a) == len(b) for a, b in zip(after, before))
     assert [ws[:10] for ws in lists(None, 40)] == [ws[:10] for ws in after]
     assert [ws[:25] for ws in lists(None, 40)] == after  # a shorter list is still a prefix
