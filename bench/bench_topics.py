@@ -297,6 +297,7 @@ def run_one(data: CorpusData, args, model: str, n_topics: int, log) -> dict:
     wall = time.perf_counter() - t
     tail = (run_dir / "worker.log").read_text(errors="replace")[-3000:]
     base = {"corpus": data.name, "model": model, "n_topics": n_topics, "seed": args.seed, "holdout": data.holdout,
+            "limit": args.limit,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "worker_wall_seconds": wall}
     if rc is None:
         return {**base, "status": "timeout", "reason": f"no result within --timeout {args.timeout} s", "log_tail": tail}

@@ -122,7 +122,8 @@ def summary_markdown(runs: dict, corpora: list[str], topics: list[int], holdout:
             ran = sorted(r["model"] for r in runs.values() if (r.get("corpus"), r.get("n_topics"), r.get("holdout"))
                          == (c, T, holdout) and r.get("status") == "ok" and r["model"] not in (SAETM, "saetm"))
             d = ours["metrics"]["npmi_heldout"] - theirs["metrics"]["npmi_heldout"]
-            lines.append(f"| {c} | {T} | {cell(ours)} | {peer} | {cell(theirs)} | {d:+.3f} | {', '.join(ran)} |")
+            name = c if not ours.get("limit") else f"{c} (seeded {ours['limit']:,}-document sample)"
+            lines.append(f"| {name} | {T} | {cell(ours)} | {peer} | {cell(theirs)} | {d:+.3f} | {', '.join(ran)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -159,7 +160,10 @@ def main(argv=None) -> int:
         if not any(best_peer(runs, c, T, args.holdout) for T in topics):
             print(f"{c}: no peer run yet, skipped")
             continue
-        data = CorpusData(c, None, args.data_seed, work, args.holdout)  # the same split and analyzer
+        # the same split and analyzer (and the same seeded subset where the runs were of one: --limit)
+        limit = next((r.get("limit") for r in runs.values() if r.get("corpus") == c and r.get("model") == SAETM
+                      and r.get("holdout") == args.holdout), None)
+        data = CorpusData(c, limit, args.data_seed, work, args.holdout)
         out = Path(args.out_dir) / f"words-{c}.md"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(corpus_markdown(c, runs, topics, args.holdout, args.words, data.heldout_tokens))
