@@ -87,6 +87,8 @@ def test_shipped_static_sae_matches_the_encoder(encoder, static_embeddings):
     # trained on the static vectors that ship (a re-distilled, different encoder would not match)
     vectors_sha = read_json(static_dir() / "static.json")["vectors_sha256"]
     assert info["meta"]["shipped"]["encoder_vectors_sha256"] == vectors_sha
+    # and pooled as the encoder pools: word pieces weighted by the collection's own IDF
+    assert info["meta"]["shipped"]["encoder_pooling"] == "idf"
     # 20 Newsgroups is not in its training collection; it still reads it
     m = evaluate_sae(load_sae(root), static_embeddings)
     assert m["fve"] > 0.5 and 10 < m["l0"] < 80, m
