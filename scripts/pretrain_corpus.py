@@ -414,6 +414,12 @@ def embed(df: pd.DataFrame, out: Path, chunk: int, batch_size: int, encoder_spec
     sources = df["source"].to_numpy()
     encoder = make_encoder(encoder_spec, batch_size)
     write_json(shard_dir / "manifest.json", check_manifest(out, df, chunk, encoder.name))
+    if hasattr(encoder, "fit"):
+        # the static encoder weighs word pieces by their IDF in the collection: the whole collection's,
+        # as a fit weighs a corpus by its own (every shard, and a resumed run, then uses the same table)
+        t0 = time.perf_counter()
+        encoder.fit(texts)
+        log.info("IDF table of the static encoder from all %d texts in %.1fs", len(texts), time.perf_counter() - t0)
 
     n_shards = -(-len(texts) // chunk)
     todo = [k for k in range(n_shards) if not (shard_dir / f"emb-{k:05d}.npy").exists()]

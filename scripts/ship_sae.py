@@ -70,6 +70,8 @@ def main(argv=None) -> int:
         if manifest.get("encoder") != STATIC_ENCODER or static_dir() is None:
             sys.exit(f"{pretrain} was not embedded with the static encoder, or this checkout lacks it")
         meta["shipped"]["encoder_vectors_sha256"] = read_json(static_dir() / "static.json")["vectors_sha256"]
+        # the pooling the embeddings were made with: word pieces weighted by the collection's own IDF
+        meta["shipped"]["encoder_pooling"] = "idf"
     out = save_sae(sae, out_dir, extra_meta=meta, dtype="float16")
     shipped = load_sae(out)
     size_mb = (out / "sae.safetensors").stat().st_size / 2**20

@@ -28,6 +28,16 @@ from saetm.encoders.cache import EmbeddingCache
 from saetm.encoders.distributed import encode_sharded
 from saetm.encoders.static import StaticEncoder
 from saetm.encoders.text import encode_cached
+
+
+class ChunkEncoder(StaticEncoder):
+    """The static encoder with a fixed IDF table (all 1) and cached: a fast encoder whose
+    chunks the sharded encoding caches (the real static encoder is never cached)."""
+
+    cacheable = True
+
+    def __init__(self):
+        super().__init__(idf=np.ones(29525, np.float32))
 from saetm.errors import SaetmError
 from saetm.sae.data import BatchStream
 from saetm.sae.distributed import (ProcessInfo, global_batch_topk, init_distributed, local_batch_size,
@@ -116,7 +126,7 @@ def _worker(rank: int, world: int, port: int, work: str) -> None:
 
         os.environ["SAETM_ENCODE_CHUNK"] = "64"  # 7 chunks over 2 processes
         texts = json.loads((work / "texts.json").read_text())
-        out["encoded"] = encode_sharded(StaticEncoder(), texts, cache=EmbeddingCache(work / f"cache{rank}"),
+        out["encoded"] = encode_sharded(ChunkEncoder(), texts, cache=EmbeddingCache(work / f"cache{rank}"),
                                         show_progress=False)
 
         theta, counts = sp.load_npz(work / "theta.npz").tocsr(), sp.load_npz(work / "counts.npz").tocsr()
@@ -198,7 +208,7 @@ def test_batchtopk_cutoff_is_that_of_the_global_batch(work):
 
 def test_sharded_encoding_equals_one_process(work, ng_corpus, monkeypatch):
     monkeypatch.setenv("SAETM_ENCODE_CHUNK", "64")
-    ref = encode_cached(StaticEncoder(), ng_corpus.texts, cache=False, show_progress=False)
+    ref = encode_cached(ChunkEncoder(), ng_corpus.texts, cache=False, show_progress=False)
     for r in work["ranks"]:
         np.testing.assert_array_equal(r["encoded"], ref)
     # each process stored the chunks it encoded (0, 2, 4, 6 and 1, 3, 5) in its own cache
@@ -305,5 +315,5 @@ def test_torchrun_fit_matches_one_process(ng_corpus, tmp_path):
     np.testing.assert_array_equal(b.atom_topic_, a.atom_topic_)
     assert ({t: [w for w, _ in ws] for t, ws in b.get_topics(10).items()}
             == {t: [w for w, _ in ws] for t, ws in a.get_topics(10).items()})
-    # each process stored the chunks it encoded: 7 chunks of 64 non-empty posts, 4 + 3
-    assert len(list((tmp_path / "cache2" / "embeddings").glob("*.npy"))) == 7
+    # the static encoder is never cached: every process fits the IDF table on all posts and encodes them
+    assert not list((tmp_path / "cache2").rglob("*.npy"))

@@ -87,6 +87,8 @@ def test_shipped_static_sae_matches_the_encoder(encoder, static_embeddings):
     # trained on the static vectors that ship (a re-distilled, different encoder would not match)
     vectors_sha = read_json(static_dir() / "static.json")["vectors_sha256"]
     assert info["meta"]["shipped"]["encoder_vectors_sha256"] == vectors_sha
+    # and pooled as the encoder pools: word pieces weighted by the collection's own IDF
+    assert info["meta"]["shipped"]["encoder_pooling"] == "idf"
     # 20 Newsgroups is not in its training collection; it still reads it
     m = evaluate_sae(load_sae(root), static_embeddings)
     assert m["fve"] > 0.5 and 10 < m["l0"] < 80, m
@@ -135,3 +137,77 @@ def test_cli_fit_with_the_static_encoder(ng_corpus, tmp_path):
     model = SAETM.load(out)
     assert model.embedding_name_ == STATIC_ENCODER and isinstance(model.encoder_, StaticEncoder)
     assert model.sae_.config.d_in == 256 and model.fit_info_["sae"]["source"] == "default"
+
+
+def test_word_pieces_are_weighted_by_the_fitted_collections_idf(ng_corpus):
+    from saetm.encoders.static import idf_weights
+
+    texts = ng_corpus.texts
+    enc = StaticEncoder()
+    X = enc.fit_encode(texts)
+    tokenizer, vectors = enc._load()
+    # the table: ln((1 + n) / (1 + df)) + 1 over the documents holding each piece
+    ids = [set(tokenizer.encode(t[: enc.max_chars], add_special_tokens=False).ids[: enc.max_length]) for t in texts]
+    the, hockey = tokenizer.token_to_id("the"), tokenizer.token_to_id("hockey")
+    for piece in (the, hockey):
+        df = sum(piece in i for i in ids)
+        assert enc.idf[piece] == pytest.approx(np.log((1 + len(texts)) / (1 + df)) + 1, rel=1e-6)
+    assert enc.idf[hockey] > 2 * enc.idf[the]  # a topical piece outweighs a function word
+    assert enc.idf.max() == pytest.approx(idf_weights(np.zeros(1), len(texts))[0])  # pieces never seen
+    # one post by hand: the unit-length IDF-weighted sum of its pieces' vectors
+    piece_ids = [i for i in tokenizer.encode(texts[0][: enc.max_chars], add_special_tokens=False).ids[: enc.max_length]
+                 if i != enc._unk]
+    s = (vectors[piece_ids] * enc.idf[piece_ids, None]).sum(axis=0)
+    assert np.allclose(X[0], s / np.linalg.norm(s), atol=1e-5)
+    # all weights 1 (models saved before the table) is the plain mean of the pieces, as model2vec encodes
+    m = vectors[piece_ids].mean(axis=0)
+    assert np.allclose(StaticEncoder(idf=np.ones(len(vectors))).encode(texts[:1])[0], m / np.linalg.norm(m), atol=1e-5)
+    # a fitted encoder keeps its table: one post alone gets the embedding it got among all of them
+    for i in (0, 7, len(texts) - 1):
+        assert np.array_equal(enc.encode([texts[i]])[0], X[i])
+    # an encoder not fitted yet fits on what it encodes first; fit_encode and fit + encode agree
+    assert np.array_equal(StaticEncoder().encode(texts), X)
+    assert np.array_equal(StaticEncoder().fit(texts).idf, enc.idf)
+
+
+def test_a_wrong_idf_table_is_refused():
+    from saetm.errors import SaetmError
+
+    with pytest.raises(SaetmError, match="IDF table"):
+        StaticEncoder(idf=np.ones(10)).encode(["hockey season"])
+    with pytest.raises(SaetmError, match="IDF table"):
+        StaticEncoder(idf=np.full(29525, np.nan)).encode(["hockey season"])
+
+
+def test_fitted_idf_round_trips_and_transform_reproduces_the_fit(ng_corpus, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from saetm.model import SAETM
+
+    texts = ng_corpus.texts
+    model = SAETM(n_topics=8, encoder="static", min_df=3, verbose=False, cache=False).fit(texts)
+    idf = model.encoder_.idf
+    assert idf is not None and np.array_equal(idf, StaticEncoder().fit(texts).idf)  # the fitted posts' own table
+    model.save(tmp_path / "m")
+    loaded = SAETM.load(tmp_path / "m")
+    assert np.array_equal(loaded.encoder_.idf, idf)
+    # a fitted post transformed again: its fitted embedding, so its fitted topic weights
+    X = StaticEncoder(idf=idf).encode(texts[:20])
+    assert np.allclose(X.astype(np.float16), model.doc_embeddings_[:20], atol=1e-3)
+    assert np.allclose(loaded.transform(texts[:20]).toarray(), model.doc_topics_[:20].toarray(), atol=1e-4)
+    # fitting with the embeddings given still gives transform the fitted posts' table
+    given = SAETM(n_topics=8, encoder="static", min_df=3, verbose=False, cache=False).fit(
+        texts, StaticEncoder().encode(texts))
+    assert np.array_equal(given.encoder_.idf, idf)
+    # files saved before the table: all weights 1, the unweighted mean the encoder used then
+    state = tmp_path / "m" / "state.safetensors"
+    from saetm.io.directory import FIT_ID
+    from safetensors import safe_open
+
+    with safe_open(str(state), "np") as f:
+        meta = f.metadata()
+    arrays = {k: v for k, v in load_file(str(state)).items() if k != "encoder.idf"}
+    save_file(arrays, str(state), metadata=meta)
+    old = SAETM.load(tmp_path / "m")
+    assert np.array_equal(old.encoder_.idf, np.ones_like(idf))
+    assert FIT_ID in meta

@@ -114,7 +114,7 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         check_before_data(self, embedding_name or encoder.name, width(embeddings), given=embeddings is not None)
         self.encoder_, self.embedding_name_ = encoder, embedding_name or encoder.name
         X, rows = embed.embed(self.encoder_, docs, embeddings, cache=self.cache, progress=self.verbose,
-                              rows=embedding_rows)
+                              rows=embedding_rows, fit=True)
         clustering = resolved(self, "clustering")
         self.doc_embeddings_ = topics_stage.document_embeddings(X, rows, len(docs), clustering.doc_weights)
         report.seconds["embed"] = time.perf_counter() - t

@@ -8,7 +8,8 @@ Directory layout (``DIR``)::
     vocab.json          the vocabulary (list of words)
     state.safetensors   θ (CSR), B (CSR), p0, θ̄, atom embeddings, atom tree — stages 1–2;
                         document-word incidence (word ranking) and float16 document
-                        embeddings (doc_weights="centroid"; absent in the oldest files)
+                        embeddings (doc_weights="centroid"; absent in the oldest files);
+                        the static encoder's IDF table (``encoder.idf``)
     topics.safetensors  atom→topic, topic word distributions, prevalence, coverage, document weights — stage 3
     sae/                the SAE (sae.safetensors + sae.json)
     documents.parquet   text (cut to 1,000 characters), and id / date / label / image
@@ -62,6 +63,7 @@ def save_model(model, directory: Path, *, overwrite: bool = False) -> Path:
                     **csr_to_tensors("feature_words", model.feature_words_),
                     **_doc_words_tensors(model),
                     **_doc_embeddings_tensors(model),
+                    **_encoder_tensors(model),
                     "background": np.asarray(model.background_, np.float32),
                     "feature_prob": np.asarray(model.feature_prob_, np.float32),
                     "atom_embeddings": np.asarray(model.atom_embeddings_, np.float32),
@@ -190,6 +192,12 @@ def _doc_words_tensors(model) -> dict:
     """Which documents hold which words (for the ``coherent`` word ranking), as CSR."""
     m = getattr(model, "doc_words_", None)
     return {} if m is None else csr_to_tensors("doc_words", sp.csr_matrix(m))
+
+
+def _encoder_tensors(model) -> dict:
+    """The static encoder's IDF table (``transform`` weighs new documents' word pieces with it)."""
+    idf = getattr(model.encoder_, "idf", None)
+    return {} if idf is None else {"encoder.idf": np.asarray(idf, np.float32)}
 
 
 def _doc_embeddings_tensors(model) -> dict:

@@ -110,7 +110,7 @@ def load_model(cls, directory: Path, *, documents: bool = True):
     if sae.config.n_atoms != model.theta_.shape[1]:
         raise SaetmError(f"{directory / 'sae'} has {sae.config.n_atoms} atoms but the model has "
                          f"{model.theta_.shape[1]}; the files are mixed from different fits, re-run `saetm fit`")
-    model.encoder_ = _restore_encoder(info)
+    model.encoder_ = _restore_encoder(info, state.get("encoder.idf"))
     name = info.get("embedding_name")
     model.embedding_name_ = name if isinstance(name, str) and name else model.encoder_.name
 
@@ -161,20 +161,30 @@ def _doc_words(state: dict, n_docs: int, n_words: int, directory: Path, says: bo
     return doc_word_incidence(m, max_docs=None)
 
 
-def _restore_encoder(info: dict):
+def _restore_encoder(info: dict, idf=None):
+    """The fitted encoder; ``idf``: the static encoder's saved IDF table (checked against the
+    encoder when it is first used)."""
     from saetm.encoders.text import TextEncoder
 
     name = info.get("encoder") or "default"
     if not info.get("encoder_is_callable"):
         from saetm.encoders.embed import make_encoder
 
-        return make_encoder(name)  # a TextEncoder, or the static encoder by its saved name
+        encoder = make_encoder(name)  # a TextEncoder, or the static encoder by its saved name
+        if hasattr(encoder, "fit_encode"):
+            # files saved before the static encoder weighted its word pieces: all weights 1, as it encoded then
+            encoder.idf = np.ones(_n_pieces(encoder), np.float32) if idf is None else np.asarray(idf, np.float32)
+        return encoder
 
     def missing(texts):
         raise SaetmError(f"this model was fitted with the Python callable encoder {name!r}, which is not saved; "
                          "pass embeddings=..., or set model.encoder_ = TextEncoder(your_function)")
 
     return TextEncoder(missing, name=name)
+
+
+def _n_pieces(encoder) -> int:
+    return int(encoder._load()[1].shape[0])
 
 
 def _custom_labels(labels, n_topics: int, directory: Path, word_labels=None):

@@ -44,6 +44,8 @@ def encode_sharded(encoder, texts: Sequence[str], *, cache: EmbeddingCache | Non
     if not info.enabled:
         return encode_cached(encoder, texts, cache=cache, show_progress=show_progress)
     cache = EmbeddingCache() if cache is True else (cache or None)
+    if not getattr(encoder, "cacheable", True):  # an encoder whose embeddings depend on more than the texts
+        cache = None
     group = _cpu_group(info)
     whole = None
     if cache is not None and texts:  # the whole-corpus entry, if every process has it

@@ -24,8 +24,13 @@ def make_encoder(spec):
 
 
 def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_dim: int | None = None,
-          rows=None):
+          rows=None, fit: bool = False):
     """Embeddings for the documents: ``(X, rows)`` where ``X[i]`` belongs to document ``rows[i]``.
+
+    ``fit``: the documents being fitted; an encoder with a ``fit_encode`` method (the static
+    encoder's IDF table) is fitted on them, in one pass with their encoding (with given
+    embeddings, only when it is not fitted yet, for ``transform``). Otherwise (and in
+    ``transform``) the encoder encodes as it was fitted.
 
     Given embeddings cover every row (an image with an empty caption still has an
     embedding), or the documents ``rows`` when given (an image that could not be read
@@ -34,6 +39,8 @@ def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_di
     with the input."""
     from saetm.encoders.text import encode_cached
 
+    if fit and embeddings is not None and docs is not None and getattr(encoder, "idf", 0) is None:
+        encoder.fit([d for d in docs if d.strip()])  # so that transform weighs new texts like these
     if embeddings is not None:
         X = np.asarray(embeddings)
         n = len(docs) if docs is not None else (X.shape[0] if X.ndim else 0)
@@ -45,7 +52,9 @@ def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_di
         raise SaetmError("embedding_rows says which documents the given embeddings belong to; pass embeddings too")
     rows = np.flatnonzero([bool(d.strip()) for d in docs])
     texts = [docs[i] for i in rows]
-    if distributed():  # torchrun: every process encodes its share of the chunks
+    if fit and hasattr(encoder, "fit_encode"):  # every process of a torchrun group fits the same table
+        X = encoder.fit_encode(texts)
+    elif distributed():  # torchrun: every process encodes its share of the chunks
         from saetm.encoders.distributed import encode_sharded
 
         X = encode_sharded(encoder, texts, cache=cache, show_progress=progress)

@@ -1,7 +1,14 @@
 """The static encoder: word-piece vectors distilled from all-MiniLM-L6-v2, averaged.
 
 ``SAETM(encoder="static")`` / ``saetm fit --encoder static``. A document's embedding is
-the unit-length mean of the vectors of its word pieces (at most the first 512). The
+the unit-length sum of the vectors of its word pieces (at most the first 512), each
+weighted by the piece's inverse document frequency in the fitted collection,
+``idf = ln((1 + n) / (1 + df)) + 1`` (``n`` documents, ``df`` of them holding the piece):
+pieces that every document shares (quoting, greetings, function words) weigh little,
+pieces that set documents apart weigh most. The IDF table is the encoder's only state:
+:meth:`StaticEncoder.fit` computes it from the texts (one tokenizer pass), a fitted
+model saves it and ``transform`` weighs new documents with the fitted collection's
+table, so a fitted document transformed again gets its fitted embedding. The
 vectors were distilled once, offline, with model2vec from the bundled
 all-MiniLM-L6-v2 (every word piece through the transformer, PCA to 256 dimensions,
 SIF weighting) and ship inside the package (``saetm/assets/static-minilm/``, written by
@@ -10,9 +17,10 @@ download: one tokenizer pass and a sparse × dense product, thousands of documen
 second on a CPU. The shipped SAE ``assets/sae-static/`` was trained on exactly these
 vectors.
 
-The encoding reproduces ``model2vec.StaticModel.encode`` of the distilled model (same
-character cut before tokenizing, same truncation, unknown word pieces dropped), but
-averages in float32 and returns float32.
+With all weights 1 (``idf=np.ones(n_pieces)``, what models saved before the IDF
+table load with) the encoding reproduces ``model2vec.StaticModel.encode`` of the
+distilled model (same character cut before tokenizing, same truncation, unknown word
+pieces dropped), but averages in float32 and returns float32.
 """
 
 from __future__ import annotations
@@ -39,20 +47,25 @@ def static_dir() -> Path | None:
 
 
 class StaticEncoder:
-    """Static word-piece embeddings averaged per document (see the module docstring).
+    """Static word-piece embeddings, IDF-weighted and summed per document (see the module docstring).
 
     ``path``: a folder with ``vectors.safetensors`` (key ``vectors``, ``(n_pieces, dim)``),
     ``tokenizer.json`` and ``static.json``; the shipped one by default. ``batch_size``:
-    texts per tokenizer call and product (bounds the memory, not the result).
-    Same interface as :class:`saetm.encoders.text.TextEncoder` (``name``, ``dim``, ``encode``).
+    texts per tokenizer call and product (bounds the memory, not the result). ``idf``: the
+    ``(n_pieces,)`` weights of a fitted encoder (None: not fitted; the first :meth:`encode`
+    then fits them on its own texts). Same interface as
+    :class:`saetm.encoders.text.TextEncoder` (``name``, ``dim``, ``encode``).
     """
 
     model = "static"  # model_files stores whether ``model`` is a callable: it is not
+    cacheable = False  # the embeddings depend on the IDF table; encoding is faster than reading a cache
 
-    def __init__(self, path: str | Path | None = None, *, batch_size: int = 2048, name: str = STATIC_ENCODER):
+    def __init__(self, path: str | Path | None = None, *, batch_size: int = 2048, name: str = STATIC_ENCODER,
+                 idf: np.ndarray | None = None):
         self.path = Path(path) if path is not None else None
         self.batch_size = batch_size
         self.name = name
+        self.idf = None if idf is None else np.asarray(idf, dtype=np.float32)
         self._vectors: np.ndarray | None = None
         self._tokenizer = None
 
@@ -87,35 +100,79 @@ class StaticEncoder:
         # float32 for the sums: averaging hundreds of float16 vectors in float16 loses digits
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._tokenizer = tokenizer
+        self._check_idf(self.idf)
         return tokenizer, self._vectors
+
+    def _check_idf(self, idf) -> None:
+        if idf is not None and (idf.shape != (self._vectors.shape[0],) or not np.isfinite(idf).all()
+                                or (idf < 0).any()):
+            raise SaetmError(f"the static encoder's IDF table has shape {idf.shape} (or values that are not finite "
+                             f"and ≥ 0) but the encoder has {self._vectors.shape[0]} word pieces; the model files are "
+                             "corrupt or from another encoder, re-run `saetm fit`")
 
     @property
     def dim(self) -> int:
         return int(self._load()[1].shape[1])
 
+    def fit(self, texts: Sequence[str]) -> "StaticEncoder":
+        """Set the IDF table from ``texts`` (one tokenizer pass); returns the encoder."""
+        self.fit_encode(texts)
+        return self
+
+    def fit_encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Set the IDF table from ``texts`` and return their embeddings (:meth:`encode`), with
+        one tokenizer pass: the word-piece counts of each batch are kept until the table is known."""
+        texts = list(texts)
+        _, vectors = self._load()
+        counts = [self._counts(texts[lo: lo + self.batch_size]) for lo in range(0, len(texts), self.batch_size)]
+        df = np.zeros(vectors.shape[0], dtype=np.int64)
+        for c in counts:
+            df += np.bincount(c.indices, minlength=vectors.shape[0])  # indices are unique per row after sum_duplicates
+        self.idf = idf_weights(df, len(texts))
+        return self._pool(counts, len(texts))
+
     def encode(self, texts: Sequence[str], *, show_progress: bool = True) -> np.ndarray:
         """Embed ``texts``: float32 ``(n_texts, dim)``, unit rows (all-zero for a text without a
-        known word piece). ``show_progress`` is accepted for the TextEncoder interface; encoding
-        is too fast to need a bar."""
+        known word piece), weighted by the fitted IDF table; an encoder not fitted yet first fits
+        it on ``texts`` (:meth:`fit_encode`). ``show_progress`` is accepted for the TextEncoder
+        interface; encoding is too fast to need a bar."""
         texts = list(texts)
-        tokenizer, vectors = self._load()
-        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-        for lo in range(0, len(texts), self.batch_size):
-            batch = [t[: self.max_chars] for t in texts[lo: lo + self.batch_size]]
-            out[lo: lo + len(batch)] = self._mean_vectors(tokenizer.encode_batch_fast(batch, add_special_tokens=False),
-                                                          vectors)
-        return out
+        if self.idf is None:
+            return self.fit_encode(texts)
+        self._load()
+        return self._pool((self._counts(texts[lo: lo + self.batch_size])
+                           for lo in range(0, len(texts), self.batch_size)), len(texts))
 
-    def _mean_vectors(self, encodings, vectors: np.ndarray) -> np.ndarray:
+    def _counts(self, texts: list[str]) -> sp.csr_matrix:
+        """Texts × word pieces: how often each known piece occurs in each (cut, truncated) text."""
+        tokenizer, vectors = self._load()
+        encodings = tokenizer.encode_batch_fast([t[: self.max_chars] for t in texts], add_special_tokens=False)
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         if self._unk is not None:
             ids = [i[i != self._unk] for i in ids]
-        lengths = np.array([len(i) for i in ids], dtype=np.int64)
-        indptr = np.concatenate([[0], np.cumsum(lengths)])
-        flat = np.concatenate(ids) if len(ids) else np.zeros(0, np.int64)
-        # a document × word-piece count matrix times the vectors: the sums without a per-token copy
+        indptr = np.concatenate([[0], np.cumsum([len(i) for i in ids], dtype=np.int64)])
+        flat = np.concatenate(ids) if ids else np.zeros(0, np.int64)
         counts = sp.csr_matrix((np.ones(len(flat), np.float32), flat, indptr), shape=(len(ids), vectors.shape[0]))
-        sums = np.asarray(counts @ vectors, dtype=np.float32)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        # the mean's direction is the sum's: dividing by the length first would change nothing
-        return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
+        counts.sum_duplicates()
+        return counts
+
+    def _pool(self, counts, n_texts: int) -> np.ndarray:
+        """Unit-length IDF-weighted sums of the word-piece vectors, batch by batch."""
+        vectors = self._vectors
+        self._check_idf(self.idf)
+        weighted = vectors * self.idf[:, None]
+        out = np.zeros((n_texts, vectors.shape[1]), dtype=np.float32)
+        lo = 0
+        for c in counts:
+            # a document × word-piece count matrix times the weighted vectors: the sums without a per-token copy
+            sums = np.asarray(c @ weighted, dtype=np.float32)
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            out[lo: lo + c.shape[0]] = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
+            lo += c.shape[0]
+        return out
+
+
+def idf_weights(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """Smoothed inverse document frequency, ``ln((1 + n) / (1 + df)) + 1``, float32: 1 for a piece in
+    every document, ``ln(1 + n) + 1`` for one in none (a piece first seen in ``transform``)."""
+    return (np.log((1.0 + n_docs) / (1.0 + np.asarray(df, dtype=np.float64))) + 1.0).astype(np.float32)

@@ -114,6 +114,8 @@ def encode_cached(encoder: TextEncoder, texts: Sequence[str], *, cache: Embeddin
     re-encodes at most one chunk when it is run again."""
     texts = list(texts)
     cache = EmbeddingCache() if cache is True else (cache or None)
+    if not getattr(encoder, "cacheable", True):  # an encoder whose embeddings depend on more than the texts
+        cache = None
     if not texts:
         return encoder.encode(texts, show_progress=False)
     key = content_key(encoder.name, texts) if cache is not None else ""
