@@ -44,6 +44,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+SECTION = "## Peers at the same sizes (bench/bench_scale_peers.py)"
 MODELS = ["nmf", "lda", "bertopic", "keynmf", "gmm"]
 NAMES = {"nmf": "scikit-learn NMF", "lda": "scikit-learn LDA", "bertopic": "BERTopic",
          "keynmf": "Turftopic KeyNMF", "gmm": "Turftopic GMM"}
@@ -200,6 +201,57 @@ def save_row(result_json: Path, row: dict) -> list[dict]:
     return rows
 
 
+def combine(peer_json: Path, scale_json: Path, scale_md: Path, labels: list[str]) -> str:
+    """The section written at the end of ``scale.md``: the peers' rows, their ratios to
+    saetm's rows at the same size (the first of ``labels`` that has the size) and the
+    compact table for the README. Rewrites only the part after ``SECTION``."""
+    peers = json.loads(peer_json.read_text())
+    saetm = {}
+    for label in reversed(labels):
+        saetm.update({r["n_docs"]: r for r in json.loads(scale_json.read_text())["rows"] if r["label"] == label})
+    rows = peers["rows"]
+    sizes = sorted(set(saetm) | {r["n_docs"] for r in rows})
+    ratio = ["| model | documents | CPU s (× saetm) | peak RSS GB (× saetm) | saetm row |", "|---|---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: (MODELS.index(r["model"]), r["n_docs"])):
+        s = saetm.get(r["n_docs"])
+        if r["status"] != "ok" or s is None:
+            continue
+        ratio.append(f"| {NAMES[r['model']]} | {r['n_docs']:,} | {r['cpu_s']:.0f} ({r['cpu_s'] / s['cpu_s']:.1f}×) | "
+                     f"{r['peak_rss_mb'] / 1024:.2f} ({r['peak_rss_mb'] / s['peak_rss_mb']:.1f}×) | {s['label']} |")
+    models = [m for m in MODELS if any(r["model"] == m for r in rows)]
+    compact = {}
+    for key, fmt in (("wall", "{wall:.0f} s / {gb:.1f} GB"), ("cpu", "{cpu:.0f} s / {gb:.1f} GB")):
+        lines = ["| documents | saetm | " + " | ".join(NAMES[m] for m in models) + " |",
+                 "|---:|" + "---:|" * (len(models) + 1)]
+        for n in sizes:
+            cells = [fmt.format(wall=saetm[n]["wall_s"], cpu=saetm[n]["cpu_s"], gb=saetm[n]["peak_rss_mb"] / 1024)
+                     if n in saetm else "–"]
+            for m in models:
+                r = next((x for x in rows if x["model"] == m and x["n_docs"] == n), None)
+                failed = next((x for x in rows if x["model"] == m and x["status"] != "ok" and x["n_docs"] < n), None)
+                if r is None:
+                    cells.append(f"skipped ({failed['status']} at {failed['n_docs'] // 1000}k)" if failed else "not run")
+                elif r["status"] != "ok":
+                    cells.append(r["status"])
+                else:
+                    cells.append(fmt.format(wall=r["wall_s"], cpu=r["cpu_s"], gb=r["peak_rss_mb"] / 1024))
+            lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+        compact[key] = "\n".join(lines)
+    section = (f"{SECTION}\n\nThe same corpora, T=50 and given embeddings, each peer a whole process "
+               f"(`bench/bench_scale_peers.py`; settings: `bench/peers.py`'s `PEER_SETTINGS`, with saetm's "
+               f"vocabulary word list). Machine: {json.dumps(peers['machine'])}\n\n{table(rows)}\n\n"
+               f"Against saetm at the same size (saetm rows: {', '.join(labels)}, first that has the size):\n\n"
+               f"{chr(10).join(ratio)}\n\nCompact, CPU s / peak RSS (load-independent):\n\n{compact['cpu']}\n\n"
+               f"Compact, wall s / peak RSS (wall depends on the load before each run, in the tables above):\n\n"
+               f"{compact['wall']}\n")
+    text = scale_md.read_text()
+    text = (text.split(SECTION)[0].rstrip() + "\n\n" + section) if SECTION in text else text.rstrip() + "\n\n" + section
+    tmp = scale_md.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, scale_md)
+    return section
+
+
 def machine() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -243,11 +295,18 @@ def main() -> int:
     ap.add_argument("--rss-limit-gb", type=float, default=8.0)
     ap.add_argument("--min-free-gb", type=float, default=3.0)
     ap.add_argument("--results", default=str(RESULTS / "scale-peers"))
+    ap.add_argument("--combine", action="store_true",
+                    help="only write the peers' section of scale.md (with ratios to saetm's rows) from the JSONs")
+    ap.add_argument("--saetm-labels", default="stream,0.9.0", help="scale.json labels, first that has a size wins")
     ap.add_argument("--worker", nargs=5, metavar=("MODEL", "DOCS", "EMB", "VOCAB", "OUT"))
     args = ap.parse_args()
     if args.worker:
         m, docs, emb, vocab, out = args.worker
         return worker(m, Path(docs), Path(emb), Path(vocab), args.topics, Path(out))
+    if args.combine:
+        print(combine(Path(args.results + ".json"), RESULTS / "scale.json", RESULTS / "scale.md",
+                      args.saetm_labels.split(",")))
+        return 0
     sys.path.insert(0, args.src)
     work = Path(args.work)
     result_json = Path(args.results + ".json")
