@@ -20,7 +20,8 @@ timed process; each peer vectorises the texts itself with ``vocabulary=`` that l
 
 Measured per run, as in ``bench_scale.py``: wall and CPU seconds and ``ru_maxrss`` of the
 process (``os.wait4``), plus the summed resident set of the process and its
-descendants sampled every 0.5 s (joblib/loky workers); peak = the larger of the two.
+descendants sampled every 0.5 s (joblib/loky workers, which ``wait4`` does not see when
+the worker leaves them to exit on their own); peak RSS and CPU seconds = the larger of the two.
 Guards: a run is killed past ``--cpu-limit`` CPU seconds of its process tree or
 ``--timeout`` wall seconds ("did not finish"; on a shared machine the CPU limit is the
 one that does not depend on the load), or when its
@@ -119,7 +120,7 @@ def _mem_available() -> int:
 def run_one(cmd: list[str], env: dict, timeout: float, cpu_limit: float, rss_limit: float, min_free: float) -> dict:
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    status_text, sampled, usage, status = "ok", 0, None, 0
+    status_text, sampled, sampled_cpu, usage, status = "ok", 0, 0.0, None, 0
     os.set_blocking(proc.stdout.fileno(), False)
     os.set_blocking(proc.stderr.fileno(), False)
     out_b, err_b = b"", b""
@@ -135,7 +136,7 @@ def run_one(cmd: list[str], env: dict, timeout: float, cpu_limit: float, rss_lim
         if pid:
             break
         rss, cpu = _tree_usage(proc.pid)
-        sampled = max(sampled, rss)
+        sampled, sampled_cpu = max(sampled, rss), max(sampled_cpu, cpu)
         reason = None
         if time.perf_counter() - t > timeout:
             reason = f"did not finish in {timeout / 60:.0f} min wall"
@@ -156,7 +157,9 @@ def run_one(cmd: list[str], env: dict, timeout: float, cpu_limit: float, rss_lim
     if rc and status_text == "ok":
         status_text = f"failed (rc {rc})"
     maxrss = usage.ru_maxrss * 1024
-    row = {"status": status_text, "rc": rc, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+    own_cpu = usage.ru_utime + usage.ru_stime  # with the children it reaped, not loky's orphaned workers
+    row = {"status": status_text, "rc": rc, "wall_s": wall, "cpu_s": max(own_cpu, sampled_cpu),
+           "wait4_cpu_s": own_cpu, "sampled_tree_cpu_s": sampled_cpu,
            "ru_maxrss_mb": maxrss / 2**20, "sampled_tree_mb": sampled / 2**20,
            "peak_rss_mb": max(maxrss, sampled) / 2**20, "stderr_tail": err_b.decode(errors="replace")[-1500:] if rc else ""}
     lines = [x for x in out_b.decode(errors="replace").splitlines() if x.startswith("{")]
