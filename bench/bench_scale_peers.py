@@ -280,7 +280,7 @@ def table(rows: list[dict]) -> str:
         fit = f"{r['fit_s']:.0f}" if ok and "fit_s" in r else "–"
         lines.append(f"| {NAMES[r['model']]} | {r['n_docs']:,} | {r['status']} | {r['wall_s']:.0f} | "
                      f"{r['cpu_s']:.0f} | {fit} | {r['peak_rss_mb'] / 1024:.2f} | "
-                     f"{r.get('saved_mb', 0):.0f} | {r.get('extra', {}).get('n_topics_found', '–')} | "
+                     f"{r.get('saved_mb', 0):.1f} | {r.get('extra', {}).get('n_topics_found', '–')} | "
                      f"{r['load_before']:.2f} | {r['when']} |")
     return "\n".join(lines)
 
