@@ -207,7 +207,8 @@ def save_row(result_json: Path, row: dict) -> list[dict]:
 def combine(peer_json: Path, scale_json: Path, scale_md: Path, labels: list[str]) -> str:
     """The section written at the end of ``scale.md``: the peers' rows, their ratios to
     saetm's rows at the same size (the first of ``labels`` that has the size) and the
-    compact table for the README. Rewrites only the part after ``SECTION``."""
+    compact table for the README, then ``<results>-notes.md`` if present. Rewrites only the
+    part after ``SECTION``."""
     peers = json.loads(peer_json.read_text())
     saetm = {}
     for label in reversed(labels):
@@ -231,11 +232,12 @@ def combine(peer_json: Path, scale_json: Path, scale_md: Path, labels: list[str]
                      if n in saetm else "–"]
             for m in models:
                 r = next((x for x in rows if x["model"] == m and x["n_docs"] == n), None)
-                failed = next((x for x in rows if x["model"] == m and x["status"] != "ok" and x["n_docs"] < n), None)
                 if r is None:
-                    cells.append(f"skipped ({failed['status']} at {failed['n_docs'] // 1000}k)" if failed else "not run")
+                    cells.append("–")
+                elif "memory" in r["status"]:
+                    cells.append(f"stopped past {r['peak_rss_mb'] / 1024:.1f} GB")
                 elif r["status"] != "ok":
-                    cells.append(r["status"])
+                    cells.append(f"stopped after {r['wall_s' if key == 'wall' else 'cpu_s']:.0f} s")
                 else:
                     cells.append(fmt.format(wall=r["wall_s"], cpu=r["cpu_s"], gb=r["peak_rss_mb"] / 1024))
             lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
@@ -244,9 +246,13 @@ def combine(peer_json: Path, scale_json: Path, scale_md: Path, labels: list[str]
                f"(`bench/bench_scale_peers.py`; settings: `bench/peers.py`'s `PEER_SETTINGS`, with saetm's "
                f"vocabulary word list). Machine: {json.dumps(peers['machine'])}\n\n{table(rows)}\n\n"
                f"Against saetm at the same size (saetm rows: {', '.join(labels)}, first that has the size):\n\n"
-               f"{chr(10).join(ratio)}\n\nCompact, CPU s / peak RSS (load-independent):\n\n{compact['cpu']}\n\n"
+               f"{chr(10).join(ratio)}\n\nCompact, CPU s / peak RSS (load-independent; \"–\": not run, after a "
+               f"failure at a smaller size or for want of time, see the notes):\n\n{compact['cpu']}\n\n"
                f"Compact, wall s / peak RSS (wall depends on the load before each run, in the tables above):\n\n"
                f"{compact['wall']}\n")
+    notes = peer_json.with_name(peer_json.stem + "-notes.md")  # hand-written remarks on the runs, kept
+    if notes.exists():
+        section += "\n" + notes.read_text().strip() + "\n"
     text = scale_md.read_text()
     text = (text.split(SECTION)[0].rstrip() + "\n\n" + section) if SECTION in text else text.rstrip() + "\n\n" + section
     tmp = scale_md.with_suffix(".tmp")
