@@ -237,7 +237,8 @@ def combine(peer_json: Path, scale_json: Path, scale_md: Path, labels: list[str]
                 elif "memory" in r["status"]:
                     cells.append(f"stopped past {r['peak_rss_mb'] / 1024:.1f} GB")
                 elif r["status"] != "ok":
-                    cells.append(f"stopped after {r['wall_s' if key == 'wall' else 'cpu_s']:.0f} s")
+                    cells.append(f"stopped: > {r['wall_s' if key == 'wall' else 'cpu_s']:.0f} s / "
+                                 f"> {r['peak_rss_mb'] / 1024:.1f} GB")
                 else:
                     cells.append(fmt.format(wall=r["wall_s"], cpu=r["cpu_s"], gb=r["peak_rss_mb"] / 1024))
             lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
