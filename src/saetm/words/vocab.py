@@ -209,6 +209,8 @@ def _vectorizer(*, token_pattern: str, lemmatize: bool | Lemmatizer,
 def _check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise SaetmError("texts must be a list of documents, not a single string")
+    if getattr(texts, "lazy", False):  # texts read from a file a chunk at a time (saetm.io.lazy_texts)
+        return texts
     texts = list(texts)
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
