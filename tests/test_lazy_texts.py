@@ -63,7 +63,9 @@ def test_vocabulary_counted_from_the_file_in_chunks_equals_the_whole_list(jsonl,
     assert inputs.kept_texts(lt) == (wt, False)
     monkeypatch.setattr(inputs, "KEEP_TEXT_CHARS", 1000)  # a "large" corpus: each text cut
     cut, was_cut = inputs.kept_texts(lt)
-    assert was_cut and cut == inputs.kept_texts(wt)[0] and max(map(len, cut)) == 1000
+    assert was_cut and isinstance(cut, lazy_texts.CutTexts)  # still in the file
+    assert list(cut) == inputs.kept_texts(wt)[0] and max(map(len, cut)) == 1000
+    assert cut[5:40] == inputs.kept_texts(wt)[0][5:40] and cut[12] == wt[12][:1000]
 
 
 def test_holdout_and_errors_of_a_lazy_read(jsonl, tmp_path):
@@ -90,3 +92,29 @@ def test_holdout_and_errors_of_a_lazy_read(jsonl, tmp_path):
     changed.write_text('{"text": "first text"}\n{"text": "edited"}\n')  # same size
     with pytest.raises(SaetmError, match="changed while it was being read"):
         list(texts)
+
+
+def test_cli_fit_from_jsonl_saves_what_a_whole_read_saves(jsonl, ng_embeddings, tmp_path, monkeypatch):
+    """`saetm fit` on the JSON Lines file (texts left in the file, kept cut: a "large"
+    corpus) and on the same rows as a JSON list (read whole): the same topics and the
+    same documents.parquet."""
+    from saetm.cli import main
+    from saetm.io import documents, inputs
+
+    monkeypatch.setattr(inputs, "KEEP_TEXT_CHARS", 1000)
+    monkeypatch.setattr(documents, "BLOCK_ROWS", 64)
+    rows = [json.loads(line.lstrip("\ufeff")) for line in open(jsonl, encoding="utf-8") if line.strip()]
+    as_list = tmp_path / "docs.json"
+    as_list.write_text(json.dumps(rows), encoding="utf-8")
+    emb = tmp_path / "emb.npy"
+    np.save(emb, ng_embeddings)
+    out = {}
+    for name, src in (("lazy", jsonl), ("whole", as_list)):
+        out[name] = tmp_path / name
+        assert main(["fit", str(src), "--embeddings", str(emb), "--topics", "6", "--out", str(out[name]),
+                     "--id-field", "id", "--label-field", "label", "-q"]) == 0
+    assert json.loads((out["lazy"] / "topics.json").read_text()) == json.loads((out["whole"] / "topics.json").read_text())
+    a = documents.read_documents(out["lazy"] / "documents.parquet", len(rows))
+    b = documents.read_documents(out["whole"] / "documents.parquet", len(rows))
+    assert a["text"] == b["text"] and a["id"] == b["id"] and a["label"] == b["label"]
+    assert max(map(len, a["text"])) == documents.TEXT_CHARS and a["text"][3] == a["text"][7] == ""

@@ -67,11 +67,13 @@ KEEP_TEXT_CHARS = 1 << 28
 
 def kept_texts(docs) -> tuple[list[str], bool]:
     """The texts a fitted model keeps for representative documents and reports, and whether
-    they were cut: all of them up to :data:`KEEP_TEXT_CHARS` characters in all, else each cut."""
+    they were cut: all of them up to :data:`KEEP_TEXT_CHARS` characters in all, else each cut
+    (texts left in a file: a list of them, else their :meth:`~saetm.io.lazy_texts.JsonlTexts.cut`,
+    still in the file)."""
     from saetm.io.documents import TEXT_CHARS
 
-    lazy = getattr(docs, "lazy", False)  # texts left in a file: read once more, here
+    lazy = getattr(docs, "lazy", False)  # texts left in a file (saetm.io.lazy_texts)
     if (docs.total_chars if lazy else sum(map(len, docs))) <= KEEP_TEXT_CHARS:
         return list(docs) if lazy else docs, False
     log.info("%d documents: the model keeps their texts cut to %d characters", len(docs), TEXT_CHARS)
-    return [d[:TEXT_CHARS] for d in docs], True
+    return docs.cut(TEXT_CHARS) if lazy else [d[:TEXT_CHARS] for d in docs], True

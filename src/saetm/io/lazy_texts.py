@@ -4,8 +4,8 @@
 :func:`saetm.io.readers.read_documents` does) but keeps, for the text field, only where
 each row's line starts and how long its text is: a :class:`JsonlTexts` is then the
 sequence of texts, decoded again a block of lines at a time whenever the fit goes
-through them (counting the words, cutting the texts a large model keeps). Memory holds
-16 bytes per row instead of the texts.
+through them (counting the words; a large corpus's model keeps them as :class:`CutTexts`,
+read again when saved). Memory holds 16 bytes per row instead of the texts.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ class JsonlTexts(Sequence):
         lengths[np.asarray(rows, dtype=np.int64)] = self.lengths
         return JsonlTexts(self.path, self.field, offsets, lengths, self.stamp)
 
+    def cut(self, chars: int) -> "CutTexts":
+        """These texts, each cut to its first ``chars`` characters when read."""
+        return CutTexts(self, chars)
+
     def __getitem__(self, i):
         if isinstance(i, slice):
             return list(self._read(range(*i.indices(len(self)))))
@@ -102,6 +106,25 @@ def _stamp(file) -> tuple[int, int]:
     """Size and modification time (ns) of a path or an open file descriptor."""
     st = os.stat(file)
     return st.st_size, st.st_mtime_ns
+
+
+class CutTexts(Sequence):
+    """The texts of a :class:`JsonlTexts`, each cut to ``chars`` characters, read when used:
+    what a model fitted from a large JSON Lines file keeps of its texts until it is saved."""
+
+    def __init__(self, texts: JsonlTexts, chars: int):
+        self.texts, self.chars = texts, int(chars)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [t[:self.chars] for t in self.texts[i]]
+        return self.texts[i][:self.chars]
+
+    def __iter__(self):
+        return (t[:self.chars] for t in self.texts)
 
 
 #: rows decoded per block when all texts are gone through
