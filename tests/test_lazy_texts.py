@@ -118,3 +118,16 @@ def test_cli_fit_from_jsonl_saves_what_a_whole_read_saves(jsonl, ng_embeddings, 
     b = documents.read_documents(out["whole"] / "documents.parquet", len(rows))
     assert a["text"] == b["text"] and a["id"] == b["id"] and a["label"] == b["label"]
     assert max(map(len, a["text"])) == documents.TEXT_CHARS and a["text"][3] == a["text"][7] == ""
+
+
+def test_texts_left_in_the_file_are_encoded_as_the_list_is(jsonl):
+    """Without given embeddings the non-empty texts are read from the file and encoded
+    (the static encoder): the same embeddings and rows as from the list."""
+    from saetm.encoders import embed
+
+    _, _, (lt, _), (wt, _) = _both(jsonl)
+    encoder = embed.make_encoder("static")
+    X_lazy, rows_lazy = embed.embed(encoder, lt, None, cache=False, progress=False)
+    X_whole, rows_whole = embed.embed(encoder, wt, None, cache=False, progress=False)
+    assert np.array_equal(rows_lazy, rows_whole) and 3 not in rows_lazy and 7 not in rows_lazy
+    assert np.array_equal(X_lazy, X_whole)
