@@ -37,7 +37,8 @@ def _aligned(corpus):
             out[r] = v
         return out
 
-    return spread(corpus.texts, lambda i: ""), {
+    texts = corpus.texts.placed(n, rows) if getattr(corpus.texts, "lazy", False) else spread(corpus.texts, lambda i: "")
+    return texts, {
         "ids": spread(corpus.ids, str) or [str(i) for i in range(n)],
         "dates": spread(corpus.dates, lambda i: None),
         "labels": spread(corpus.labels, lambda i: None),

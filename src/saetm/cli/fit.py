@@ -47,7 +47,8 @@ def cmd_fit(args) -> int:
             if Path(args.input).exists():  # else the reader says what is wrong
                 source = input_record(args.input)  # hashed before it is read: a later edit shows
             corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field,
-                                    date_field=args.date_field, label_field=args.label_field)
+                                    date_field=args.date_field, label_field=args.label_field,
+                                    lazy_text=True)  # JSON Lines: texts read again from the file when used
             text_field = corpus.extra["text_field"]
             texts, meta = _aligned(corpus)
             del corpus

@@ -51,7 +51,7 @@ def embed(encoder, docs, embeddings, *, cache: bool, progress: bool, expected_di
     if rows is not None:
         raise SaetmError("embedding_rows says which documents the given embeddings belong to; pass embeddings too")
     rows = np.flatnonzero([bool(d.strip()) for d in docs])
-    texts = [docs[i] for i in rows]
+    texts = list(docs.take(rows)) if getattr(docs, "lazy", False) else [docs[i] for i in rows]
     if fit and hasattr(encoder, "fit_encode"):  # every process of a torchrun group fits the same table
         X = encoder.fit_encode(texts)
     elif distributed():  # torchrun: every process encodes its share of the chunks

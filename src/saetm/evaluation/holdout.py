@@ -67,6 +67,8 @@ def hold_out(fraction, seed: int, docs: list[str], meta: dict, embeddings, embed
             keep = np.isin(r, fit)
             embeddings, embedding_rows = X[keep], np.searchsorted(fit, r[keep])
     record = {"fraction": float(fraction), "seed": int(seed), "rows": held.tolist()}
+    if getattr(docs, "lazy", False):  # texts left in a file (saetm.io.lazy_texts)
+        return docs.take(fit), meta, embeddings, embedding_rows, record, list(docs.take(held))
     return [docs[i] for i in fit], meta, embeddings, embedding_rows, record, [docs[i] for i in held]
 
 

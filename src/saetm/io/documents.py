@@ -12,24 +12,42 @@ from saetm.io.persist import atomic_write
 TEXT_CHARS = 1000  # saved per document: enough for representative documents and reports
 
 
-def write_documents(path: Path, meta: dict, fit_id: str) -> None:
+#: rows per row group of documents.parquet: the texts are converted and written a block at a time
+BLOCK_ROWS = 65536
+
+
+def write_documents(path: Path, meta: dict, fit_id: str, block_rows: int = BLOCK_ROWS) -> None:
+    """Write the columns of ``meta`` (texts cut to ``TEXT_CHARS``) as a Parquet file tagged with
+    ``fit_id``: the other columns converted whole, the texts ``block_rows`` at a time (one row
+    group each), so that memory never holds more than one block of them in Arrow's copy."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     cols = {k: v for k, v in (meta or {}).items() if v is not None}
-    if "text" in cols:
-        cols["text"] = [t[:TEXT_CHARS] for t in cols["text"]]
     if not cols:
         path.unlink(missing_ok=True)
         return
-    df = pd.DataFrame({k: (pd.Series(v) if k == "date" else pd.Series(v, dtype="string")) for k, v in cols.items()})
+    texts = cols.get("text")
+    df = pd.DataFrame({k: (pd.Series(v) if k == "date" else pd.Series(v, dtype="string"))
+                       for k, v in cols.items() if k != "text"})
     if "date" in df and df["date"].dtype == object:
         df["date"] = df["date"].astype("string")  # mixed or label-like periods are kept as text
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), FIT_ID.encode(): fit_id.encode()})
+    n = len(texts) if texts is not None else len(df)
     with atomic_write(path, "wb") as f:
-        pq.write_table(table, f)
+        writer = None
+        for lo in range(0, n, block_rows):
+            block = (df.iloc[lo:lo + block_rows].reset_index(drop=True) if len(df.columns)
+                     else pd.DataFrame(index=pd.RangeIndex(min(block_rows, n - lo))))
+            if texts is not None:
+                block.insert(list(cols).index("text"), "text",
+                             pd.Series([t[:TEXT_CHARS] for t in texts[lo:lo + block_rows]], dtype="string"))
+            table = pa.Table.from_pandas(block, preserve_index=False)
+            if writer is None:
+                schema = table.schema.with_metadata({**(table.schema.metadata or {}), FIT_ID.encode(): fit_id.encode()})
+                writer = pq.ParquetWriter(f, schema)
+            writer.write_table(table.replace_schema_metadata(writer.schema.metadata))
+        writer.close()
 
 
 def read_documents(path: Path, n_docs: int) -> dict:

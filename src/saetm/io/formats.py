@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from array import array
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from saetm.errors import SaetmError
@@ -44,12 +46,21 @@ def _read_txt_folder(folder: Path):
     return {"id": names, "text": texts}, len(files), names, None
 
 
-def _read_jsonl(path: Path):
+def _read_jsonl(path: Path, lazy_field: str | None = None):
     """One JSON object per line, read line by line: memory holds the values, never the file
-    (nor a dict per row); columns in first-seen order, ``None`` where a row lacks a field."""
+    (nor a dict per row); columns in first-seen order, ``None`` where a row lacks a field.
+
+    ``lazy_field``: that field's values are checked as texts (``_as_text``) but not kept;
+    its column is a :class:`saetm.io.lazy_texts.JsonlTexts` over all rows (empty texts
+    and rows without the field: offset -1)."""
     columns: dict[str, list] = {}
     lines: list[int] = []
     offset = 0
+    if lazy_field is not None:
+        from saetm.io.values import _as_text
+
+        starts, lengths = array("q"), array("q")
+        seen = False
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):  # split at b"\n" only: JSON strings may hold U+2028
             try:
@@ -70,12 +81,21 @@ def _read_jsonl(path: Path):
                 raise SaetmError(f"{path} line {number} is not valid JSON ({_one_line(e)}); fix or remove that line") from None
             if not isinstance(record, dict):
                 raise SaetmError(f"{path} line {number} is a JSON {_json_type(record)}, not an object; write one {{...}} object per line")
+            if lazy_field is not None:
+                seen = seen or lazy_field in record
+                text = _as_text(record.pop(lazy_field, None), len(lines), lazy_field, path, {len(lines): number})
+                starts.append(offset - len(raw) if text is not None and text.strip() else -1)
+                lengths.append(len(text) if text is not None and text.strip() else 0)
             for key in record:
                 if key not in columns:
                     columns[key] = [None] * len(lines)
             for key, values in columns.items():
                 values.append(record.get(key))
             lines.append(number)
+    if lazy_field is not None and seen:
+        from saetm.io.lazy_texts import JsonlTexts
+
+        columns[lazy_field] = JsonlTexts(path, lazy_field, np.frombuffer(starts, np.int64), np.frombuffer(lengths, np.int64))
     if not lines:
         raise SaetmError(f"{path} holds no JSON objects, only blank lines; give one document per line")
     if not columns:

@@ -13,9 +13,18 @@ log = logging.getLogger("saetm")
 
 
 def check_documents(documents) -> list[str]:
-    """The documents as a list of strings, or a one-line SaetmError; warns about empty ones."""
+    """The documents as a list of strings (a :class:`saetm.io.lazy_texts.JsonlTexts` as it
+    is), or a one-line SaetmError; warns about empty ones."""
     if isinstance(documents, (str, bytes)):
         raise SaetmError("documents must be a list of strings, not a single string")
+    if getattr(documents, "lazy", False):  # texts left in a file (saetm.io.lazy_texts): checked as they were read
+        empty = int((~documents.nonblank()).sum())
+        if empty == len(documents):
+            raise SaetmError("all documents are empty")
+        if empty:
+            log.warning("%d of %d documents are empty; they get no topic unless their embeddings are given",
+                        empty, len(documents))
+        return documents
     try:
         docs = list(documents)
     except TypeError:
@@ -56,12 +65,15 @@ def check_metadata(n_docs: int, **columns) -> dict:
 KEEP_TEXT_CHARS = 1 << 28
 
 
-def kept_texts(docs: list[str]) -> tuple[list[str], bool]:
+def kept_texts(docs) -> tuple[list[str], bool]:
     """The texts a fitted model keeps for representative documents and reports, and whether
-    they were cut: all of them up to :data:`KEEP_TEXT_CHARS` characters in all, else each cut."""
+    they were cut: all of them up to :data:`KEEP_TEXT_CHARS` characters in all, else each cut
+    (texts left in a file: a list of them, else their :meth:`~saetm.io.lazy_texts.JsonlTexts.cut`,
+    still in the file)."""
     from saetm.io.documents import TEXT_CHARS
 
-    if sum(map(len, docs)) <= KEEP_TEXT_CHARS:
-        return docs, False
+    lazy = getattr(docs, "lazy", False)  # texts left in a file (saetm.io.lazy_texts)
+    if (docs.total_chars if lazy else sum(map(len, docs))) <= KEEP_TEXT_CHARS:
+        return list(docs) if lazy else docs, False
     log.info("%d documents: the model keeps their texts cut to %d characters", len(docs), TEXT_CHARS)
-    return [d[:TEXT_CHARS] for d in docs], True
+    return docs.cut(TEXT_CHARS) if lazy else [d[:TEXT_CHARS] for d in docs], True

@@ -62,6 +62,7 @@ def read_documents(
     date_field: str | None = None,
     label_field: str | None = None,
     image_field: str | None = None,
+    lazy_text: bool = False,
 ) -> Corpus:
     """Read documents from ``.jsonl``/``.ndjson``/``.json``/``.csv``/``.tsv``/``.parquet``/``.txt``
     or a folder of ``.txt`` files (one document per file, id = file name).
@@ -69,11 +70,16 @@ def read_documents(
     ``text_field=None`` picks a column named text/content/body/document/abstract, else
     the only string column. ``image_field`` values go to ``extra["images"]`` (relative
     paths resolved against the file's folder). See the module docstring for the rules.
+
+    ``lazy_text``: for a JSON Lines file whose text field is ``text_field`` or, when that is
+    None, ``"text"`` in its first object, ``corpus.texts`` is a
+    :class:`~saetm.io.lazy_texts.JsonlTexts`: the texts are checked but not kept, and read
+    again from the file when used (other files: ignored).
     """
     path = Path(path)
     if not path.exists():
         raise SaetmError(f"{path} does not exist; check the path")
-    columns, n_rows, default_ids, where = _read_columns(path)
+    columns, n_rows, default_ids, where = _read_columns(path, _lazy_field(path, text_field) if lazy_text else None)
     if n_rows == 0:
         raise SaetmError(f"{path} contains no documents; give a file with at least one row")
     available = list(columns)
@@ -85,7 +91,12 @@ def read_documents(
         _check_field(path, text_field, available, "text")
 
     texts, keep, skipped = [], [], []
-    for i, value in enumerate(columns[text_field]):
+    lazy = columns[text_field] if getattr(columns[text_field], "lazy", False) else None
+    if lazy is not None:  # checked as it was read; blank texts have no offset
+        keep = np.flatnonzero(lazy.nonblank()).tolist()
+        skipped = np.flatnonzero(~lazy.nonblank()).tolist()
+        texts = lazy.take(keep)
+    for i, value in enumerate(columns[text_field] if lazy is None else ()):
         text = _as_text(value, i, text_field, path, where)
         if text is None or not text.strip():
             skipped.append(i)
@@ -119,8 +130,21 @@ def read_documents(
     return Corpus(texts=texts, labels=labels, dates=dates, ids=ids, name=path.stem, extra=extra)
 
 
-def _read_columns(path: Path) -> tuple[dict[str, list], int, list[str] | None, list[int] | None]:
-    """Return ``(columns, n_rows, default_ids, line_of_row)``; every column has ``n_rows`` values."""
+def _lazy_field(path: Path, text_field: str | None) -> str | None:
+    """The field a lazy read leaves in the file: ``text_field``, else ``"text"`` when the
+    first object has it (it is then the field the reader picks); None: read eagerly."""
+    if path.is_dir() or path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return None
+    if text_field is not None:
+        return text_field
+    from saetm.io.lazy_texts import first_record_fields
+
+    return TEXT_FIELD_NAMES[0] if TEXT_FIELD_NAMES[0] in first_record_fields(path) else None
+
+
+def _read_columns(path: Path, lazy_field: str | None = None) -> tuple[dict[str, list], int, list[str] | None, list[int] | None]:
+    """Return ``(columns, n_rows, default_ids, line_of_row)``; every column has ``n_rows`` values
+    (``lazy_field``: a JSON Lines file's texts left in the file, :func:`_read_jsonl`)."""
     if path.is_dir():
         return _read_txt_folder(path)
     suffix = path.suffix.lower()
@@ -134,7 +158,7 @@ def _read_columns(path: Path) -> tuple[dict[str, list], int, list[str] | None, l
     if suffix == ".parquet":
         return _read_parquet(path) + (None, None)
     if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path)
+        return _read_jsonl(path, lazy_field)
     text = _decode(path.read_bytes(), path)
     if suffix == ".json":
         records = _read_json(text, path)

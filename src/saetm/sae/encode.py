@@ -61,5 +61,8 @@ def encode_activations(sae, X: np.ndarray, batch_size: int = 1024) -> sp.csr_mat
     if counts:
         np.cumsum(np.concatenate(counts), out=indptr[1:])
     cat = lambda parts, dt: np.concatenate(parts).astype(dt, copy=False) if parts else np.zeros(0, dt)  # noqa: E731
-    return sp.csr_matrix((cat(data, np.float32), cat(indices, np.int32), indptr),
-                         shape=(X.shape[0], sae.config.n_atoms))
+    values = cat(data, np.float32)
+    data.clear()  # each list freed once joined: one copy of the activations at a time
+    columns = cat(indices, np.int32)
+    indices.clear()
+    return sp.csr_matrix((values, columns, indptr), shape=(X.shape[0], sae.config.n_atoms))

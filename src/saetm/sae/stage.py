@@ -201,4 +201,4 @@ def theta_of(sae, X: np.ndarray, rows: np.ndarray, n_rows: int) -> sp.csr_matrix
     from saetm.encoders.embed import expand_rows
     from saetm.words.em import normalize_theta
 
-    return normalize_theta(expand_rows(activations(sae, X), rows, n_rows))
+    return normalize_theta(expand_rows(activations(sae, X), rows, n_rows), copy=False)  # its own matrix

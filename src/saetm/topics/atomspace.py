@@ -78,17 +78,18 @@ def coactivation_embeddings(theta, dim: int = 64, seed: int = 0) -> np.ndarray:
 
     Two atoms get close rows when they are active, with similar weights, in the same
     documents. ``theta``: (n_docs, n_atoms) CSR. Returns (n_atoms, min(dim, ...)) float32.
-    Deterministic for a given ``seed`` (signs fixed by scikit-learn's ``svd_flip``).
+    Deterministic for a given ``seed``: scikit-learn's ``randomized_svd`` (signs fixed by
+    its ``svd_flip``), computed in bounded memory by :mod:`saetm.topics.coactivation`.
     """
-    theta = sp.csr_matrix(theta, dtype=np.float64)
+    theta = sp.csr_matrix(theta)
     n_docs, n_atoms = theta.shape
     rank = int(min(dim, n_docs, n_atoms) - 1)
     if rank < 1:
         raise SaetmError(f"co-activation needs at least 2 documents and 2 atoms, got theta of shape {theta.shape}; "
                          "fit more documents, or use --atom-space documents (atom_space='documents')")
-    from sklearn.utils.extmath import randomized_svd
+    from saetm.topics.coactivation import top_right_singular
 
-    _, S, Vt = randomized_svd(theta, rank, random_state=seed)
+    S, Vt = top_right_singular(theta, rank, seed)
     return unit_rows((Vt.T * S).astype(np.float32))
 
 

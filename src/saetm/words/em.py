@@ -73,21 +73,27 @@ class FeatureWords:
 # ---------------------------------------------------------------- θ and counts
 
 
-def normalize_theta(activations) -> sp.csr_matrix:
+def normalize_theta(activations, copy: bool = True, block: int = 1 << 16) -> sp.csr_matrix:
     """θ_d = a_d / Σ_k a_dk: ``(n_docs, n_atoms)`` non-negative activations -> float32 CSR.
 
-    Rows with no active atom stay all zero.
+    Rows with no active atom stay all zero. ``copy=False`` normalises a float32 CSR
+    ``activations`` in place. Rows are summed (float64) and divided ``block`` at a time,
+    so the temporaries are one block's, not the whole matrix's.
     """
-    a = sp.csr_matrix(activations, dtype=np.float32, copy=True)
+    a = sp.csr_matrix(activations, dtype=np.float32, copy=copy)
     if a.nnz and not np.all(np.isfinite(a.data)):
         raise SaetmError("activations contain NaN or infinite values; check the SAE and its input embeddings")
     if a.nnz and a.data.min() < 0:
         raise SaetmError("activations must be non-negative (SAE codes after ReLU / top-k); got negative values")
     a.eliminate_zeros()
     a.sort_indices()
-    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
-    totals = np.bincount(rows, weights=a.data, minlength=a.shape[0])
-    a.data = (a.data / totals[rows]).astype(np.float32)
+    lengths = np.diff(a.indptr)
+    for lo in range(0, a.shape[0], block):
+        hi = min(lo + block, a.shape[0])
+        s, e = a.indptr[lo], a.indptr[hi]
+        rows = np.repeat(np.arange(hi - lo), lengths[lo:hi])
+        totals = np.bincount(rows, weights=a.data[s:e], minlength=hi - lo)
+        a.data[s:e] = (a.data[s:e] / totals[rows]).astype(np.float32)
     return a
 
 

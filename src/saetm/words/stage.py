@@ -32,7 +32,10 @@ def vocabulary(docs: Sequence[str], *, min_df, max_df, max_features, stop_words,
     vocab, counts = build_vocabulary(docs, min_df=min_df, max_df=float(max_df), max_features=max_features,
                                      stop_words=stop_words, extra_stop_words=extra_stop_words,
                                      lemmatize=lemmatize, merge_inflections=merge_inflections)
-    wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
+    if getattr(docs, "lazy", False):  # texts left in a file: not read again for this
+        wordless = int(np.count_nonzero((np.diff(counts.indptr) == 0) & docs.nonblank()))
+    else:
+        wordless = int(sum(1 for d, n in zip(docs, np.diff(counts.indptr)) if n == 0 and d.strip()))
     if wordless:
         log.warning("%d of %d documents contain no vocabulary word; they still get topics from their embeddings "
                     "but do not shape the topics' words (lower --min-df (min_df) to include more words)",

@@ -209,6 +209,8 @@ def _vectorizer(*, token_pattern: str, lemmatize: bool | Lemmatizer,
 def _check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise SaetmError("texts must be a list of documents, not a single string")
+    if getattr(texts, "lazy", False):  # texts read from a file a chunk at a time (saetm.io.lazy_texts)
+        return texts
     texts = list(texts)
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
@@ -328,20 +330,37 @@ def _count_in_chunks(vectorizer: CountVectorizer, chunks: Iterable[Sequence[str]
     kept = np.flatnonzero(mask)
     if len(kept) == 0:
         raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-    column = np.full(len(words), -1, dtype=np.int64)
+    column = np.full(len(words), -1, dtype=np.int32)
     column[old[kept]] = np.arange(len(kept))
-    blocks = []
+    return [words[i] for i in kept], _kept_counts(parts, column, n, len(kept))
+
+
+def _kept_counts(parts: list, column: np.ndarray, n_docs: int, n_words: int) -> sp.csr_matrix:
+    """The ``(n_docs, n_words)`` float32 CSR (sorted indices) of the chunks' counts of the
+    kept words (``column``: each term's column, -1 when cut), written into arrays allocated
+    once: memory holds the chunks not yet copied and the result, never a second copy."""
+    nnz = sum(int(np.count_nonzero(column[idx] >= 0)) for _, idx, _ in parts)
+    data, indices = np.empty(nnz, dtype=np.float32), np.empty(nnz, dtype=np.int32)
+    row_nnz = np.empty(n_docs, dtype=np.int64)
+    at = row = 0
     while parts:
         indptr, idx, val = parts.pop(0)
         new = column[idx]
         keep = new >= 0
-        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))[keep]
-        block = sp.csr_matrix((val[keep].astype(np.float32), (rows, new[keep])), shape=(len(indptr) - 1, len(kept)))
-        block.sort_indices()
-        blocks.append(block)
-    counts = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
-    counts.sort_indices()
-    return [words[i] for i in kept], counts
+        n_rows = len(indptr) - 1
+        rows = np.repeat(np.arange(n_rows), np.diff(indptr))[keep]
+        order = np.lexsort((new[keep], rows))  # by row, then column: each row's indices sorted
+        indices[at:at + len(order)] = new[keep][order]
+        data[at:at + len(order)] = val[keep][order]
+        row_nnz[row:row + n_rows] = np.bincount(rows, minlength=n_rows)
+        at, row = at + len(order), row + n_rows
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(row_nnz, out=indptr[1:])
+    index_type = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
+    counts = sp.csr_matrix((data, indices.astype(index_type, copy=False), indptr.astype(index_type)),
+                           shape=(n_docs, n_words))
+    counts.has_sorted_indices = True
+    return counts
 
 
 def count_words(
