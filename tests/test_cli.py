@@ -125,6 +125,27 @@ def test_transform_writes_tables_and_npz(fitted_dir, corpus_files):
     assert list(pd.read_csv(corpus_files / "w1.tsv", sep="\t").columns) == ["id", "topic", "weight", "label"]
 
 
+def test_transform_in_blocks_gives_the_weights_of_one_call(fitted_dir, corpus_files, ng_corpus, ng_embeddings):
+    """The CLI transforms a block of rows at a time: the stacked blocks equal one call, with
+    given embeddings (read from the memory-mapped file) and from texts with empty ones."""
+    from saetm.cli.transform import transform_blocks
+    from saetm.io.readers import read_embeddings
+    from saetm.model import SAETM
+
+    model = SAETM.load(fitted_dir)
+    X = read_embeddings(corpus_files / "emb.npy", n_rows=len(ng_embeddings), mmap=True)
+    whole = model.transform(None, np.asarray(X))
+    blocks = transform_blocks(model, list(ng_corpus.texts), X, block_rows=37)
+    assert blocks.shape == whole.shape and ((blocks != 0) != (whole != 0)).nnz == 0  # float sums of other sizes
+    np.testing.assert_allclose(blocks.toarray(), whole.toarray(), atol=1e-5)
+
+    texts = ng_corpus.texts[:9] + ["", "   "] + ng_corpus.texts[9:12]
+    whole = model.transform(texts).toarray()
+    blocks = transform_blocks(model, texts, block_rows=5).toarray()
+    assert blocks.shape == (14, model.n_topics) and not blocks[9:11].any() and blocks[11:].any()
+    np.testing.assert_allclose(blocks, whole, atol=1e-5)
+
+
 @pytest.mark.parametrize("flag, value, message", [
     ("--doc-smoothing", "2", "doc_smoothing must be in [0.0, 1.0], got 2.0"),
     ("--prevalence-power", "-1", "prevalence_power must be in [0.0, 1.0], got -1.0"),

@@ -29,10 +29,11 @@ def cmd_transform(args) -> int:
     model = load_model(SAETM, Path(args.dir), documents=not sealed)
     model.verbose = not args.quiet
     labels = _table_labels(Path(args.dir), model.n_topics) if sealed and suffix != ".npz" else None
-    corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field)
+    # JSON Lines: the texts stay in the file and are read a block at a time
+    corpus = read_documents(args.input, text_field=args.text_field, id_field=args.id_field, lazy_text=True)
     texts, meta = _aligned(corpus)
     embeddings = _read_embeddings_for(len(texts), args.embeddings)
-    W = model.transform(texts, embeddings)
+    W = transform_blocks(model, texts, embeddings)
     if suffix == ".npz":
         write_npz(out, W)
     else:
@@ -47,6 +48,35 @@ def cmd_transform(args) -> int:
                 info.to_csv(f, sep="\t" if suffix == ".tsv" else ",", index=False)
     log.info("wrote topic weights of %d documents to %s", W.shape[0], out)
     return 0
+
+
+#: documents transformed at a time: memory holds one block's texts, embeddings and activations
+BLOCK_ROWS = 8192
+
+
+def transform_blocks(model, texts, embeddings=None, block_rows: int = BLOCK_ROWS):
+    """``model.transform`` over ``BLOCK_ROWS`` input rows at a time, stacked: the same
+    ``(n_rows, T)`` weights as one call. Given embeddings (memory-mapped by the CLI) stand for
+    the texts; without them, empty texts are left out of each block and get an empty row."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from saetm.io.inputs import check_documents
+
+    if embeddings is None:
+        check_documents(texts)  # "all documents are empty", and one warning for the empty ones
+    parts = []
+    for start in range(0, len(texts), block_rows):
+        stop = min(start + block_rows, len(texts))
+        if embeddings is not None:
+            parts.append(model.transform(None, np.asarray(embeddings[start:stop])))
+            continue
+        block = texts[start:stop]
+        keep = [i for i, t in enumerate(block) if t.strip()]
+        W = model.transform([block[i] for i in keep]) if keep else sp.csr_matrix((0, model.n_topics))
+        place = sp.csr_matrix((np.ones(len(keep), W.dtype), (keep, np.arange(len(keep)))), shape=(stop - start, len(keep)))
+        parts.append((place @ W).tocsr())
+    return sp.vstack(parts, format="csr")
 
 
 def _table_labels(directory: Path, n_topics: int) -> list[str] | None:
