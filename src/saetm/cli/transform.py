@@ -73,7 +73,7 @@ def transform_blocks(model, texts, embeddings=None, block_rows: int = BLOCK_ROWS
             continue
         block = texts[start:stop]
         keep = [i for i, t in enumerate(block) if t.strip()]
-        W = model.transform([block[i] for i in keep]) if keep else sp.csr_matrix((0, model.n_topics))
+        W = model.transform([block[i] for i in keep]) if keep else sp.csr_matrix((0, model.n_topics), dtype=np.float32)
         place = sp.csr_matrix((np.ones(len(keep), W.dtype), (keep, np.arange(len(keep)))), shape=(stop - start, len(keep)))
         parts.append((place @ W).tocsr())
     return sp.vstack(parts, format="csr")
