@@ -74,7 +74,8 @@ def transform_blocks(model, texts, embeddings=None, block_rows: int = BLOCK_ROWS
         block = texts[start:stop]
         keep = [i for i, t in enumerate(block) if t.strip()]
         W = model.transform([block[i] for i in keep]) if keep else sp.csr_matrix((0, model.n_topics), dtype=np.float32)
-        place = sp.csr_matrix((np.ones(len(keep), W.dtype), (keep, np.arange(len(keep)))), shape=(stop - start, len(keep)))
+        place = sp.csr_matrix((np.ones(len(keep), W.dtype), (keep, np.arange(len(keep)))),
+                              shape=(stop - start, len(keep)))  # the kept rows back in their places
         parts.append((place @ W).tocsr())
     return sp.vstack(parts, format="csr")
 
