@@ -154,10 +154,23 @@ def main() -> int:
         md = (f"# `saetm fit` scaling (bench/bench_scale.py)\n\n20 Newsgroups **replicated** to each size "
               f"(texts + a per-replica token, jittered embeddings), T={args.topics}, shipped SAE, given "
               f"embeddings, whole process.\nMachine: {json.dumps(out['machine'])}\n\n{table(rows)}\n")
-        Path(args.results + ".md").write_text(md)
+        Path(args.results + ".md").write_text(md + _kept_notes(Path(args.results + ".md")))
     print()
     print(table(rows))
     return 0
+
+
+def _kept_notes(path: Path) -> str:
+    """What follows the table in the results file being replaced (notes written by hand, the
+    peers' section of bench_scale_peers.py --combine): kept, so that a rerun adds its row
+    without losing them."""
+    try:
+        old = path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    table = old.find("\n| label |")
+    end = old.find("\n\n", table + 1) if table >= 0 else -1
+    return old[end + 1:] if end >= 0 else ""
 
 
 if __name__ == "__main__":

@@ -159,10 +159,23 @@ def main(argv=None) -> int:
         ]
     text = "\n".join(lines) + "\n"
     print(text)
+    notes = _kept_notes(Path(args.out))
+    text += "\n" + notes if notes else ""
     with atomic_write(args.out, "w") as f:
         f.write(text)
     write_json(Path(args.out).with_suffix(".json"), {"speed": speed, "fit": fit, "load": [load_before, load_after]})
     return 0
+
+
+def _kept_notes(path: Path) -> str:
+    """The ``## Notes`` section of the results file being replaced (written by hand after a
+    run): kept, so that a rerun updates the tables without losing what was said about them."""
+    try:
+        old = path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    at = old.find("\n## Notes")
+    return old[at + 1:] if at >= 0 else ""
 
 
 if __name__ == "__main__":
