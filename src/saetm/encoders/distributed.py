@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from saetm.encoders.cache import (EmbeddingCache, chunk_bounds, chunk_rows, content_key, encode_chunks,
+from saetm.encoders.cache import (EmbeddingCache, cache_for, chunk_bounds, chunk_rows, content_key, encode_chunks,
                                   stack_chunks)
 from saetm.errors import SaetmError
 from saetm.sae.distributed import ProcessInfo, process_info
@@ -43,9 +43,7 @@ def encode_sharded(encoder, texts: Sequence[str], *, cache: EmbeddingCache | Non
     texts = list(texts)
     if not info.enabled:
         return encode_cached(encoder, texts, cache=cache, show_progress=show_progress)
-    cache = EmbeddingCache() if cache is True else (cache or None)
-    if not getattr(encoder, "cacheable", True):  # an encoder whose embeddings depend on more than the texts
-        cache = None
+    cache = cache_for(encoder, cache)
     group = _cpu_group(info)
     whole = None
     if cache is not None and texts:  # the whole-corpus entry, if every process has it

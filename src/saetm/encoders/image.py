@@ -34,7 +34,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from saetm.encoders.cache import EmbeddingCache, content_key
+from saetm.encoders.cache import EmbeddingCache, cache_for, content_key
 from saetm.errors import SaetmError
 from saetm.encoders.image_backends import (_HFVision, _Lite0, center_crop, lite_pixels,  # noqa: F401
                                            load_efficientnet_lite0, pad_to_square)
@@ -144,9 +144,7 @@ def encode_images(encoder: ImageEncoder, images: Sequence, *, cache: EmbeddingCa
     images = list(images)
     if not images:
         raise SaetmError("no images given; pass a non-empty list of image paths")
-    store = EmbeddingCache() if cache is True else (cache or None)
-    if not getattr(encoder, "cacheable", True):
-        store = None
+    store = cache_for(encoder, cache)
     key = None
     if store is not None:
         key = content_key(f"image-v{_KEY_VERSION}:{encoder.name}", [image_fingerprint(im) for im in images])

@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from saetm.encoders.cache import EmbeddingCache, chunk_bounds, chunk_rows, content_key, encode_chunks, stack_chunks
+from saetm.encoders.cache import (EmbeddingCache, cache_for, chunk_bounds, chunk_rows, content_key, encode_chunks,
+                                  stack_chunks)
 from saetm.errors import SaetmError
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -113,9 +114,7 @@ def encode_cached(encoder: TextEncoder, texts: Sequence[str], *, cache: Embeddin
     does not depend on it), each stored as soon as it is done, so a killed run
     re-encodes at most one chunk when it is run again."""
     texts = list(texts)
-    cache = EmbeddingCache() if cache is True else (cache or None)
-    if not getattr(encoder, "cacheable", True):  # an encoder whose embeddings depend on more than the texts
-        cache = None
+    cache = cache_for(encoder, cache)
     if not texts:
         return encoder.encode(texts, show_progress=False)
     key = content_key(encoder.name, texts) if cache is not None else ""
