@@ -46,6 +46,17 @@ def best_peer(runs: dict, corpus: str, T: int, holdout: float) -> str | None:
     return best
 
 
+def saetm_and_best_peer(runs: dict, corpus: str, T: int, holdout: float) -> tuple[dict, str, dict] | None:
+    """saetm's run, the best peer's name and its run at (corpus, T); None when either is missing."""
+    from bench_topics import run_key
+
+    ours = runs.get(run_key(corpus, SAETM, T, holdout), {})
+    peer = best_peer(runs, corpus, T, holdout)
+    if ours.get("status") != "ok" or peer is None:
+        return None
+    return ours, peer, runs[run_key(corpus, peer, T, holdout)]
+
+
 def pair_topics(a: list[list[str]], b: list[list[str]]) -> list[tuple[int | None, int | None]]:
     """Pairs (i, j) of topics of ``a`` and ``b`` with the largest total Jaccard overlap of
     their top words; unmatched or disjoint topics come last, paired with None."""
@@ -64,7 +75,6 @@ def pair_topics(a: list[list[str]], b: list[list[str]]) -> list[tuple[int | None
 
 
 def corpus_markdown(corpus: str, runs: dict, topics: list[int], holdout: float, n_words: int, heldout_tokens) -> str:
-    from bench_topics import run_key
     from saetm.evaluation.coherence import npmi_coherence
 
     lines = [f"# Topics on {corpus}: saetm (shipped SAE) vs the best peer", "",
@@ -73,11 +83,10 @@ def corpus_markdown(corpus: str, runs: dict, topics: list[int], holdout: float, 
              "(top 10, document co-occurrence). Peer topics are paired with saetm's by the overlap of their top "
              f"{OVERLAP_WORDS} words; '–' = no counterpart.", ""]
     for T in topics:
-        ours = runs.get(run_key(corpus, SAETM, T, holdout), {})
-        peer = best_peer(runs, corpus, T, holdout)
-        if ours.get("status") != "ok" or peer is None:
+        pair = saetm_and_best_peer(runs, corpus, T, holdout)
+        if pair is None:
             continue
-        theirs = runs[run_key(corpus, peer, T, holdout)]
+        ours, peer, theirs = pair
         a, b = [t for t in ours["topic_words"] if t], [t for t in theirs["topic_words"] if t]
         pa = npmi_coherence(a, heldout_tokens)["per_topic"]
         pb = npmi_coherence(b, heldout_tokens)["per_topic"]
@@ -99,8 +108,6 @@ def corpus_markdown(corpus: str, runs: dict, topics: list[int], holdout: float, 
 
 def summary_markdown(runs: dict, corpora: list[str], topics: list[int], holdout: float) -> str:
     """One row per corpus × T: saetm-shipped and the best peer (held-out NPMI), with the margin."""
-    from bench_topics import run_key
-
     def cell(r):
         m = r["metrics"]
         return (f"{m.get('npmi_heldout', float('nan')):.3f} ({m.get('npmi', float('nan')):.3f}) · "
@@ -114,11 +121,10 @@ def summary_markdown(runs: dict, corpora: list[str], topics: list[int], holdout:
              "|---|---:|---:|---|---:|---:|---|"]
     for c in corpora:
         for T in topics:
-            ours = runs.get(run_key(c, SAETM, T, holdout), {})
-            peer = best_peer(runs, c, T, holdout)
-            if ours.get("status") != "ok" or peer is None:
+            pair = saetm_and_best_peer(runs, c, T, holdout)
+            if pair is None:
                 continue
-            theirs = runs[run_key(c, peer, T, holdout)]
+            ours, peer, theirs = pair
             ran = sorted(r["model"] for r in runs.values() if (r.get("corpus"), r.get("n_topics"), r.get("holdout"))
                          == (c, T, holdout) and r.get("status") == "ok" and r["model"] not in (SAETM, "saetm"))
             d = ours["metrics"]["npmi_heldout"] - theirs["metrics"]["npmi_heldout"]
