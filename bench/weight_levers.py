@@ -4,8 +4,8 @@ Each variant reruns the von Mises–Fisher mixture's EM of ``docweights.fit_mixt
 fitted model's θ_topic and document directions, densely (all documents at once, float64),
 and changes one thing:
 
-- ``base``: the mixture as shipped (t = 0.05, 10 rounds, weights on θ's support) — a check
-  that this dense rerun gives the model's own NMI;
+- ``base``: the mixture as shipped until saetm 0.10 (t = 0.05, 10 rounds, weights on θ's
+  support) — a check that this dense rerun gives the NMI of a model fitted with 10 rounds;
 - ``ml``: the concentration κ = 1/t shared by all topics estimated in every round from the
   mean resultant length r̄ = Σ_c ‖Σ_d W_dc x̂_d‖ / Σ_dc W_dc (Banerjee et al. 2005:
   κ ≈ r̄(D − r̄²)/(1 − r̄²), D the embedding dimension), starting from θ's centroids;
@@ -13,7 +13,7 @@ and changes one thing:
 - ``mltopic``: one κ_c per topic from its own r̄_c (the vMF normaliser log C_D(κ_c) then
   enters the posterior), clipped like ``mlclip``; ``mltopicraw``: not clipped;
 - ``all``: the argmax over all T topics (p = s/T off θ's support) instead of θ's support;
-- ``iterN``: N rounds of EM instead of 10 (e.g. ``iter30``);
+- ``iterN``: N rounds of EM instead of 10 (e.g. ``iter30``; ``iter20`` is the default since);
 - ``convX``: EM until no topic's ρ changes by more than the fraction X in a round (at most
   ``MAX_ROUNDS``; e.g. ``conv0.001``);
 - ``tX``: a fixed temperature X (e.g. ``t0.04``).
