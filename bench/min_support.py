@@ -32,6 +32,11 @@ words' GloVe cosine instead: w · NPMI + (1 − w) · cos, w = n_ij / (n_ij + c)
 ``--smoothing`` also recomputes the fitted documents' weights with each document prior
 smoothing s (``SAETM(doc_smoothing=s)``; topics and words unchanged, only NMI moves) on
 the same fitted model.
+
+``--weights`` recomputes the fitted documents' weights with variants of the mixture
+(``bench/weight_levers.py``: κ = 1/t estimated from the data, the argmax over all topics,
+more EM rounds, another fixed t) on the same fitted model and scores their NMI against
+``base`` (the first variant listed); topics and words unchanged.
 """
 
 from __future__ import annotations
@@ -101,6 +106,18 @@ def nmi_with_smoothing(model, s: float, labels) -> float:
     return label_agreement(W, labels)["nmi"]
 
 
+def nmi_with_weights(model, variant: str, labels) -> tuple[float, dict]:
+    """NMI of the fitted documents' weights recomputed by ``weight_levers.weights(variant)``."""
+    import weight_levers
+    from saetm.evaluation.measures import label_agreement
+    from saetm.topics import merge
+
+    atoms = model._atoms()
+    theta_topic = merge.doc_topics(atoms.theta, model.atom_topic_, model.n_topics)
+    W, info = weight_levers.weights(theta_topic, atoms.doc_embeddings, variant, smoothing=model.doc_smoothing_)
+    return label_agreement(W, labels)["nmi"], info
+
+
 def main(argv=None) -> int:
     from bench_topics import CorpusData
     from saetm.evaluation.coherence import npmi_coherence
@@ -114,12 +131,14 @@ def main(argv=None) -> int:
     p.add_argument("--rules", default="3,1,2,1/2000,1/1000,1/500")
     p.add_argument("--lever", choices=["min_support", "candidates", "shrink"], default="min_support")
     p.add_argument("--smoothing", default="", help="document prior smoothings to score NMI with (first: baseline)")
+    p.add_argument("--weights", default="", help="document weight variants to score NMI with (first: baseline)")
     p.add_argument("--data-seed", type=int, default=0,
                    help="seed of the held-out half (and of a NAME-nN sample, whose embeddings must be cached)")
     p.add_argument("--out", default=str(HERE / "results" / "min-support.md"))
     args = p.parse_args(argv)
     rules = args.rules.split(",")
     smoothings = [float(s) for s in args.smoothing.split(",") if s]
+    variants = [v for v in args.weights.split(",") if v]
     work = Path(tempfile.mkdtemp(prefix="min_support-"))
     original = wordrank.npmi_among
     default = wordrank.npmi_among.__defaults__, wordrank.coherent_order.__defaults__
@@ -163,12 +182,20 @@ def main(argv=None) -> int:
                     v = nmi_with_smoothing(model, s, data.labels)
                     nmis.append({"corpus": c, "T": T, "smoothing": s, "nmi": v})
                     print(f"  doc_smoothing {s}: NMI {v:.4f}", flush=True)
+                for variant in variants:
+                    v, info = nmi_with_weights(model, variant, data.labels)
+                    nmis.append({"corpus": c, "T": T, "weights": variant, "nmi": v, **info})
+                    print(f"  weights {variant}: NMI {v:.4f} (t {info['t_min']:.4f}–{info['t_max']:.4f}, "
+                          f"{info['rounds']} rounds)", flush=True)
     finally:
         wordrank.npmi_among = original
         wordrank.npmi_among.__defaults__, wordrank.coherent_order.__defaults__ = default
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"rows": rows, "smoothing": nmis}, indent=1))
-    lines = report(rows, nmis, rules, smoothings, baseline, args.lever, argv, args.data_seed)
+    lines = report(rows, [x for x in nmis if "smoothing" in x], rules, smoothings, baseline, args.lever, argv,
+                   args.data_seed)
+    if variants:
+        lines += weights_report([x for x in nmis if "weights" in x], variants)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[lines.index("Over corpus × T cells (worse: Δ < −0.01):"):]))
     return 0
@@ -222,6 +249,31 @@ def report(rows, nmis, rules, smoothings, baseline, lever, argv, seed=0) -> list
             ds = [got[(c, T, s)] - got[(c, T, smoothings[0])] for c, T in cells]
             lines.append(f"| {s:g} | {np.mean(ds):+.4f} | {sum(d > 0 for d in ds)}/{len(ds)} | "
                          f"{sum(d < -0.01 for d in ds)}/{len(ds)} |")
+    return lines
+
+
+def weights_report(nmis, variants) -> list[str]:
+    """NMI per corpus × T of each ``--weights`` variant, Δ against the first, and the summary."""
+    got = {(x["corpus"], x["T"], x["weights"]): x for x in nmis}
+    cells = list(dict.fromkeys((x["corpus"], x["T"]) for x in nmis))
+    first = variants[0]
+    lines = ["", f"Document weight variants (`--weights`, `bench/weight_levers.py`): NMI of the same fitted models, "
+             f"weights recomputed; Δ against `{first}`; t: the final temperature (range over topics).", "",
+             "| corpus | T | " + " | ".join(variants) + " |", "|---|---:|" + "---:|" * len(variants)]
+    for c, T in cells:
+        b = got[(c, T, first)]["nmi"]
+        cols = [f"{b:.4f}"]
+        for v in variants[1:]:
+            x = got[(c, T, v)]
+            t = f"{x['t_min']:.3f}" if abs(x["t_max"] - x["t_min"]) < 5e-4 else f"{x['t_min']:.3f}–{x['t_max']:.3f}"
+            cols.append(f"{x['nmi']:.4f} ({x['nmi'] - b:+.4f}" + (f", t {t})" if v.startswith("ml") else
+                        f", {x['rounds']} rounds)" if v.startswith("conv") else ")"))
+        lines.append(f"| {c} | {T} | " + " | ".join(cols) + " |")
+    lines += ["", "| weights | mean Δ NMI | cells better | cells worse by > 0.01 | min Δ |", "|---|---:|---:|---:|---:|"]
+    for v in variants[1:]:
+        ds = [got[(c, T, v)]["nmi"] - got[(c, T, first)]["nmi"] for c, T in cells]
+        lines.append(f"| {v} | {np.mean(ds):+.4f} | {sum(d > 0 for d in ds)}/{len(ds)} | "
+                     f"{sum(d < -0.01 for d in ds)}/{len(ds)} | {min(ds):+.4f} |")
     return lines
 
 

@@ -241,3 +241,32 @@ def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embedd
     save_file(topics, tmp_path / "m" / "topics.safetensors")
     with pytest.raises(SaetmError, match="invalid doc_smoothing"):
         SAETM.load(tmp_path / "m")
+
+
+def test_a_model_saved_without_its_weights_loads_with_the_rounds_it_was_fitted_with(fitted_model, tmp_path):
+    """Format-1 files without saved weights (saetm < 0.8) were fitted with 10 rounds of EM: load
+    recomputes those, not the current default's; the next retopic fits the default."""
+    from saetm.migrate import LEGACY_ROUNDS
+
+    m = fitted_model
+    W0, E = theta_weights(m), m.doc_embeddings_
+    assert ITERATIONS != LEGACY_ROUNDS == 10
+    m.save(tmp_path / "old")
+    as_format1(tmp_path / "old")
+    path = tmp_path / "old" / "topics.safetensors"
+    topics = {k: v for k, v in load_file(path).items() if k != "centroids" and k != "priors"
+              and not k.startswith("doc_topics.")}
+    save_file(topics, path)
+    old = SAETM.load(tmp_path / "old")
+    C, p = fit_mixture(W0, E, n_iter=LEGACY_ROUNDS, smoothing=SMOOTHING)
+    np.testing.assert_allclose(old.topic_priors_, p, rtol=1e-6)
+    np.testing.assert_allclose(old.doc_topics_.toarray(), sharpen(W0, E, C, priors=p, smoothing=SMOOTHING).toarray(),
+                               atol=1e-7)
+    assert abs(old.doc_topics_ - m.doc_topics_).max() > 1e-3  # the default's rounds give other weights
+    # a model saved with its weights reads them back; a retopic fits the current rounds
+    np.testing.assert_array_equal(SAETM.load(m.save(tmp_path / "new")).doc_topics_.toarray(), m.doc_topics_.toarray())
+    np.testing.assert_allclose(old.retopic(m.n_topics).doc_topics_.toarray(), m.doc_topics_.toarray(), atol=1e-6)
+    topics["doc_rounds"] = np.array([2.5])
+    save_file(topics, path)
+    with pytest.raises(SaetmError, match="invalid doc_rounds"):
+        SAETM.load(tmp_path / "old")

@@ -67,16 +67,17 @@ def stored_weights(arrays: dict, model, n_topics: int, path: Path):
     return W, centroids, np.asarray(priors, np.float64)
 
 
-def saved_or_refitted(arrays: dict, model, topics, smoothing: float, path: Path):
+def saved_or_refitted(arrays: dict, model, topics, smoothing: float, path: Path, rounds: int | None = None):
     """(W, μ, ρ) of a model being loaded: those saved in ``arrays`` (from ``path``), else
-    recomputed from θ and the document embeddings for ``topics`` with the smoothing ``smoothing``."""
+    recomputed from θ and the document embeddings for ``topics`` with the smoothing ``smoothing``
+    and ``rounds`` of the mixture's EM (None: its default)."""
     from saetm.components import resolved
     from saetm.topics.stage import document_weights
 
     n_topics = topics.topic_words.shape[0]
     return (stored_weights(arrays, model, n_topics, path)
             or document_weights(model.theta_, getattr(model, "doc_embeddings_", None), topics.atom_topic, n_topics,
-                                resolved(model, "clustering"), smoothing=smoothing))
+                                resolved(model, "clustering"), rounds=rounds, smoothing=smoothing))
 
 
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",

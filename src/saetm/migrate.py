@@ -11,7 +11,9 @@ format 1 (saetm ≤ 0.8)
     (their document weights were fitted without smoothing: 0) and of < 0.7
     ``prevalence_power`` and the array ``tree.power`` (atoms clustered by θ̄ itself: 1).
     Files of saetm < 0.7 lack ``doc_smoothing`` in ``topics.safetensors``: their weights were
-    fitted with the setting.
+    fitted with the setting. Files without the saved document weights (``centroids``; saetm < 0.8)
+    get ``doc_rounds`` = 10, the rounds of the mixture's EM they were fitted with, so that load
+    recomputes the same weights.
 
 Bump ``saetm._version.FORMAT_VERSION`` when the format changes, and add the step from the
 previous version here (with a test that a directory of that version loads).
@@ -25,6 +27,7 @@ from saetm._version import FORMAT_VERSION
 from saetm.settings import LEGACY, fields
 
 OLDEST = 1  # the oldest format upgrade() reads
+LEGACY_ROUNDS = 10  # rounds of the document weights' EM of saetm 0.4–0.10
 
 
 def upgrade(info: dict) -> dict:
@@ -43,6 +46,8 @@ def upgrade_arrays(version: int, info: dict, state: dict, topics: dict) -> None:
             state["tree.power"] = np.asarray([1.0])  # saetm < 0.7: clustered by θ̄ itself
         if "doc_smoothing" not in topics:  # saetm < 0.7: fitted with the setting itself
             topics["doc_smoothing"] = np.asarray([float(info["params"]["clustering"]["doc_smoothing"])])
+        if "centroids" not in topics and "doc_rounds" not in topics:  # weights not saved: fitted with 10 rounds
+            topics["doc_rounds"] = np.asarray([float(LEGACY_ROUNDS)])
 
 
 def _params_1_to_2(info: dict) -> dict:

@@ -42,6 +42,12 @@ def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float | N
         raise SaetmError(f"{path} holds an invalid {key} ({e}); the file is corrupt, re-run `saetm fit`") from None
 
 
+def _check_rounds(x: float) -> float:
+    if not (x >= 1 and x == int(x)):
+        raise SaetmError(f"{x} is not a whole number of rounds")
+    return x
+
+
 def load_model(cls, directory: Path, *, documents: bool = True):
     """``documents=False`` (``saetm retopic``): documents.parquet is checked, not read; no ``documents_``."""
     from saetm.components import coerce
@@ -118,7 +124,10 @@ def load_model(cls, directory: Path, *, documents: bool = True):
     # the s the saved weights were fitted with; files without it hold no centroid weights, which use it
     smoothing = _saved_setting(topics, "doc_smoothing", check_doc_smoothing, directory / "topics.safetensors",
                                float(model.doc_smoothing))
-    W, centroids, priors = saved_or_refitted(topics, model, tp, smoothing, directory / "topics.safetensors")
+    # the EM's rounds of weights that were not saved (migrate.py); None: the current default
+    rounds = int(_saved_setting(topics, "doc_rounds", _check_rounds, directory / "topics.safetensors", 0)) or None
+    W, centroids, priors = saved_or_refitted(topics, model, tp, smoothing, directory / "topics.safetensors",
+                                             rounds=rounds)
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
                                   None if centroids is None else smoothing))
     read = _read_documents if documents else unread_documents

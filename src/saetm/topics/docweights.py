@@ -16,7 +16,7 @@ a mixture of von Mises–Fisher directions in which p_d, mostly θ, is each docu
 own prior. μ and ρ are that mixture's maximum-likelihood estimates, found by EM
 (:func:`fit_mixture`): μ starts as Σ_d θ̂[d, c] x̂_d, normalised, ρ as 1; each round
 computes W over all T topics, then sets μ_c ∝ Σ_d W[d, c] x̂_d and updates ρ
-(:func:`update_priors`; 10 rounds). ρ corrects the θ share by how much of the
+(:func:`update_priors`; 20 rounds). ρ corrects the θ share by how much of the
 collection a topic's documents really hold: topics whose documents are pulled to other
 centroids lose weight. The smoothing lets ρ act as a mixture weight over the whole
 collection rather than only against each topic's θ share.
@@ -39,7 +39,7 @@ DOC_WEIGHTS = ("centroid", "theta")
 #: t above: 0.03–0.08 measured within ±0.015 NMI of 0.05 with ρ fitted (bench/README.md).
 TEMPERATURE = 0.05
 #: rounds of the mixture's EM in :func:`fit_mixture` (1: centroids of θ_topic alone, ρ = 1).
-ITERATIONS = 10
+ITERATIONS = 20
 #: smallest ρ: keeps every topic in the support of the documents whose atoms gave it to them.
 PRIOR_FLOOR = 1e-6
 #: s above: the share of each document's prior spread evenly over all topics (SAETM(doc_smoothing)).
