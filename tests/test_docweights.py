@@ -12,8 +12,8 @@ from saetm.evaluation.measures import label_agreement
 from saetm.model import SAETM
 from saetm.topics import merge
 from saetm.topics.atomspace import unit_rows
-from saetm.topics.docweights import (ITERATIONS, PRIOR_FLOOR, SMOOTHING, TEMPERATURE, document_prior, fit_mixture,
-                                     sharpen, topic_centroids, update_priors)
+from saetm.topics.docweights import (ITERATIONS, PRIOR_FLOOR, SMOOTHING, TEMPERATURE, UnitRows, document_prior,
+                                     fit_mixture, sharpen, topic_centroids, update_priors)
 
 from _old_formats import as_format1
 
@@ -114,6 +114,26 @@ def test_mixture_rounds_are_em(fitted_model):
     assert np.abs(p - fit_mixture(W0, E)[1]).max() > 0.05  # the smoothing changes ρ
     with pytest.raises(SaetmError, match="at least 1"):
         fit_mixture(W0, E, n_iter=0)
+
+
+def test_a_large_collection_fits_the_mixture_on_a_seeded_sample(fitted_model):
+    """Past ``max_docs`` documents the EM reads a seeded sample (μ and ρ as if fitted on those
+    rows alone, from memory-mapped-like slices); at or under it, every document and no seed."""
+    m = fitted_model
+    W0, E = theta_weights(m), np.asarray(m.doc_embeddings_)
+    n = W0.shape[0]
+    rows = np.sort(np.random.default_rng(3).choice(n, size=n // 3, replace=False))
+    C, p = fit_mixture(W0, E, n_iter=4, max_docs=n // 3, seed=3)
+    C_rows, p_rows = fit_mixture(W0[rows], E[rows], n_iter=4, max_docs=None)
+    np.testing.assert_array_equal(C, C_rows)
+    np.testing.assert_array_equal(p, p_rows)
+    C_units, _ = fit_mixture(W0, UnitRows(E, keep=True), n_iter=4, max_docs=n // 3, seed=3)
+    np.testing.assert_array_equal(C_units, C)
+    assert np.abs(C - fit_mixture(W0, E, n_iter=4, max_docs=n // 3, seed=4)[0]).max() > 1e-4  # the seed decides
+    whole = fit_mixture(W0, E, n_iter=4, max_docs=None)
+    for same in (fit_mixture(W0, E, n_iter=4, max_docs=n, seed=5), fit_mixture(W0, E, n_iter=4)):
+        np.testing.assert_array_equal(same[0], whole[0])
+        np.testing.assert_array_equal(same[1], whole[1])
 
 
 def test_default_weights_keep_the_support_and_agree_more_with_the_labels(fitted_model, ng_corpus):

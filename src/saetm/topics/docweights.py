@@ -16,7 +16,8 @@ a mixture of von Mises–Fisher directions in which p_d, mostly θ, is each docu
 own prior. μ and ρ are that mixture's maximum-likelihood estimates, found by EM
 (:func:`fit_mixture`): μ starts as Σ_d θ̂[d, c] x̂_d, normalised, ρ as 1; each round
 computes W over all T topics, then sets μ_c ∝ Σ_d W[d, c] x̂_d and updates ρ
-(:func:`update_priors`; 20 rounds). ρ corrects the θ share by how much of the
+(:func:`update_priors`; 20 rounds; on more than ``MAX_MIXTURE_DOCS`` documents, over a
+seeded sample of that many). ρ corrects the θ share by how much of the
 collection a topic's documents really hold: topics whose documents are pulled to other
 centroids lose weight. The smoothing lets ρ act as a mixture weight over the whole
 collection rather than only against each topic's θ share.
@@ -40,6 +41,9 @@ DOC_WEIGHTS = ("centroid", "theta")
 TEMPERATURE = 0.05
 #: rounds of the mixture's EM in :func:`fit_mixture` (1: centroids of θ_topic alone, ρ = 1).
 ITERATIONS = 20
+#: the most documents the mixture's EM reads (:func:`fit_mixture`): beyond it, μ and ρ are
+#: estimated on a seeded sample of this many and the weights of every document follow from them.
+MAX_MIXTURE_DOCS = 200_000
 #: smallest ρ: keeps every topic in the support of the documents whose atoms gave it to them.
 PRIOR_FLOOR = 1e-6
 #: s above: the share of each document's prior spread evenly over all topics (SAETM(doc_smoothing)).
@@ -82,7 +86,8 @@ def document_prior(doc_topics, smoothing: float = 0.0) -> sp.csr_matrix:
 
 
 def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERATURE, n_iter: int | None = None,
-                fit_priors: bool = True, smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                fit_priors: bool = True, smoothing: float = 0.0, max_docs: int | None = MAX_MIXTURE_DOCS,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(μ, ρ) after ``n_iter`` rounds of the mixture's EM (module doc); ``(T, dim)`` float32
     unit rows and ``(T,)`` float64 (mean 1 over the topics documents use).
 
@@ -93,6 +98,9 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     are made a block of documents at a time (:class:`UnitRows`, :class:`_Blocks`): once for all
     rounds when each holds at most ``CACHE_BYTES``, else again in every round. ``embeddings``
     may be a :class:`UnitRows` already made of them (e.g. shared with :func:`sharpen`).
+    With more than ``max_docs`` documents (None: no limit), the EM reads a sample of
+    ``max_docs`` of them drawn with ``seed`` (kept in their order), which bounds its time
+    on very large collections; with fewer, ``seed`` plays no part.
     """
     n_iter = ITERATIONS if n_iter is None else int(n_iter)
     if n_iter < 1:
@@ -100,6 +108,10 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     prior = document_prior(doc_topics)
     if embeddings.shape[0] != prior.shape[0]:
         raise SaetmError(f"{embeddings.shape[0]} document embeddings for {prior.shape[0]} documents")
+    if max_docs is not None and prior.shape[0] > max_docs:
+        rows = np.sort(np.random.default_rng(seed).choice(prior.shape[0], size=int(max_docs), replace=False))
+        source = embeddings.embeddings if isinstance(embeddings, UnitRows) else embeddings
+        prior, embeddings = prior[rows], _Rows(source, rows)
     units = embeddings if isinstance(embeddings, UnitRows) else UnitRows(embeddings, keep=n_iter > 1)
     centroids = unit_rows(_weighted_sum(_row_normalized(prior), units))
     blocks = _Blocks(prior, units, smoothing, keep=n_iter > 2)
@@ -155,6 +167,18 @@ class UnitRows:
             return self._all[lo:hi]
         x = np.array(self.embeddings[lo:hi], dtype=np.float32)
         return np.divide(x, self._lengths[lo:hi], out=x)
+
+
+class _Rows:
+    """The rows ``rows`` (sorted) of ``embeddings``, read a slice at a time (a memory-mapped
+    array is not copied whole)."""
+
+    def __init__(self, embeddings, rows: np.ndarray):
+        self.embeddings, self.rows = embeddings, rows
+        self.shape = (len(rows), embeddings.shape[1])
+
+    def __getitem__(self, part: slice) -> np.ndarray:
+        return np.asarray(self.embeddings[self.rows[part]])
 
 
 def unit_block(X) -> np.ndarray:
