@@ -261,6 +261,7 @@ def main(argv=None) -> int:
     ap.add_argument("--diagnostics", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench/results/static-tokenlearn.md"))
     args = ap.parse_args(argv)
+    import pandas as pd
     import torch
 
     from saetm.encoders.static import StaticEncoder
@@ -306,38 +307,40 @@ def main(argv=None) -> int:
                     t = time.perf_counter()
                     Ea, _ = train([ftexts[i] for i in pick[:n]], X[pick[:n]], E, lr=0.01, epochs=10, batch=128)
                     cells[f"adapt{n}_s"] = time.perf_counter() - t
-                    cells[f"adapt{n}"] = kmeans_nmi(StaticEncoder(vector_folder(Ea, Path(tmp) / f"a{n}")).encode(ftexts),
-                                                    labels)
+                    Xa = StaticEncoder(vector_folder(Ea, Path(tmp) / f"a{n}")).encode(ftexts)
+                    cells[f"adapt{n}"] = kmeans_nmi(Xa, labels)
             print(name, {k: round(v, 3) for k, v in cells.items()}, flush=True)
             rows.append((name, len(ftexts), cells))
 
     cmd = " ".join(argv if argv is not None else sys.argv[1:])
     lines = ["# Static vectors trained on MiniLM's outputs (`bench/static_tokenlearn.py`)", "",
-             f"Command: `PYTHONPATH=src:/tmp/m2vlib OMP_NUM_THREADS=2 nice -n 10 python bench/static_tokenlearn.py {cmd}` "
-             f"(2 shared CPU cores, load average {os.getloadavg()[0]:.1f} at the end). Trained on {len(texts):,} texts of "
+             "Command: `PYTHONPATH=src:/tmp/m2vlib OMP_NUM_THREADS=2 nice -n 10 python bench/static_tokenlearn.py "
+             f"{cmd}` (2 shared CPU cores, load average {os.getloadavg()[0]:.1f} at the end). Trained on "
+             f"{len(texts):,} texts of "
              f"the generic collection (weights `{args.weights}`, Adam lr {args.lr:g}, {args.epochs} epochs, "
              f"{train_s:.0f}s; validation loss 1 − cos = {val_loss:.3f}). Fitted half of each corpus "
              "(`bench/static_corpora.py`'s split). k-means: k = number of labels, seeds 0–2, mean. "
              "Fit NMI: T = 20, seed 0, shipped SAE (today's static encoder with `sae-static`; the trained "
-             "vectors' embeddings with `sae-minilm`); its seconds in brackets: today's static fit from the raw texts, "
-             "the trained vectors' fit from their embeddings (encoding excluded).", "",
+             "vectors' embeddings with `sae-minilm`); its seconds in brackets: today's static fit from the raw "
+             "texts, the trained vectors' fit from their embeddings (encoding excluded).", "",
              "| corpus | docs | k-means MiniLM | k-means shipped static | k-means start (m2v 384-d) | "
              "k-means trained | fit NMI static today (s) | fit NMI trained + sae-minilm (s) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, n, c in rows:
-        lines.append(f"| {name} | {n:,} | {c['minilm']:.3f} | {c['shipped']:.3f} | {c['start']:.3f} | {c['trained']:.3f} "
-                     f"| {c['fit_static']:.3f} ({c['fit_static_s']:.0f}) | {c['fit_trained']:.3f} ({c['fit_trained_s']:.0f}) |")
+        lines.append(f"| {name} | {n:,} | {c['minilm']:.3f} | {c['shipped']:.3f} | {c['start']:.3f} | "
+                     f"{c['trained']:.3f} | {c['fit_static']:.3f} ({c['fit_static_s']:.0f}) | "
+                     f"{c['fit_trained']:.3f} ({c['fit_trained_s']:.0f}) |")
     diag = [c for _, _, c in rows if "oracle" in c]
     if diag:
         c = diag[0]
         lines += ["", "Diagnostics on 20 Newsgroups (never a product; k-means NMI on the fitted half): vectors trained "
                   f"on the held-out half's MiniLM embeddings (9,410 posts) {c['oracle']:.3f}; the trained vectors "
                   f"adapted on 500 / 1,000 / 2,000 posts of the fitted half {c['adapt500']:.3f} / "
-                  f"{c['adapt1000']:.3f} / {c['adapt2000']:.3f} (training {c['adapt500_s']:.0f} / {c['adapt1000_s']:.0f} / "
-                  f"{c['adapt2000_s']:.0f} s); MiniLM itself on 1,000 of these posts: {c['minilm1000_s']:.0f} s."]
-    import pandas as pd
-
-    counts = pd.concat([pd.read_parquet(p / "texts.parquet", columns=["source"]) for p in sets])["source"].value_counts()
+                  f"{c['adapt1000']:.3f} / {c['adapt2000']:.3f} (training {c['adapt500_s']:.0f} / "
+                  f"{c['adapt1000_s']:.0f} / {c['adapt2000_s']:.0f} s); MiniLM itself on 1,000 of these posts: "
+                  f"{c['minilm1000_s']:.0f} s."]
+    sources = pd.concat([pd.read_parquet(p / "texts.parquet", columns=["source"]) for p in sets])["source"]
+    counts = sources.value_counts()
     lines += ["", "Training texts by source: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + "."]
     text = "\n".join(lines) + "\n"
     with atomic_write(Path(args.out), "w") as f:
