@@ -3,6 +3,8 @@
     python bench/min_support.py [--corpora 20newsgroups,reuters-r8,...] [--topics 20,50]
         [--rules 3,1,2,1/2000,1/1000,1/500] [--out bench/results/min-support.md]
     python bench/min_support.py --lever candidates --rules 60,40,25 --out bench/results/candidates.md
+    python bench/min_support.py --lever shrink --rules 0,1,2,5,10,v2,v5 --smoothing 0.5,0.75,0.9 \
+        --corpora 20newsgroups,...,sotu-n3000,wordnet [--data-seed 0] --out bench/results/shrink.md
 
 ``topics/wordrank.py`` orders a topic's words by their NPMI on the fitted documents and
 counts pairs seen together in fewer than ``MIN_SUPPORT`` documents as never seen
@@ -14,11 +16,22 @@ Per corpus and T, saetm with the shipped SAE is fitted once on the same seeded h
 ``bench/bench_topics.py --holdout 0.5`` (all defaults, seed 0); only the word ranking
 is redone per rule (the topics, i.e. the atoms' clusters, do not depend on it). Each
 rule's top words are scored like the benchmark: NPMI (top 10, document co-occurrence)
-on the held-out half and on the fitted half, TD over the top 25.
+on the held-out half and on the fitted half, TD over the top 25, and NMI of the fitted
+half's argmax topic against the labels (the same for every rule: the ranking does not
+change the document weights). A corpus named ``NAME-nN`` is the seeded N-document
+sample that ``bench_topics.py --limit N`` fits (``sotu-n3000``).
 
 ``--lever candidates`` tries ``N_CANDIDATES`` instead (how many of a topic's best
 words by relevance the NPMI ordering may choose from; at least the 25 listed); rule
 ``3`` is then replaced by the default, 60, as the baseline.
+
+``--lever shrink`` shrinks each pair's NPMI toward 0 by its support: rule ``c`` uses
+NPMI · n_ij / (n_ij + c), n_ij = fitted documents holding both words (pairs below
+``MIN_SUPPORT`` stay −1; ``0`` is the ranking as it is); rule ``vc`` shrinks toward the
+words' GloVe cosine instead: w · NPMI + (1 − w) · cos, w = n_ij / (n_ij + c).
+``--smoothing`` also recomputes the fitted documents' weights with each document prior
+smoothing s (``SAETM(doc_smoothing=s)``; topics and words unchanged, only NMI moves) on
+the same fitted model.
 """
 
 from __future__ import annotations
@@ -36,6 +49,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+BASELINE = {"min_support": None, "candidates": None, "shrink": "0"}
+
 
 def support(rule: str, n_docs: int) -> int:
     if "/" not in rule:
@@ -43,10 +58,53 @@ def support(rule: str, n_docs: int) -> int:
     return max(3, int(round(n_docs * float(Fraction(rule)))))
 
 
+def corpus_spec(name: str) -> tuple[str, int | None]:
+    """``sotu-n3000`` → ("sotu", 3000); other names → (name, None)."""
+    base, _, n = name.rpartition("-n")
+    return (base, int(n)) if base and n.isdigit() else (name, None)
+
+
+def shrunk(npmi_among, c: float, unit_vectors: np.ndarray | None = None):
+    """``npmi_among`` with each supported pair's NPMI shrunk by n_ij / (n_ij + c): toward 0,
+    or toward the rows' cosine of ``unit_vectors`` (vocabulary order) when given."""
+    def npmi(doc_words, words, min_support=None):
+        out = npmi_among(doc_words, words) if min_support is None else npmi_among(doc_words, words, min_support)
+        if c == 0:
+            return out
+        from saetm.topics.wordrank import MIN_SUPPORT
+        sub = doc_words[:, words]
+        together = np.asarray((sub.T @ sub).toarray(), dtype=np.float64)
+        w = together / (together + c)
+        target = 0.0 if unit_vectors is None else unit_vectors[words] @ unit_vectors[words].T
+        seen = together >= max(MIN_SUPPORT if min_support is None else min_support, 1)
+        return np.where(seen, w * out + (1.0 - w) * target, out)
+    return npmi
+
+
+def unit_glove(vocab) -> np.ndarray:
+    from saetm.topics.wordvectors import GloveVectors
+
+    v = np.asarray(GloveVectors().vectors_for(list(vocab)), dtype=np.float64)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def nmi_with_smoothing(model, s: float, labels) -> float:
+    """NMI of the fitted documents' weights recomputed with document prior smoothing ``s``
+    (same atoms and topics; the mixture's EM is rerun)."""
+    from saetm.components import resolved
+    from saetm.evaluation.measures import label_agreement
+    from saetm.topics.stage import document_weights
+
+    atoms = model._atoms()
+    W, _, _ = document_weights(atoms.theta, atoms.doc_embeddings, model.atom_topic_, model.n_topics,
+                               resolved(model, "clustering"), smoothing=s)
+    return label_agreement(W, labels)["nmi"]
+
+
 def main(argv=None) -> int:
     from bench_topics import CorpusData
     from saetm.evaluation.coherence import npmi_coherence
-    from saetm.evaluation.measures import topic_diversity
+    from saetm.evaluation.measures import label_agreement, topic_diversity
     from saetm.model import SAETM
     from saetm.topics import wordrank
 
@@ -54,65 +112,117 @@ def main(argv=None) -> int:
     p.add_argument("--corpora", default="20newsgroups,reuters-r8,reuters-r52,brown,fortunes,election-tweets")
     p.add_argument("--topics", default="20,50")
     p.add_argument("--rules", default="3,1,2,1/2000,1/1000,1/500")
-    p.add_argument("--lever", choices=["min_support", "candidates"], default="min_support")
+    p.add_argument("--lever", choices=["min_support", "candidates", "shrink"], default="min_support")
+    p.add_argument("--smoothing", default="", help="document prior smoothings to score NMI with (first: baseline)")
+    p.add_argument("--data-seed", type=int, default=0,
+                   help="seed of the held-out half (and of a NAME-nN sample, whose embeddings must be cached)")
     p.add_argument("--out", default=str(HERE / "results" / "min-support.md"))
     args = p.parse_args(argv)
     rules = args.rules.split(",")
+    smoothings = [float(s) for s in args.smoothing.split(",") if s]
     work = Path(tempfile.mkdtemp(prefix="min_support-"))
+    original = wordrank.npmi_among
     default = wordrank.npmi_among.__defaults__, wordrank.coherent_order.__defaults__
-    baseline = str(wordrank.MIN_SUPPORT if args.lever == "min_support" else wordrank.N_CANDIDATES)
-    rows = []
+    baseline = BASELINE[args.lever] or str(wordrank.MIN_SUPPORT if args.lever == "min_support" else wordrank.N_CANDIDATES)
+    rows, nmis = [], []
     try:
         for c in args.corpora.split(","):
-            data = CorpusData(c, None, 0, work, 0.5)
+            name, limit = corpus_spec(c)
+            data = CorpusData(name, limit, args.data_seed, work, 0.5)
             emb = np.ascontiguousarray(np.load(data.embeddings_path, allow_pickle=False)[data.rows])
             for T in [int(t) for t in args.topics.split(",")]:
                 t0 = time.process_time()
                 model = SAETM(n_topics=T, sae="default", seed=0, cache=False, verbose=False).fit(data.texts, emb)
                 n = model.doc_words_.shape[0]
-                print(f"{c} T={T}: fitted on {n} documents in {time.process_time() - t0:.0f} CPU s", flush=True)
+                nmi = label_agreement(model.doc_topics_, data.labels)["nmi"] if data.labels else float("nan")
+                print(f"{c} T={T}: fitted on {n} documents in {time.process_time() - t0:.0f} CPU s, NMI {nmi:.4f}",
+                      flush=True)
+                glove = unit_glove(model.vocab_) if any(r.startswith("v") for r in rules) else None
                 for rule in rules:
+                    wordrank.npmi_among = original
                     if args.lever == "min_support":
                         ms = support(rule, n)
                         wordrank.npmi_among.__defaults__ = (ms,)
-                    else:
+                    elif args.lever == "candidates":
                         ms = int(rule)
-                        wordrank.coherent_order.__defaults__ = (ms, None)
+                        wordrank.coherent_order.__defaults__ = (ms, None, None)
+                    else:
+                        ms = float(rule.lstrip("v"))
+                        wordrank.npmi_among = shrunk(original, ms, glove if rule.startswith("v") else None)
                     model.__dict__.pop("_word_lists", None)  # the ranking is cached per model
                     words = [[w for w, _ in model.get_topic(k, n_words=25)] for k in range(model.n_topics)]
                     words = [w for w in words if w]
                     row = {"corpus": c, "T": T, "rule": rule, "value": ms, "n_fitted": n,
                            "npmi_heldout": npmi_coherence(words, data.heldout_tokens)["mean"],
                            "npmi_fitted": npmi_coherence(words, data.tokens)["mean"],
-                           "td": topic_diversity(words, 25)}
+                           "td": topic_diversity(words, 25), "nmi": nmi, "top10": [w[:10] for w in words]}
                     rows.append(row)
                     print(f"  rule {rule:>7} ({ms:>3}): NPMI held-out {row['npmi_heldout']:.4f}, "
                           f"fitted {row['npmi_fitted']:.4f}, TD {row['td']:.3f}", flush=True)
+                for s in smoothings:
+                    v = nmi_with_smoothing(model, s, data.labels)
+                    nmis.append({"corpus": c, "T": T, "smoothing": s, "nmi": v})
+                    print(f"  doc_smoothing {s}: NMI {v:.4f}", flush=True)
     finally:
+        wordrank.npmi_among = original
         wordrank.npmi_among.__defaults__, wordrank.coherent_order.__defaults__ = default
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    title = "Minimum co-occurrence support" if args.lever == "min_support" else "Candidate words (N_CANDIDATES)"
+    out.with_suffix(".json").write_text(json.dumps({"rows": rows, "smoothing": nmis}, indent=1))
+    lines = report(rows, nmis, rules, smoothings, baseline, args.lever, argv, args.data_seed)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[lines.index("Over corpus × T cells (worse: Δ < −0.01):"):]))
+    return 0
+
+
+TITLES = {"min_support": ("Minimum co-occurrence support", "min support"),
+          "candidates": ("Candidate words (N_CANDIDATES)", "candidates"),
+          "shrink": ("NPMI shrunk by co-occurrence support", "c")}
+
+
+def report(rows, nmis, rules, smoothings, baseline, lever, argv, seed=0) -> list[str]:
+    title, column = TITLES[lever]
     lines = [f"# {title} of the coherent ranking (`bench/min_support.py`)", "",
              f"Command: `python bench/min_support.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-             "saetm-shipped, defaults, seed 0, fitted on the seeded half (`--holdout 0.5`, data seed 0); "
-             f"Δ = held-out NPMI minus that of rule `{baseline}` (the default) at the same corpus and T.", "",
-             f"| corpus | T | rule | {args.lever.replace('_', ' ')} | NPMI held-out | Δ | NPMI fitted | TD |", "|---|---:|---|---:|---:|---:|---:|---:|"]
-    base = {(r["corpus"], r["T"]): r["npmi_heldout"] for r in rows if r["rule"] == baseline}
+             "saetm-shipped, defaults, seed 0, fitted on the seeded half (`--holdout 0.5`, data seed "
+             f"{seed}); "
+             f"Δ = held-out NPMI minus that of rule `{baseline}` (the default) at the same corpus and T; "
+             "top-10 changed: topics whose first 10 words differ from the default's; NMI: the fitted half's "
+             "argmax topic against the labels (the ranking does not change it).", "",
+             f"| corpus | T | rule | {column} | NPMI held-out | Δ | NPMI fitted | TD | NMI | top-10 changed |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    base = {(r["corpus"], r["T"]): r for r in rows if r["rule"] == baseline}
     for r in rows:
-        d = r["npmi_heldout"] - base.get((r["corpus"], r["T"]), np.nan)
-        lines.append(f"| {r['corpus']} | {r['T']} | {r['rule']} | {r['value']} | {r['npmi_heldout']:.4f} | "
-                     f"{d:+.4f} | {r['npmi_fitted']:.4f} | {r['td']:.3f} |")
-    lines += ["", "Mean over corpus × T cells:", "", "| rule | mean Δ held-out NPMI | cells better | min TD |",
-              "|---|---:|---:|---:|"]
+        b = base.get((r["corpus"], r["T"]))
+        d = r["npmi_heldout"] - b["npmi_heldout"] if b else np.nan
+        changed = sum(x != y for x, y in zip(r["top10"], b["top10"])) if b else "–"
+        lines.append(f"| {r['corpus']} | {r['T']} | {r['rule']} | {r['value']:g} | {r['npmi_heldout']:.4f} | "
+                     f"{d:+.4f} | {r['npmi_fitted']:.4f} | {r['td']:.3f} | {r['nmi']:.4f} | {changed} |")
+    lines += ["", "Over corpus × T cells (worse: Δ < −0.01):", "",
+              "| rule | mean Δ held-out NPMI | cells better | cells worse | mean Δ fitted NPMI | min TD |",
+              "|---|---:|---:|---:|---:|---:|"]
     for rule in rules:
-        rs = [r for r in rows if r["rule"] == rule]
-        ds = [r["npmi_heldout"] - base[(r["corpus"], r["T"])] for r in rs if (r["corpus"], r["T"]) in base]
+        rs = [r for r in rows if r["rule"] == rule and (r["corpus"], r["T"]) in base]
+        ds = [r["npmi_heldout"] - base[(r["corpus"], r["T"])]["npmi_heldout"] for r in rs]
+        fs = [r["npmi_fitted"] - base[(r["corpus"], r["T"])]["npmi_fitted"] for r in rs]
         lines.append(f"| {rule} | {np.mean(ds):+.4f} | {sum(d > 0 for d in ds)}/{len(ds)} | "
-                     f"{min(r['td'] for r in rs):.3f} |")
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-len(rules) - 4:]))
-    return 0
+                     f"{sum(d < -0.01 for d in ds)}/{len(ds)} | {np.mean(fs):+.4f} | {min(r['td'] for r in rs):.3f} |")
+    if smoothings:
+        lines += ["", f"Document prior smoothing (`doc_smoothing`): NMI of the same fitted models, weights "
+                  f"recomputed (EM rerun) with each s; Δ against s = {smoothings[0]:g}.", "",
+                  "| corpus | T | " + " | ".join(f"s = {s:g}" for s in smoothings) + " |",
+                  "|---|---:|" + "---:|" * len(smoothings)]
+        cells = list(dict.fromkeys((x["corpus"], x["T"]) for x in nmis))  # in the order measured
+        got = {(x["corpus"], x["T"], x["smoothing"]): x["nmi"] for x in nmis}
+        for c, T in cells:
+            b = got[(c, T, smoothings[0])]
+            lines.append(f"| {c} | {T} | {b:.4f} | " + " | ".join(
+                f"{got[(c, T, s)]:.4f} ({got[(c, T, s)] - b:+.4f})" for s in smoothings[1:]) + " |")
+        lines += ["", "| s | mean Δ NMI | cells better | cells worse |", "|---:|---:|---:|---:|"]
+        for s in smoothings[1:]:
+            ds = [got[(c, T, s)] - got[(c, T, smoothings[0])] for c, T in cells]
+            lines.append(f"| {s:g} | {np.mean(ds):+.4f} | {sum(d > 0 for d in ds)}/{len(ds)} | "
+                         f"{sum(d < -0.01 for d in ds)}/{len(ds)} |")
+    return lines
 
 
 if __name__ == "__main__":
