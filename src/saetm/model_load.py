@@ -182,7 +182,7 @@ def _restore_encoder(info: dict, idf=None):
         encoder = make_encoder(name)  # a TextEncoder, or the static encoder by its saved name
         if hasattr(encoder, "fit_encode"):
             # files saved before the static encoder weighted its word pieces: all weights 1, as it encoded then
-            encoder.idf = np.ones(_n_pieces(encoder), np.float32) if idf is None else np.asarray(idf, np.float32)
+            encoder.idf = np.ones(encoder.n_pieces, np.float32) if idf is None else np.asarray(idf, np.float32)
         return encoder
 
     def missing(texts):
@@ -190,10 +190,6 @@ def _restore_encoder(info: dict, idf=None):
                          "pass embeddings=..., or set model.encoder_ = TextEncoder(your_function)")
 
     return TextEncoder(missing, name=name)
-
-
-def _n_pieces(encoder) -> int:
-    return int(encoder._load()[1].shape[0])
 
 
 def _custom_labels(labels, n_topics: int, directory: Path, word_labels=None):

@@ -114,6 +114,11 @@ class StaticEncoder:
     def dim(self) -> int:
         return int(self._load()[1].shape[1])
 
+    @property
+    def n_pieces(self) -> int:
+        """Word pieces in the tokenizer's vocabulary: the length of an IDF table."""
+        return int(self._load()[1].shape[0])
+
     def fit(self, texts: Sequence[str]) -> "StaticEncoder":
         """Set the IDF table from ``texts`` (one tokenizer pass); returns the encoder."""
         self.fit_encode(texts)
