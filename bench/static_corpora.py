@@ -34,6 +34,17 @@ CORPORA = ("20newsgroups", "reuters-r8", "fortunes")
 N_WORDS = 25
 
 
+def write_report(lines: list[str], out) -> int:
+    """Write the report's ``lines`` to ``out`` (atomically) and print them; the scripts' exit code."""
+    from saetm.io.persist import atomic_write
+
+    text = "\n".join(lines) + "\n"
+    with atomic_write(Path(out), "w") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
 def kmeans_nmi(X: np.ndarray, labels) -> float:
     from sklearn.cluster import KMeans
     from sklearn.metrics import normalized_mutual_info_score
@@ -71,8 +82,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from saetm.io.persist import atomic_write
-
     torch.set_num_threads(1)
     rows = []
     load_before = os.getloadavg()[0]
@@ -100,11 +109,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['corpus']} | {r['docs']:,} / {r['held_out']:,} | {r['encoder']} | {r['npmi_heldout']:.3f} | "
                      f"{r['npmi']:.3f} | {r['td']:.3f} | {r['nmi']:.3f} | {r['kmeans_nmi']:.3f} | {r['wall_s']:.1f} | "
                      f"{r['cpu_s']:.1f} | {r['load']:.1f} |")
-    text = "\n".join(lines) + "\n"
-    with atomic_write(Path(args.out), "w") as f:
-        f.write(text)
-    print(text)
-    return 0
+    return write_report(lines, args.out)
 
 
 if __name__ == "__main__":

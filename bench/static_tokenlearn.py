@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from static_corpora import kmeans_nmi  # noqa: E402
+from static_corpora import kmeans_nmi, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ("20newsgroups", "reuters-r8", "fortunes")
@@ -265,7 +265,6 @@ def main(argv=None) -> int:
     import torch
 
     from saetm.encoders.static import StaticEncoder
-    from saetm.io.persist import atomic_write
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     work = Path(args.work)
@@ -342,11 +341,7 @@ def main(argv=None) -> int:
     sources = pd.concat([pd.read_parquet(p / "texts.parquet", columns=["source"]) for p in sets])["source"]
     counts = sources.value_counts()
     lines += ["", "Training texts by source: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + "."]
-    text = "\n".join(lines) + "\n"
-    with atomic_write(Path(args.out), "w") as f:
-        f.write(text)
-    print(text)
-    return 0
+    return write_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_topics import CorpusData, evaluate  # noqa: E402
-from static_corpora import N_WORDS  # noqa: E402
+from static_corpora import N_WORDS, write_report  # noqa: E402
 from static_tokenlearn import vector_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from saetm.io.persist import atomic_write
-
     torch.set_num_threads(1)
     topics = [int(t) for t in args.topics.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -89,7 +87,7 @@ def main(argv=None) -> int:
         "today: `encoder=\"static\"` with `sae-static`; trained: the trained vectors (float16) with `sae-minilm`. "
         f"Columns at seed {seeds[0]}, then the mean over seeds {seed_txt}. Fit wall seconds include encoding.",
         "",
-        f"| corpus | T | static vectors | NPMI held-out | NPMI fitted | TD | NMI | NPMI held-out (mean) | "
+        "| corpus | T | static vectors | NPMI held-out | NPMI fitted | TD | NMI | NPMI held-out (mean) | "
         "NMI (mean) | fit wall (s) | load |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -98,11 +96,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['corpus']} | {r['T']} | {r['encoder']} | {a['npmi_heldout']:.3f} | {a['npmi']:.3f} | "
                      f"{a['td']:.3f} | {a['nmi']:.3f} | {np.mean([x['npmi_heldout'] for x in runs]):.3f} | "
                      f"{np.mean([x['nmi'] for x in runs]):.3f} | {a['wall_s']:.1f} | {r['load']:.1f} |")
-    text = "\n".join(lines) + "\n"
-    with atomic_write(Path(args.out), "w") as f:
-        f.write(text)
-    print(text)
-    return 0
+    return write_report(lines, args.out)
 
 
 if __name__ == "__main__":
