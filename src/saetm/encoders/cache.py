@@ -58,7 +58,6 @@ def content_key(encoder_name: str, texts: Sequence[str]) -> str:
     return h.hexdigest()[:32]
 
 
-
 def cache_for(encoder, cache: "EmbeddingCache | None | bool") -> "EmbeddingCache | None":
     """The cache ``encoder``'s embeddings go through: ``True`` the default one, ``False`` or
     None none, and none for an encoder whose embeddings depend on more than its inputs
@@ -66,6 +65,7 @@ def cache_for(encoder, cache: "EmbeddingCache | None | bool") -> "EmbeddingCache
     if not getattr(encoder, "cacheable", True):
         return None
     return EmbeddingCache() if cache is True else (cache or None)
+
 
 class EmbeddingCache:
     def __init__(self, root: str | os.PathLike | None = None):
