@@ -304,7 +304,7 @@ class Base:
             m.atom_tree_ = topics_stage.atom_tree(m.atom_embeddings_, m.feature_prob_, m.clustering.prevalence_power)
             m.retopic(n_topics)
         if "centroid_rounds" in extra or "mixture_priors" in extra:
-            m.doc_topics_, m.topic_centroids_, m.topic_priors_ = topics_stage.document_weights(
+            m.doc_topics_, m.topic_centroids_, m.topic_priors_, m.word_centroids_ = topics_stage.document_weights(
                 m.theta_, m.doc_embeddings_, m.atom_topic_, m.n_topics, resolved(m, "clustering"),
                 rounds=extra.get("centroid_rounds"), fit_priors=extra.get("mixture_priors", True))
         if extra.get("atom_space_weights"):

@@ -35,8 +35,10 @@ the same fitted model.
 
 ``--weights`` recomputes the fitted documents' weights with variants of the mixture
 (``bench/weight_levers.py``: κ = 1/t estimated from the data, the argmax over all topics,
-more EM rounds, another fixed t) on the same fitted model and scores their NMI against
-``base`` (the first variant listed); topics and words unchanged.
+more EM rounds, another fixed t, the documents' words with weight b: ``wB``) on the same
+fitted model and scores their NMI against ``base`` (the first variant listed); topics and
+words unchanged. ``--encoder static`` fits with the static encoder from the raw texts (its
+shipped SAE) instead of the cached MiniLM embeddings.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def nmi_with_smoothing(model, s: float, labels) -> float:
     from saetm.topics.stage import document_weights
 
     atoms = model._atoms()
-    W, _, _ = document_weights(atoms.theta, atoms.doc_embeddings, model.atom_topic_, model.n_topics,
+    W, _, _, _ = document_weights(atoms.theta, atoms.doc_embeddings, model.atom_topic_, model.n_topics,
                                resolved(model, "clustering"), smoothing=s)
     return label_agreement(W, labels)["nmi"]
 
@@ -114,7 +116,8 @@ def nmi_with_weights(model, variant: str, labels) -> tuple[float, dict]:
 
     atoms = model._atoms()
     theta_topic = merge.doc_topics(atoms.theta, model.atom_topic_, model.n_topics)
-    W, info = weight_levers.weights(theta_topic, atoms.doc_embeddings, variant, smoothing=model.doc_smoothing_)
+    W, info = weight_levers.weights(theta_topic, atoms.doc_embeddings, variant, smoothing=model.doc_smoothing_,
+                                    doc_words=model.doc_words_)
     return label_agreement(W, labels)["nmi"], info
 
 
@@ -132,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--lever", choices=["min_support", "candidates", "shrink"], default="min_support")
     p.add_argument("--smoothing", default="", help="document prior smoothings to score NMI with (first: baseline)")
     p.add_argument("--weights", default="", help="document weight variants to score NMI with (first: baseline)")
+    p.add_argument("--encoder", choices=["default", "static"], default="default",
+                   help="static: the static encoder from the raw texts instead of the cached MiniLM embeddings")
     p.add_argument("--data-seed", type=int, default=0,
                    help="seed of the held-out half (and of a NAME-nN sample, whose embeddings must be cached)")
     p.add_argument("--out", default=str(HERE / "results" / "min-support.md"))
@@ -151,7 +156,8 @@ def main(argv=None) -> int:
             emb = np.ascontiguousarray(np.load(data.embeddings_path, allow_pickle=False)[data.rows])
             for T in [int(t) for t in args.topics.split(",")]:
                 t0 = time.process_time()
-                model = SAETM(n_topics=T, sae="default", seed=0, cache=False, verbose=False).fit(data.texts, emb)
+                model = SAETM(n_topics=T, sae="default", seed=0, cache=False, verbose=False, encoder=args.encoder)
+                model.fit(data.texts, None if args.encoder == "static" else emb)
                 n = model.doc_words_.shape[0]
                 nmi = label_agreement(model.doc_topics_, data.labels)["nmi"] if data.labels else float("nan")
                 print(f"{c} T={T}: fitted on {n} documents in {time.process_time() - t0:.0f} CPU s, NMI {nmi:.4f}",

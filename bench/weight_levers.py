@@ -16,7 +16,9 @@ and changes one thing:
 - ``iterN``: N rounds of EM instead of 10 (e.g. ``iter30``; ``iter20`` is the default since);
 - ``convX``: EM until no topic's ρ changes by more than the fraction X in a round (at most
   ``MAX_ROUNDS``; e.g. ``conv0.001``);
-- ``tX``: a fixed temperature X (e.g. ``t0.04``).
+- ``tX``: a fixed temperature X (e.g. ``t0.04``);
+- ``wB``: the documents' words as a second view with weight B (``topics/docwords.py``: IDF-weighted
+  incidence ŵ against word centroids ν fitted by the same EM; 20 rounds; ``wBtX``: with t = X).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def log_normaliser(kappa: np.ndarray, dim: int) -> np.ndarray:
 
 
 def weights(theta_topic, directions: np.ndarray, variant: str, smoothing: float = 0.5,
-            temperature: float = 0.05, rounds: int = 10) -> tuple[np.ndarray, dict]:
+            temperature: float = 0.05, rounds: int = 10, doc_words=None) -> tuple[np.ndarray, dict]:
     """(W ``(n, T)`` dense rows summing to 1 or 0, info {"t": final temperature(s)}) of ``variant``."""
     from saetm.topics.docweights import update_priors
 
@@ -59,6 +61,14 @@ def weights(theta_topic, directions: np.ndarray, variant: str, smoothing: float 
         tol, rounds = float(variant[4:]), MAX_ROUNDS
     if variant.startswith("t") and variant[1:2].isdigit():
         temperature = float(variant[1:])
+    strength = 0.0
+    if variant.startswith("w") and variant[1:2].isdigit():
+        spec, _, t = variant[1:].partition("t")
+        strength, rounds = float(spec), 20
+        temperature = float(t) if t else temperature
+        from saetm.topics import docwords
+
+        Wd = docwords.directions(doc_words, docwords.idf_of(doc_words))
     X = unit(np.asarray(directions, dtype=np.float64))
     dim = X.shape[1]
     theta = sp.csr_matrix(theta_topic, dtype=np.float64)
@@ -88,8 +98,12 @@ def weights(theta_topic, directions: np.ndarray, variant: str, smoothing: float 
             k = np.clip(k, 1 / T_RANGE[1], 1 / T_RANGE[0])
         return k
 
+    nu = None
+
     def posterior(mu, rho, kappa):
         logit = (X @ mu.T) * kappa
+        if strength:
+            logit = logit + strength * np.asarray(Wd @ nu.T) * kappa
         if variant.startswith("mltopic"):
             logit = logit + log_normaliser(kappa, dim)
         logit -= logit.max(axis=1, keepdims=True)
@@ -100,11 +114,15 @@ def weights(theta_topic, directions: np.ndarray, variant: str, smoothing: float 
     ml = variant in ("ml", "mlclip", "mltopic", "mltopicraw")
     if ml:
         kappa = estimate(sums, mass)
+    if strength:
+        nu = unit(np.asarray(Wd.T @ P0).T)
     done = 1
     for _ in range(rounds - 1):
         L = posterior(mu, rho, kappa)
         mass, sums = L.sum(axis=0), L.T @ X
         mu = unit(sums)
+        if strength:
+            nu = unit(np.asarray(Wd.T @ L).T)
         if ml:
             kappa = estimate(sums, mass)
         old, rho = rho, update_priors(theta_hat, mass, rho, smoothing)

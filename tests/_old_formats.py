@@ -19,6 +19,8 @@ def flat_params(params: dict) -> dict:
     for row in TABLE:
         if row.name in ("encoder", "sae"):
             continue
+        if row.component is not None and row.legacy is None:  # added after format 1
+            continue
         if row.component is None:
             out[row.name] = params[row.name]
         else:

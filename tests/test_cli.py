@@ -134,7 +134,7 @@ def test_transform_in_blocks_gives_the_weights_of_one_call(fitted_dir, corpus_fi
 
     model = SAETM.load(fitted_dir)
     X = read_embeddings(corpus_files / "emb.npy", n_rows=len(ng_embeddings), mmap=True)
-    whole = model.transform(None, np.asarray(X))
+    whole = model.transform(list(ng_corpus.texts), np.asarray(X))
     blocks = transform_blocks(model, list(ng_corpus.texts), X, block_rows=37)
     assert blocks.shape == whole.shape and ((blocks != 0) != (whole != 0)).nnz == 0  # float sums of other sizes
     np.testing.assert_allclose(blocks.toarray(), whole.toarray(), atol=1e-5)

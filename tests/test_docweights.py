@@ -52,16 +52,18 @@ def test_centroids_are_unit_weighted_means():
     np.testing.assert_allclose(C[1], [0.0, 1.0], atol=1e-7)
 
 
-def mixture_log_likelihood(W, E, C, priors, smoothing=0.0, t=TEMPERATURE):
-    """Σ_d log Σ_c p(c | d) exp(cos(x_d, μ_c) / t), p(c | d) ∝ p_dc ρ_c with p_d = (1 − s)·θ̂_d + s/T
-    over all topics, over documents with topics: what the EM rounds climb."""
+def mixture_log_likelihood(W, E, C, priors, smoothing=0.0, t=TEMPERATURE, words=None, nu=None, b=0.0):
+    """Σ_d log Σ_c p(c | d) exp((cos(x_d, μ_c) + b·cos(ŵ_d, ν_c)) / t), p(c | d) ∝ p_dc ρ_c with
+    p_d = (1 − s)·θ̂_d + s/T over all topics, over documents with topics: what the EM rounds climb."""
     P = np.asarray(sp.csr_matrix(W).toarray(), dtype=np.float64)
     has = P.sum(axis=1) > 0
     P = P[has] / P[has].sum(axis=1, keepdims=True)
     P = ((1 - smoothing) * P + smoothing / P.shape[1]) * priors[None, :]
     P /= P.sum(axis=1, keepdims=True)
     S = unit_rows(E.astype(np.float64))[has] @ C.astype(np.float64).T
-    return float(np.log((P * np.exp((S - 1.0) / t)).sum(axis=1)).sum())
+    if nu is not None:
+        S = S + b * np.asarray(sp.csr_matrix(words, dtype=np.float64)[has] @ nu.astype(np.float64).T)
+    return float(np.log((P * np.exp((S - 1.0 - b) / t)).sum(axis=1)).sum())
 
 
 def column_sums(W):
@@ -89,28 +91,37 @@ def test_prior_update_by_hand():
 def test_mixture_rounds_are_em(fitted_model):
     m = fitted_model
     W0, E = theta_weights(m), m.doc_embeddings_
-    C1, p1 = fit_mixture(W0, E, n_iter=1)
+    C1, p1, _ = fit_mixture(W0, E, n_iter=1)
     np.testing.assert_array_equal(C1, topic_centroids(W0, E))
     np.testing.assert_array_equal(p1, np.ones(m.n_topics))
     W1 = sharpen(W0, E, C1)
-    C2, p2 = fit_mixture(W0, E, n_iter=2)
+    C2, p2, _ = fit_mixture(W0, E, n_iter=2)
     np.testing.assert_allclose(C2, topic_centroids(W1, E), atol=1e-7)
     row_share = sp.csr_matrix(sp.diags(1.0 / np.maximum(np.asarray(W0.sum(axis=1)).ravel(), 1e-300)) @ W0)
     np.testing.assert_allclose(p2, update_priors(row_share, column_sums(W1), np.ones(m.n_topics)), rtol=1e-6)
     assert np.ptp(p2) > 0.05  # the topic weights do move
     # EM never lowers the likelihood (μ and ρ), and ends higher than the first centroids', with or without smoothing
     for s in (0.0, SMOOTHING, 1.0):
-        ll = [mixture_log_likelihood(W0, E, *fit_mixture(W0, E, n_iter=r, smoothing=s), smoothing=s)
+        ll = [mixture_log_likelihood(W0, E, *fit_mixture(W0, E, n_iter=r, smoothing=s)[:2], smoothing=s)
               for r in range(1, ITERATIONS + 1)]
         assert all(b >= a - 1e-6 * abs(a) for a, b in zip(ll, ll[1:])), (s, ll)
         assert ll[-1] > ll[0]
-    # the fitted model holds the default rounds' μ, ρ and their weights
+    # with the documents' words as a second view: the same, for the likelihood of both views
+    words, b = m._atoms().doc_words, m.doc_word_weight_
+    assert b == 1.0 and words.shape == (W0.shape[0], len(m.vocab_))
+    ll = []
+    for r in range(1, ITERATIONS + 1):
+        C, p, nu = fit_mixture(W0, E, n_iter=r, smoothing=SMOOTHING, words=words, word_weight=b)
+        ll.append(mixture_log_likelihood(W0, E, C, p, smoothing=SMOOTHING, words=words, nu=nu, b=b))
+    assert all(y >= x - 1e-6 * abs(x) for x, y in zip(ll, ll[1:])) and ll[-1] > ll[0], ll
+    # the fitted model holds the default rounds' μ, ρ, ν and their weights
     assert m.doc_smoothing == m.doc_smoothing_ == SMOOTHING == 0.5
-    C, p = fit_mixture(W0, E, smoothing=SMOOTHING)
+    C, p, nu = fit_mixture(W0, E, smoothing=SMOOTHING, words=words, word_weight=b)
     np.testing.assert_allclose(m.topic_centroids_, C, atol=1e-7)
     np.testing.assert_allclose(m.topic_priors_, p, rtol=1e-6)
-    np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, C, priors=p, smoothing=SMOOTHING).toarray(),
-                               atol=1e-7)
+    np.testing.assert_allclose(m.word_centroids_, nu, atol=1e-7)
+    np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, C, priors=p, smoothing=SMOOTHING, words=words,
+                                                                word_centroids=nu, word_weight=b).toarray(), atol=1e-7)
     assert np.abs(p - fit_mixture(W0, E)[1]).max() > 0.05  # the smoothing changes ρ
     with pytest.raises(SaetmError, match="at least 1"):
         fit_mixture(W0, E, n_iter=0)
@@ -123,11 +134,11 @@ def test_a_large_collection_fits_the_mixture_on_a_seeded_sample(fitted_model):
     W0, E = theta_weights(m), np.asarray(m.doc_embeddings_)
     n = W0.shape[0]
     rows = np.sort(np.random.default_rng(3).choice(n, size=n // 3, replace=False))
-    C, p = fit_mixture(W0, E, n_iter=4, max_docs=n // 3, seed=3)
-    C_rows, p_rows = fit_mixture(W0[rows], E[rows], n_iter=4, max_docs=None)
+    C, p, _ = fit_mixture(W0, E, n_iter=4, max_docs=n // 3, seed=3)
+    C_rows, p_rows, _ = fit_mixture(W0[rows], E[rows], n_iter=4, max_docs=None)
     np.testing.assert_array_equal(C, C_rows)
     np.testing.assert_array_equal(p, p_rows)
-    C_units, _ = fit_mixture(W0, UnitRows(E, keep=True), n_iter=4, max_docs=n // 3, seed=3)
+    C_units, _, _ = fit_mixture(W0, UnitRows(E, keep=True), n_iter=4, max_docs=n // 3, seed=3)
     np.testing.assert_array_equal(C_units, C)
     assert np.abs(C - fit_mixture(W0, E, n_iter=4, max_docs=n // 3, seed=4)[0]).max() > 1e-4  # the seed decides
     whole = fit_mixture(W0, E, n_iter=4, max_docs=None)
@@ -161,14 +172,20 @@ def test_embeddings_of_any_scale_are_kept_as_finite_directions(fitted_model, ng_
     np.testing.assert_allclose(E[1:].astype(np.float32), unit_rows(ng_embeddings[1:]), atol=1e-3)
 
 
-def test_transform_of_the_fitted_documents_gives_their_weights(fitted_model, ng_embeddings):
+def test_transform_of_the_fitted_documents_gives_their_weights(fitted_model, ng_corpus, ng_embeddings):
     import copy
 
     m = fitted_model
-    np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
+    texts = ng_corpus.texts
+    np.testing.assert_allclose(m.transform(texts, ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
     # a setting changed after the fit takes effect at the next fit/retopic; until then transform follows the fit
-    m2 = copy.deepcopy(m).set_params(clustering__doc_weights="theta")
-    np.testing.assert_allclose(m2.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
+    m2 = copy.deepcopy(m).set_params(clustering__doc_weights="theta", clustering__doc_word_weight=0.0)
+    np.testing.assert_allclose(m2.transform(texts, ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
+    # embeddings without texts: the words take no part (the embedding view alone, with the fitted μ and ρ)
+    alone = sharpen(theta_weights(m), m.doc_embeddings_, m.topic_centroids_, priors=m.topic_priors_,
+                    smoothing=m.doc_smoothing_)
+    np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), alone.toarray(), atol=1e-6)
+    assert np.abs(alone.toarray() - m.doc_topics_.toarray()).max() > 0.1
 
 
 def test_theta_weights_keep_no_embeddings(ng_corpus, ng_embeddings, small_params, tmp_path):
@@ -222,19 +239,20 @@ def test_unknown_setting_is_refused(ng_corpus, ng_embeddings):
         SAETM(clustering={"doc_weights": "mean"}, verbose=False).fit(ng_corpus.texts[:50], ng_embeddings[:50])
 
 
-def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_embeddings, tmp_path):
+def test_doc_smoothing_is_a_setting_saved_with_the_model(fitted_model, ng_corpus, ng_embeddings, tmp_path):
     import copy
 
     m = copy.deepcopy(fitted_model)
     smoothed = m.doc_topics_.copy()
     W0, E = theta_weights(m), m.doc_embeddings_
-    m.set_params(clustering__doc_smoothing=0.0)
+    m.set_params(clustering__doc_smoothing=0.0, clustering__doc_word_weight=0.0)
     # until the next fit or retopic, weights of new documents follow the fitted mixture
-    np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), smoothed.toarray(), atol=1e-6)
-    m.retopic(m.n_topics)  # s = 0: the mixture of saetm 0.4–0.5
-    C, p = fit_mixture(W0, E)
+    np.testing.assert_allclose(m.transform(ng_corpus.texts, ng_embeddings).toarray(), smoothed.toarray(), atol=1e-6)
+    m.retopic(m.n_topics)  # s = 0 and no words: the mixture of saetm 0.4–0.5
+    C, p, _ = fit_mixture(W0, E)
     np.testing.assert_allclose(m.doc_topics_.toarray(), sharpen(W0, E, C, priors=p).toarray(), atol=1e-7)
     assert abs(m.doc_topics_ - smoothed).max() > 0.01 and m.doc_smoothing_ == 0.0
+    assert m.word_centroids_ is None and m.doc_word_weight_ == 0.0
     np.testing.assert_allclose(m.transform(embeddings=ng_embeddings).toarray(), m.doc_topics_.toarray(), atol=1e-6)
 
     m.set_params(clustering__doc_smoothing=0.25).save(tmp_path / "m")
@@ -274,11 +292,11 @@ def test_a_model_saved_without_its_weights_loads_with_the_rounds_it_was_fitted_w
     m.save(tmp_path / "old")
     as_format1(tmp_path / "old")
     path = tmp_path / "old" / "topics.safetensors"
-    topics = {k: v for k, v in load_file(path).items() if k != "centroids" and k != "priors"
-              and not k.startswith("doc_topics.")}
+    topics = {k: v for k, v in load_file(path).items()
+              if k not in ("centroids", "priors", "word_centroids", "doc_word_weight") and not k.startswith("doc_topics.")}
     save_file(topics, path)
     old = SAETM.load(tmp_path / "old")
-    C, p = fit_mixture(W0, E, n_iter=LEGACY_ROUNDS, smoothing=SMOOTHING)
+    C, p, _ = fit_mixture(W0, E, n_iter=LEGACY_ROUNDS, smoothing=SMOOTHING)
     np.testing.assert_allclose(old.topic_priors_, p, rtol=1e-6)
     np.testing.assert_allclose(old.doc_topics_.toarray(), sharpen(W0, E, C, priors=p, smoothing=SMOOTHING).toarray(),
                                atol=1e-7)

@@ -23,7 +23,7 @@ from saetm.topics.stage import document_weights
 from saetm.topic_table import print_table, saved_topics
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-WEIGHT_ARRAYS = ("doc_topics.data", "doc_topics.indices", "doc_topics.indptr", "doc_topics.shape", "centroids",
+WEIGHT_ARRAYS = ("doc_topics.data", "doc_topics.indices", "doc_topics.indptr", "doc_topics.shape", "centroids", "word_centroids",
                  "priors")
 
 
@@ -65,8 +65,12 @@ def test_stored_weights_equal_recomputed_ones(saved):
     assert (m.doc_topics_ != fitted.doc_topics_).nnz == 0  # exactly what the fit computed
     np.testing.assert_array_equal(m.topic_centroids_, fitted.topic_centroids_)
     np.testing.assert_array_equal(m.topic_priors_, fitted.topic_priors_)
-    W, C, rho = document_weights(m.theta_, m.doc_embeddings_, m.atom_topic_, m.n_topics, m.clustering,
-                                   smoothing=m.doc_smoothing_)
+    assert m.doc_word_weight_ == fitted.doc_word_weight_ > 0
+    np.testing.assert_array_equal(m.word_centroids_, fitted.word_centroids_)
+    W, C, rho, nu = document_weights(m.theta_, m.doc_embeddings_, m.atom_topic_, m.n_topics, m.clustering,
+                                     smoothing=m.doc_smoothing_, words=m._atoms().doc_words,
+                                     word_weight=m.doc_word_weight_)
+    np.testing.assert_allclose(m.word_centroids_, nu, atol=1e-7)
     np.testing.assert_allclose(m.doc_topics_.toarray(), W.toarray(), atol=1e-7)
     np.testing.assert_allclose(m.topic_centroids_, C, atol=1e-7)
     np.testing.assert_allclose(m.topic_priors_, rho, rtol=1e-6)

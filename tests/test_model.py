@@ -63,7 +63,7 @@ def test_retopic_up_and_down_is_stage3_only(fitted_model):
 
 
 def test_transform_matches_fit(fitted_model, ng_corpus, ng_embeddings):
-    W = fitted_model.transform(embeddings=ng_embeddings[:25])
+    W = fitted_model.transform(ng_corpus.texts[:25], ng_embeddings[:25])
     assert np.allclose(W.toarray(), fitted_model.doc_topics_[:25].toarray(), atol=1e-6)
     # real encoder on raw text (embeddings come from the on-disk cache or the encoder)
     W_text = fitted_model.transform(ng_corpus.texts[:5])

@@ -58,13 +58,15 @@ class Clustering(_Component):
 
     def __init__(self, atom_space=_d("clustering.atom_space"), prevalence_power=_d("clustering.prevalence_power"),
                  tau=_d("clustering.tau"), word_vectors=_d("clustering.word_vectors"),
-                 doc_weights=_d("clustering.doc_weights"), doc_smoothing=_d("clustering.doc_smoothing")):
+                 doc_weights=_d("clustering.doc_weights"), doc_smoothing=_d("clustering.doc_smoothing"),
+                 doc_word_weight=_d("clustering.doc_word_weight")):
         self.atom_space = atom_space
         self.prevalence_power = prevalence_power
         self.tau = tau
         self.word_vectors = word_vectors
         self.doc_weights = doc_weights
         self.doc_smoothing = doc_smoothing
+        self.doc_word_weight = doc_word_weight
 
 
 CLASSES = {"sae": SAETraining, "words": Words, "clustering": Clustering}

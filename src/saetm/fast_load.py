@@ -1,7 +1,8 @@
 """What saving stores so that loading and ``saetm topics`` do less work.
 
-The fitted document weights: W (``doc_topics_``), the topic centroids μ and the topic
-weights ρ of ``doc_weights="centroid"``, in ``topics.safetensors``. Loading reads them
+The fitted document weights: W (``doc_topics_``), the topic centroids μ, the topic
+weights ρ and the word centroids ν with their weight b (when the weights use the documents'
+words) of ``doc_weights="centroid"``, in ``topics.safetensors``. Loading reads them
 instead of refitting the mixture that made them (its EM takes seconds on 20,000
 documents). They are optional: a model saved without them, or one that cannot use them
 (saved with ``doc_weights="theta"`` or without document embeddings), gets its weights
@@ -38,14 +39,17 @@ def weight_tensors(model) -> dict:
     centroids = getattr(model, "topic_centroids_", None)
     if centroids is None:
         return {}
+    nu = getattr(model, "word_centroids_", None)
+    words = {} if nu is None else {"word_centroids": np.asarray(nu, np.float32)}
     return {**csr_to_tensors("doc_topics", model.doc_topics_), "centroids": np.asarray(centroids, np.float32),
-            "priors": np.asarray(model.topic_priors_, np.float64)}
+            "priors": np.asarray(model.topic_priors_, np.float64), **words}
 
 
-def stored_weights(arrays: dict, model, n_topics: int, path: Path):
-    """(W, μ, ρ) read from ``arrays`` (the contents of ``path``) and checked against the loaded
-    ``model`` (θ, document embeddings) and ``n_topics``; None when the file holds none or the
-    model cannot use them."""
+def stored_weights(arrays: dict, model, n_topics: int, path: Path, word_weight: float = 0.0):
+    """(W, μ, ρ, ν) read from ``arrays`` (the contents of ``path``) and checked against the
+    loaded ``model`` (θ, document embeddings, vocabulary), ``n_topics`` and the weight b of the
+    word view they were fitted with (``word_weight``; ν None when 0); None when the file holds
+    none or the model cannot use them."""
     E = getattr(model, "doc_embeddings_", None)
     if "centroids" not in arrays or E is None or model.doc_weights != "centroid":
         return None
@@ -60,24 +64,32 @@ def stored_weights(arrays: dict, model, n_topics: int, path: Path):
           and np.isfinite(centroids).all()
           and priors.shape == (n_topics,) and priors.dtype.kind == "f" and np.isfinite(priors).all()
           and (priors > 0).all())
+    nu = arrays.get("word_centroids")
+    if nu is not None or word_weight:
+        ok = (ok and nu is not None and word_weight > 0 and nu.shape == (n_topics, len(model.vocab_))
+              and nu.dtype == np.float32 and np.isfinite(nu).all())
     if not ok:
         raise SaetmError(f"{path} holds document weights that do not match the model's documents and topics; "
                          "the files are corrupt or mixed from different fits, re-run `saetm fit`")
     W.sum_duplicates()  # canonical, as the fitted weights (see merge.doc_topics)
-    return W, centroids, np.asarray(priors, np.float64)
+    return W, centroids, np.asarray(priors, np.float64), nu
 
 
-def saved_or_refitted(arrays: dict, model, topics, smoothing: float, path: Path, rounds: int | None = None):
-    """(W, μ, ρ) of a model being loaded: those saved in ``arrays`` (from ``path``), else
-    recomputed from θ and the document embeddings for ``topics`` with the smoothing ``smoothing``
-    and ``rounds`` of the mixture's EM (None: its default)."""
+def saved_or_refitted(arrays: dict, model, topics, smoothing: float, path: Path, rounds: int | None = None,
+                      word_weight: float = 0.0):
+    """(W, μ, ρ, ν) of a model being loaded: those saved in ``arrays`` (from ``path``), else
+    recomputed from θ, the document embeddings and words for ``topics`` with the smoothing
+    ``smoothing``, the weight ``word_weight`` of the words and ``rounds`` of the mixture's EM
+    (None: its default)."""
     from saetm.components import resolved
     from saetm.topics.stage import document_weights
 
     n_topics = topics.topic_words.shape[0]
-    return (stored_weights(arrays, model, n_topics, path)
+    return (stored_weights(arrays, model, n_topics, path, word_weight)
             or document_weights(model.theta_, getattr(model, "doc_embeddings_", None), topics.atom_topic, n_topics,
-                                resolved(model, "clustering"), rounds=rounds, smoothing=smoothing))
+                                resolved(model, "clustering"), rounds=rounds, smoothing=smoothing,
+                                words=model._atoms().doc_words if word_weight else None, word_weight=word_weight,
+                                seed=model.seed))
 
 
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",

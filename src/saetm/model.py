@@ -186,6 +186,8 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
         self.doc_topics_ = result.doc_topics
         self.topic_centroids_ = result.centroids
         self.topic_priors_ = result.priors
+        self.word_centroids_ = result.word_centroids  # (T, V) ν of the word view, or None
+        self.doc_word_weight_ = result.word_weight  # b the weights were fitted with (0: without words)
         # the smoothing those centroids and ρ were fitted with: transform() and save() use it
         self.doc_smoothing_ = result.smoothing
         self.coverage_ = result.coverage
@@ -198,7 +200,8 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
 
         Rows sum to 1 (0 for a document that activates no atom). With
         ``doc_weights="centroid"`` they are weighted toward the topics nearest to each
-        document's embedding, exactly as the fitted documents' ``doc_topics_``; with
+        document's embedding (and, given ``documents``, its words), exactly as the fitted
+        documents' ``doc_topics_``; with
         ``"theta"`` they hold the θ mass of each topic's atoms (``normalize`` is kept for
         compatibility: the rows already sum to 1 or 0)."""
         from saetm.encoders import embed
@@ -214,9 +217,25 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
                               expected_dim=self.sae_.config.d_in)
         theta = theta_of(self.sae_, X, rows, len(docs) if docs is not None else X.shape[0])
         centroids = getattr(self, "topic_centroids_", None)
+        words = None if centroids is None or docs is None else self._word_directions(docs)
         return topic_weights(theta, X, rows, atom_topic=self.atom_topic_, n_topics=self.n_topics,
                              centroids=centroids, priors=getattr(self, "topic_priors_", None),
-                             smoothing=None if centroids is None else self.doc_smoothing_, normalize=normalize)
+                             smoothing=None if centroids is None else self.doc_smoothing_, normalize=normalize,
+                             words=words, word_centroids=self.word_centroids_, word_weight=self.doc_word_weight_)
+
+    def _word_directions(self, docs):
+        """ŵ of new documents (:mod:`saetm.topics.docwords`), None when the weights use no words."""
+        from saetm.topics import docwords
+
+        from saetm.words.vocab import tokenizer
+
+        if self.word_centroids_ is None:
+            return None
+        # Stop words are never vocabulary words, so keeping the vocabulary's words of the tokens
+        # drops them; merged inflections map every form to its shown word, which needs the list.
+        tokens = (self._reference_tokens(docs) if self.merge_inflections
+                  else list(map(tokenizer(self.lemmatize), docs)))
+        return docwords.new_directions(tokens, self.vocab_, docwords.idf_of(self.doc_words_))
 
     # ---------------------------------------------------------------- evaluation
     def evaluate(self, reference=None, labels=None, top_n: int = 10, judge=None, *, word_vectors="glove",

@@ -42,6 +42,12 @@ def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float | N
         raise SaetmError(f"{path} holds an invalid {key} ({e}); the file is corrupt, re-run `saetm fit`") from None
 
 
+def _check_word_weight(x: float) -> float:
+    from saetm.settings import check
+
+    return check("clustering.doc_word_weight", x)
+
+
 def _check_rounds(x: float) -> float:
     if not (x >= 1 and x == int(x)):
         raise SaetmError(f"{x} is not a whole number of rounds")
@@ -126,10 +132,13 @@ def load_model(cls, directory: Path, *, documents: bool = True):
                                float(model.doc_smoothing))
     # the EM's rounds of weights that were not saved (migrate.py); None: the current default
     rounds = int(_saved_setting(topics, "doc_rounds", _check_rounds, directory / "topics.safetensors", 0)) or None
-    W, centroids, priors = saved_or_refitted(topics, model, tp, smoothing, directory / "topics.safetensors",
-                                             rounds=rounds)
+    # b of the words the weights were fitted with; files without it (saetm < 0.12) fitted them without
+    word_weight = _saved_setting(topics, "doc_word_weight", _check_word_weight, directory / "topics.safetensors", 0.0)
+    W, centroids, priors, word_centroids = saved_or_refitted(
+        topics, model, tp, smoothing, directory / "topics.safetensors", rounds=rounds, word_weight=word_weight)
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,
-                                  None if centroids is None else smoothing))
+                                  None if centroids is None else smoothing, word_centroids,
+                                  0.0 if word_centroids is None else word_weight))
     read = _read_documents if documents else unread_documents
     model.documents_ = read(directory / "documents.parquet", model.theta_.shape[0])
     model.custom_labels_ = _custom_labels(info.get("custom_labels"), model.n_topics, directory, model.topic_labels)

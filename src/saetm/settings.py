@@ -194,6 +194,11 @@ TABLE: tuple[Setting, ...] = (
       "share (0: the atoms' share alone)", low=0.0, high=1.0, flag="--doc-smoothing", metavar="S",
       legacy="doc_smoothing", note="1: a uniform prior, the atoms only start the mixture; a document's weights "
       "still cover only the topics its atoms belong to; takes effect at the next fit or retopic"),
+    S("clustering.doc_word_weight", "float", None,
+      "centroid weights: how much each document's own words count beside its embedding (0: the embedding alone; "
+      "default: the encoder's, 1, or 3 for static)", low=0.0, none_ok=True, flag="--doc-word-weight", metavar="B",
+      note="b in exp((cos(embedding, topic centroid) + b cos(IDF-weighted words, topic word centroid)) / t) "
+      "(saetm.topics.docwords); takes effect at the next fit or retopic"),
     S("seed", "int", 0, "seed of every random choice (SAE training, clustering): same seed and input, same topics",
       low=0, high=2**32 - 1, flag="--seed"),
     S("cache", "bool", True, "read and write the embedding and SAE caches in $SAETM_CACHE (~/.cache/saetm)",

@@ -43,8 +43,12 @@ class TopicViews:
         """What stage 3 reads of this model (:class:`saetm.topics.stage.AtomState`)."""
         from saetm.topics.stage import AtomState
 
+        from saetm.topics import docwords
+
         return AtomState(self.feature_words_, self.feature_prob_, self.theta_, self.atom_embeddings_,
-                         self.atom_tree_, getattr(self, "doc_embeddings_", None))
+                         self.atom_tree_, getattr(self, "doc_embeddings_", None),
+                         docwords.fitted_directions(getattr(self, "doc_words_", None), self.theta_.shape[0], self.seed),
+                         docwords.default_weight(getattr(self, "encoder_", None)), self.seed)
 
     # ------------------------------------------------------------ metadata
     def _fitted_column(self, values, key: str, what: str, how: str) -> list:

@@ -57,7 +57,8 @@ BLOCK_ROWS = 8192
 def transform_blocks(model, texts, embeddings=None, block_rows: int = BLOCK_ROWS):
     """``model.transform`` over ``BLOCK_ROWS`` input rows at a time, stacked: the same
     ``(n_rows, T)`` weights as one call. Given embeddings (memory-mapped by the CLI) stand for
-    the texts; without them, empty texts are left out of each block and get an empty row."""
+    the texts, which then give only their words (a block of empty texts: none); without them,
+    empty texts are left out of each block and get an empty row."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -68,10 +69,11 @@ def transform_blocks(model, texts, embeddings=None, block_rows: int = BLOCK_ROWS
     parts = []
     for start in range(0, len(texts), block_rows):
         stop = min(start + block_rows, len(texts))
-        if embeddings is not None:
-            parts.append(model.transform(None, np.asarray(embeddings[start:stop])))
-            continue
         block = texts[start:stop]
+        if embeddings is not None:
+            words = block if any(t.strip() for t in block) else None
+            parts.append(model.transform(words, np.asarray(embeddings[start:stop])))
+            continue
         keep = [i for i, t in enumerate(block) if t.strip()]
         W = model.transform([block[i] for i in keep]) if keep else sp.csr_matrix((0, model.n_topics), dtype=np.float32)
         place = sp.csr_matrix((np.ones(len(keep), W.dtype), (keep, np.arange(len(keep)))),

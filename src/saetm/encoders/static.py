@@ -59,6 +59,9 @@ class StaticEncoder:
 
     model = "static"  # model_files stores whether ``model`` is a callable: it is not
     cacheable = False  # the embeddings depend on the IDF table; encoding is faster than reading a cache
+    #: b of the document weights' word view (saetm.topics.docwords): these embeddings, sums of word
+    #: pieces, separate documents less well than a sentence encoder's, so the words count more
+    doc_word_weight = 3.0
 
     def __init__(self, path: str | Path | None = None, *, batch_size: int = 2048, name: str = STATIC_ENCODER,
                  idf: np.ndarray | None = None):

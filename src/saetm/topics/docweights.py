@@ -5,17 +5,19 @@ The paper's weight of topic c in document d is its atoms' share of d's activatio
 activates ~32 atoms, and a few generic ones (style, length, "a question") often
 outweigh the atoms of what the document is about, so its largest weight is not
 always its subject. ``doc_weights="centroid"`` (the default) keeps that support and
-reweights it with the document's embedding x_d:
+reweights it with the document's embedding x_d and its words:
 
-    W[d, c] ∝ p_dc · ρ_c · exp(cos(x_d, μ_c) / t),   p_d = (1 − s)·θ̂_d + s/T,
+    W[d, c] ∝ p_dc · ρ_c · exp((cos(x_d, μ_c) + b·cos(ŵ_d, ν_c)) / t),   p_d = (1 − s)·θ̂_d + s/T,
 
 where θ̂_d is θ_topic[d] with its row summing to 1, s the prior's smoothing
 (``SAETM(doc_smoothing=0.5)``), μ_c the topic's centroid direction (x̂: unit-length
-embeddings), ρ_c the topic's weight in the mixture and t = 0.05. It is the posterior of
+embeddings), ρ_c the topic's weight in the mixture and t = 0.05; ŵ_d is the document's word
+direction and ν_c the topic's word centroid, weighted by b (``SAETM(doc_word_weight)``;
+:mod:`saetm.topics.docwords`; b = 0 leaves the words out). It is the posterior of
 a mixture of von Mises–Fisher directions in which p_d, mostly θ, is each document's
 own prior. μ and ρ are that mixture's maximum-likelihood estimates, found by EM
 (:func:`fit_mixture`): μ starts as Σ_d θ̂[d, c] x̂_d, normalised, ρ as 1; each round
-computes W over all T topics, then sets μ_c ∝ Σ_d W[d, c] x̂_d and updates ρ
+computes W over all T topics, then sets μ_c ∝ Σ_d W[d, c] x̂_d (ν_c ∝ Σ_d W[d, c] ŵ_d) and updates ρ
 (:func:`update_priors`; 20 rounds; on more than ``MAX_MIXTURE_DOCS`` documents, over a
 seeded sample of that many). ρ corrects the θ share by how much of the
 collection a topic's documents really hold: topics whose documents are pulled to other
@@ -87,9 +89,11 @@ def document_prior(doc_topics, smoothing: float = 0.0) -> sp.csr_matrix:
 
 def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERATURE, n_iter: int | None = None,
                 fit_priors: bool = True, smoothing: float = 0.0, max_docs: int | None = MAX_MIXTURE_DOCS,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(μ, ρ) after ``n_iter`` rounds of the mixture's EM (module doc); ``(T, dim)`` float32
-    unit rows and ``(T,)`` float64 (mean 1 over the topics documents use).
+                seed: int = 0, words: sp.csr_matrix | None = None,
+                word_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(μ, ρ, ν) after ``n_iter`` rounds of the mixture's EM (module doc); ``(T, dim)`` float32
+    unit rows, ``(T,)`` float64 (mean 1 over the topics documents use) and ``(T, V)`` float32
+    unit rows (None without ``words`` or with ``word_weight`` 0).
 
     Round 1 is μ = :func:`topic_centroids` of θ_topic and ρ = 1; each further round computes
     the posterior W over all T topics with the prior p (``smoothing`` = s), then
@@ -98,7 +102,9 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     are made a block of documents at a time (:class:`UnitRows`, :class:`_Blocks`): once for all
     rounds when each holds at most ``CACHE_BYTES``, else again in every round. ``embeddings``
     may be a :class:`UnitRows` already made of them (e.g. shared with :func:`sharpen`).
-    With more than ``max_docs`` documents (None: no limit), the EM reads a sample of
+    ``words``: the documents' word directions ŵ (:mod:`saetm.topics.docwords`), ``(n_docs, V)``
+    CSR, added to the embedding cosines with the weight ``word_weight`` = b; ν starts as the
+    θ-weighted sum of ŵ and follows the posterior as μ does. With more than ``max_docs`` documents (None: no limit), the EM reads a sample of
     ``max_docs`` of them drawn with ``seed`` (kept in their order), which bounds its time
     on very large collections; with fewer, ``seed`` plays no part.
     """
@@ -108,21 +114,42 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     prior = document_prior(doc_topics)
     if embeddings.shape[0] != prior.shape[0]:
         raise SaetmError(f"{embeddings.shape[0]} document embeddings for {prior.shape[0]} documents")
+    words = _check_words(words, word_weight, prior.shape[0])
     if max_docs is not None and prior.shape[0] > max_docs:
         rows = np.sort(np.random.default_rng(seed).choice(prior.shape[0], size=int(max_docs), replace=False))
         source = embeddings.embeddings if isinstance(embeddings, UnitRows) else embeddings
         prior, embeddings = prior[rows], _Rows(source, rows)
+        words = None if words is None else words[rows]
     units = embeddings if isinstance(embeddings, UnitRows) else UnitRows(embeddings, keep=n_iter > 1)
-    centroids = unit_rows(_weighted_sum(_row_normalized(prior), units))
-    blocks = _Blocks(prior, units, smoothing, keep=n_iter > 2)
+    start = _row_normalized(prior)
+    centroids = unit_rows(_weighted_sum(start, units))
+    word_centroids = None if words is None else _word_centroids(words, start)
+    blocks = _Blocks(prior, units, smoothing, keep=n_iter > 2, words=words)
     priors = np.ones(prior.shape[1])
     with _one_blas_thread():
         for _ in range(n_iter - 1):
-            mass, sums = _posterior_sums(blocks, centroids, temperature, priors)
+            mass, sums, word_sums = _posterior_sums(blocks, centroids, temperature, priors, word_centroids,
+                                                    word_weight)
             centroids = unit_rows(sums)
+            if word_sums is not None:
+                word_centroids = unit_rows(word_sums).astype(np.float32)
             if fit_priors:
                 priors = update_priors(prior, mass, priors, smoothing)
-    return centroids, priors
+    return centroids, priors, word_centroids
+
+
+def _check_words(words, word_weight: float, n_docs: int) -> sp.csr_matrix | None:
+    """``words`` as CSR float32 when they take part (a weight above 0), else None."""
+    if words is None or not word_weight:
+        return None
+    if words.shape[0] != n_docs:
+        raise SaetmError(f"word directions of {words.shape[0]} documents for {n_docs} documents")
+    return sp.csr_matrix(words, dtype=np.float32)
+
+
+def _word_centroids(words: sp.csr_matrix, weights: sp.csr_matrix) -> np.ndarray:
+    """ν: unit rows of Σ_d W[d, c] ŵ_d, ``(T, V)`` float32."""
+    return unit_rows(np.asarray((words.T @ weights).T.toarray(), dtype=np.float64)).astype(np.float32)
 
 
 def _one_blas_thread():
@@ -213,12 +240,12 @@ def _weighted_sum(weights: sp.csr_matrix, units: UnitRows, block: int = 1 << 11)
 class _Blocks:
     """The E-step's inputs in blocks of documents: (p, x̂), p the dense prior over all topics
     ((1 − s)·θ̂ + s/T on rows with topics, float64) and x̂ the block's unit-length embeddings
-    (``units``). With ``keep``, the priors are made once and kept when they hold at most
+    (``units``), and the block's word directions ŵ (``words``; None without). With ``keep``, the priors are made once and kept when they hold at most
     ``CACHE_BYTES``; otherwise they are made again at every pass, one block at a time."""
 
     def __init__(self, prior: sp.csr_matrix, units: UnitRows, smoothing: float, block_entries: int = 1 << 20,
-                 keep: bool = True):
-        self.prior, self.units, self.smoothing = prior, units, smoothing
+                 keep: bool = True, words: sp.csr_matrix | None = None):
+        self.prior, self.units, self.smoothing, self.words = prior, units, smoothing, words
         n, T = prior.shape
         self.block = max(1, block_entries // max(T, 1))
         self._priors = list(self._make()) if keep and 8 * n * T <= CACHE_BYTES else None
@@ -233,21 +260,26 @@ class _Blocks:
 
     def __iter__(self):
         for i, P in enumerate(self._priors if self._priors is not None else self._make()):
-            lo = i * self.block
-            yield P, self.units(lo, lo + P.shape[0])
+            lo, hi = i * self.block, i * self.block + P.shape[0]
+            yield P, self.units(lo, hi), None if self.words is None else self.words[lo:hi]
 
 
-def _posterior_sums(blocks, centroids: np.ndarray, temperature: float,
-                    priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Σ_d W_dc and Σ_d W_dc x̂_d of one E-step over all topics, block by block (:class:`_Blocks`),
-    so that W is never held whole. Both products run in float32; the sums add up in float64."""
+def _posterior_sums(blocks, centroids: np.ndarray, temperature: float, priors: np.ndarray,
+                    word_centroids: np.ndarray | None = None,
+                    word_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Σ_d W_dc, Σ_d W_dc x̂_d and (with ``word_centroids``) Σ_d W_dc ŵ_d of one E-step over all
+    topics, block by block (:class:`_Blocks`), so that W is never held whole. The products run
+    in float32; the sums add up in float64."""
     mass = np.zeros(centroids.shape[0])
     sums = np.zeros(centroids.shape)
+    word_sums = None if word_centroids is None else np.zeros(word_centroids.shape)
     rho = np.asarray(priors, dtype=np.float64)
     C = np.asarray(centroids, dtype=np.float32)
     t = np.float32(temperature)
-    for P, x in blocks:
+    for P, x, w in blocks:
         S = x @ C.T
+        if word_sums is not None:
+            S += np.float32(word_weight) * np.asarray(w @ word_centroids.T, dtype=np.float32)
         S -= S.max(axis=1, keepdims=True)
         S /= t
         np.exp(S, out=S)
@@ -257,8 +289,11 @@ def _posterior_sums(blocks, centroids: np.ndarray, temperature: float,
         # a row whose Z is 0 holds only zeros, and 0 / 1 leaves them so
         L /= np.where(Z > 0, Z, 1.0)
         mass += L.sum(axis=0)
-        sums += L.astype(np.float32).T @ x
-    return mass, sums
+        L32 = L.astype(np.float32)
+        sums += L32.T @ x
+        if word_sums is not None:
+            word_sums += np.asarray(w.T @ L32).T
+    return mass, sums, word_sums
 
 
 def update_priors(prior: sp.csr_matrix, mass: np.ndarray, priors: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
@@ -284,10 +319,14 @@ def update_priors(prior: sp.csr_matrix, mass: np.ndarray, priors: np.ndarray, sm
 
 
 def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperature: float = TEMPERATURE,
-            priors: np.ndarray | None = None, smoothing: float = 0.0, block_entries: int = 1 << 22) -> sp.csr_matrix:
+            priors: np.ndarray | None = None, smoothing: float = 0.0, block_entries: int = 1 << 22,
+            words: sp.csr_matrix | None = None, word_centroids: np.ndarray | None = None,
+            word_weight: float = 0.0) -> sp.csr_matrix:
     """W as in the module doc on the support of ``doc_topics``: ``(n_docs, T)`` float32
     canonical CSR, rows summing to 1 or 0. ``priors``: ρ, ``(T,)`` (None: all 1);
-    ``smoothing``: s of the prior p (:func:`document_prior`).
+    ``smoothing``: s of the prior p (:func:`document_prior`); ``words``, ``word_centroids``
+    and ``word_weight``: ŵ, ν and b of the word view (:mod:`saetm.topics.docwords`; left out
+    when any is None or b is 0).
 
     Documents are scored in blocks of ``block_entries`` (document, topic) cosines, which
     bounds the temporary memory. ``embeddings`` may be a :class:`UnitRows` of them (the same
@@ -299,6 +338,10 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
                          f"and {centroids.shape} topic centroids; they must describe the same documents and topics")
     if priors is not None and np.shape(priors) != (W.shape[1],):
         raise SaetmError(f"{np.shape(priors)} topic priors for {W.shape[1]} topics")
+    words = None if word_centroids is None else _check_words(words, word_weight, W.shape[0])
+    if words is not None and word_centroids.shape != (W.shape[1], words.shape[1]):
+        raise SaetmError(f"{word_centroids.shape} topic word centroids for {W.shape[1]} topics and "
+                         f"{words.shape[1]} words")
     rows = np.repeat(np.arange(W.shape[0]), np.diff(W.indptr))
     score = np.empty(W.nnz)
     block = max(1, block_entries // max(W.shape[1], embeddings.shape[1], 1))
@@ -307,6 +350,8 @@ def sharpen(doc_topics, embeddings: np.ndarray, centroids: np.ndarray, temperatu
         a, b = W.indptr[lo], W.indptr[hi]
         x = embeddings(lo, hi) if isinstance(embeddings, UnitRows) else unit_block(embeddings[lo:hi])
         cosines = x @ centroids.T
+        if words is not None:
+            cosines += np.float32(word_weight) * np.asarray(words[lo:hi] @ word_centroids.T, dtype=np.float32)
         score[a:b] = cosines[rows[a:b] - lo, W.indices[a:b]]
     # exp((cos − row max) / t): the row max cancels in the normalisation and keeps exp ≤ 1
     top = np.full(W.shape[0], -np.inf)

@@ -103,7 +103,9 @@ def atom_tree(atom_embeddings: np.ndarray, feature_prob: np.ndarray, prevalence_
 @dataclass
 class AtomState:
     """What stage 3 reads of a fitted model: the atoms' word distributions B and prevalence θ̄,
-    θ, the atoms as points and their tree, and the documents' embedding directions (or None)."""
+    θ, the atoms as points and their tree, the documents' embedding directions (or None), their
+    word directions ŵ (or None; :mod:`saetm.topics.docwords`), the encoder's default weight b
+    of those words and the model's seed (of the mixture's sample on very large collections)."""
 
     feature_words: sp.csr_matrix
     feature_prob: np.ndarray
@@ -111,6 +113,9 @@ class AtomState:
     atom_embeddings: np.ndarray
     atom_tree: object
     doc_embeddings: np.ndarray | None
+    doc_words: sp.csr_matrix | None = None
+    word_weight: float = 0.0
+    seed: int = 0
 
 
 @dataclass
@@ -122,6 +127,8 @@ class TopicResult:
     centroids: np.ndarray | None = None  # (T, dim) with doc_weights="centroid"
     priors: np.ndarray | None = None  # (T,) ρ, the topic weights, with doc_weights="centroid"
     smoothing: float | None = None  # s those centroids and ρ were fitted with (doc_smoothing)
+    word_centroids: np.ndarray | None = None  # (T, V) ν of the word view (None: weights without words)
+    word_weight: float = 0.0  # b those weights were fitted with
 
 
 def cluster(atoms: AtomState, n_topics: int, clustering, *, seed: int) -> TopicResult:
@@ -144,30 +151,50 @@ def topics_from_labels(atoms: AtomState, atom_topic: np.ndarray, n_topics: int, 
 
     topics = merge.build_topics(atoms.feature_words, atoms.feature_prob, atom_topic, n_topics)
     smoothing = check_doc_smoothing(clustering.doc_smoothing)  # set_params does not validate
-    W, centroids, priors = document_weights(atoms.theta, atoms.doc_embeddings, topics.atom_topic, n_topics,
-                                            clustering, smoothing=smoothing)
+    word_weight = word_weight_of(clustering, atoms.word_weight)
+    W, centroids, priors, word_centroids = document_weights(
+        atoms.theta, atoms.doc_embeddings, topics.atom_topic, n_topics, clustering, smoothing=smoothing,
+        words=atoms.doc_words, word_weight=word_weight, seed=atoms.seed)
     return TopicResult(topics.atom_topic, topics, W, merge.coverage(W), centroids, priors,
-                       None if centroids is None else smoothing)
+                       None if centroids is None else smoothing, word_centroids,
+                       0.0 if word_centroids is None else word_weight)
+
+
+def word_weight_of(clustering, default: float) -> float:
+    """b: ``clustering.doc_word_weight`` checked, or ``default`` (the encoder's) when it is None."""
+    from saetm.settings import check
+
+    value = check("clustering.doc_word_weight", clustering.doc_word_weight)  # set_params does not validate
+    return float(default) if value is None else value
 
 
 def document_weights(theta: sp.csr_matrix, doc_embeddings: np.ndarray | None, atom_topic: np.ndarray,
                      n_topics: int, clustering, *, rounds: int | None = None, fit_priors: bool = True,
-                     smoothing: float | None = None) -> tuple[sp.csr_matrix, np.ndarray | None, np.ndarray | None]:
-    """The fitted documents' topic weights, the topic centroids μ and weights ρ (both ``None``
-    with ``clustering.doc_weights="theta"`` or without document embeddings). ``rounds``
-    and ``fit_priors``: of the mixture's EM (:func:`saetm.topics.docweights.fit_mixture`;
-    its default rounds if None); ``smoothing``: ``clustering.doc_smoothing`` if None."""
+                     smoothing: float | None = None, words: sp.csr_matrix | None = None, word_weight: float = 0.0,
+                     seed: int = 0):
+    """The fitted documents' topic weights, the topic centroids μ, weights ρ and word centroids ν
+    (μ and ρ ``None`` with ``clustering.doc_weights="theta"`` or without document embeddings;
+    ν ``None`` also without ``words`` or with ``word_weight`` 0). ``rounds`` and ``fit_priors``:
+    of the mixture's EM (:func:`saetm.topics.docweights.fit_mixture`; its default rounds if
+    None); ``smoothing``: ``clustering.doc_smoothing`` if None; ``words``, ``word_weight``: ŵ
+    and b of the word view (:mod:`saetm.topics.docwords`); ``seed``: of the mixture's sample
+    past ``docweights.MAX_MIXTURE_DOCS`` documents (the model's, so that the sample is the
+    documents whose words the model keeps)."""
     from saetm.topics import docweights, merge
 
     W = merge.doc_topics(theta, atom_topic, n_topics)
     E = doc_embeddings
     if clustering.doc_weights == "theta" or E is None:
-        return W, None, None
+        return W, None, None, None
     if smoothing is None:
         smoothing = check_doc_smoothing(clustering.doc_smoothing)  # set_params does not validate
     units = docweights.UnitRows(E, keep=True)  # one set of unit rows for the mixture and the weights
-    centroids, priors = docweights.fit_mixture(W, units, n_iter=rounds, fit_priors=fit_priors, smoothing=smoothing)
-    return docweights.sharpen(W, units, centroids, priors=priors, smoothing=smoothing), centroids, priors
+    centroids, priors, word_centroids = docweights.fit_mixture(W, units, n_iter=rounds, fit_priors=fit_priors,
+                                                               smoothing=smoothing, words=words,
+                                                               word_weight=word_weight, seed=seed)
+    W = docweights.sharpen(W, units, centroids, priors=priors, smoothing=smoothing, words=words,
+                           word_centroids=word_centroids, word_weight=word_weight)
+    return W, centroids, priors, word_centroids
 
 
 def document_embeddings(X: np.ndarray, rows: np.ndarray, n_rows: int, doc_weights: str) -> np.ndarray | None:
@@ -190,9 +217,11 @@ def directions(X: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
 
 def topic_weights(theta: sp.csr_matrix, X: np.ndarray, rows: np.ndarray, *, atom_topic: np.ndarray,
                   n_topics: int, centroids: np.ndarray | None, priors: np.ndarray | None,
-                  smoothing: float | None, normalize: bool) -> sp.csr_matrix:
-    """Topic weights of new documents (θ of their atoms, embeddings ``X`` at ``rows``) under the
-    fitted ``atom_topic``, topic ``centroids``, ``priors`` and ``smoothing`` (no centroids: θ's)."""
+                  smoothing: float | None, normalize: bool, words: sp.csr_matrix | None = None,
+                  word_centroids: np.ndarray | None = None, word_weight: float = 0.0) -> sp.csr_matrix:
+    """Topic weights of new documents (θ of their atoms, embeddings ``X`` at ``rows``, word
+    directions ``words`` or None) under the fitted ``atom_topic``, topic ``centroids``,
+    ``priors``, ``smoothing``, ``word_centroids`` and ``word_weight`` (no centroids: θ's)."""
     from saetm.topics import docweights, merge
 
     W = merge.doc_topics(theta, atom_topic, n_topics, normalize=normalize)
@@ -200,4 +229,5 @@ def topic_weights(theta: sp.csr_matrix, X: np.ndarray, rows: np.ndarray, *, atom
         return W
     # Weighted whenever the fitted documents are (the centroids say so, whatever set_params
     # changed since), and in float16 as theirs: the same text gets the same weights.
-    return docweights.sharpen(W, directions(X, rows, theta.shape[0]), centroids, priors=priors, smoothing=smoothing)
+    return docweights.sharpen(W, directions(X, rows, theta.shape[0]), centroids, priors=priors, smoothing=smoothing,
+                              words=words, word_centroids=word_centroids, word_weight=word_weight)

@@ -60,6 +60,11 @@ N_SCORED = 10  # leading words whose mean NPMI picks the first word (NPMI's usua
 TAIL_FACTOR = 2.5  # the repeat penalty after the first N_SCORED words, × REPEAT_PENALTY (step 4)
 
 
+def sample_rows(n_rows: int, size: int, seed: int) -> np.ndarray:
+    """The seeded sample of ``size`` of ``n_rows`` rows that :func:`doc_word_incidence` keeps, sorted."""
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=int(size), replace=False))
+
+
 def doc_word_incidence(counts, max_docs: int | None = MAX_DOCS, seed: int = 0) -> sp.csc_matrix:
     """Which words each document holds: ``counts`` (n_docs, V) → CSC float32 of ones.
 
@@ -68,8 +73,7 @@ def doc_word_incidence(counts, max_docs: int | None = MAX_DOCS, seed: int = 0) -
     corpora; the NPMI of the frequent pairs that decide the order barely moves."""
     counts = sp.csr_matrix(counts)
     if max_docs is not None and counts.shape[0] > max_docs:
-        rows = np.sort(np.random.default_rng(seed).choice(counts.shape[0], size=int(max_docs), replace=False))
-        counts = counts[rows]
+        counts = counts[sample_rows(counts.shape[0], max_docs, seed)]
     m = sp.csc_matrix(counts, dtype=np.float32, copy=True)
     m.eliminate_zeros()
     m.data[:] = 1.0

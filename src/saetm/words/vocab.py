@@ -163,6 +163,17 @@ def merge_inflected_words(vocab: Sequence[str], counts: sp.csr_matrix,
     return shown, out
 
 
+def tokenizer(lemmatize: bool | Lemmatizer = False, token_pattern: str = TOKEN_PATTERN) -> Callable[[str], list[str]]:
+    """The tokens of a text as stage 2 cuts them before removing stop words (lowercase, then
+    ``token_pattern``, then the lemmas with ``lemmatize``); scikit-learn is not imported."""
+    find = re.compile(token_pattern).findall
+    lemmatizer = _lemmatizer(lemmatize)
+    if lemmatizer is None:
+        return lambda text: find(text.lower())
+    lemma = _lemma_function(token_pattern, lemmatizer)
+    return lambda text: [lemma(t) for t in find(text.lower())]
+
+
 def analyzer(stop_words: frozenset[str] | None = None, lemmatize: bool | Lemmatizer = False,
              merged_vocab: Sequence[str] | None = None,
              token_pattern: str = TOKEN_PATTERN) -> Callable[[str], list[str]]:
