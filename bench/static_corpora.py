@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     lines = [
         "# The static encoder against the default one on three corpora",
         "",
-        f"Command: `OMP_NUM_THREADS=1 nice -n 10 python bench/static_corpora.py "
+        f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')} python bench/static_corpora.py "
         f"{' '.join(argv if argv is not None else sys.argv[1:])}` (2 shared CPU cores; load average "
         f"{load_before:.1f} at the start, per row below). T = {args.topics}, shipped SAE of each encoder, "
         "seed 0; half of each corpus held out (seed 0) for the held-out NPMI. Fit seconds: the static rows "
