@@ -292,8 +292,8 @@ def test_a_model_saved_without_its_weights_loads_with_the_rounds_it_was_fitted_w
     m.save(tmp_path / "old")
     as_format1(tmp_path / "old")
     path = tmp_path / "old" / "topics.safetensors"
-    topics = {k: v for k, v in load_file(path).items()
-              if k not in ("centroids", "priors", "word_centroids", "doc_word_weight") and not k.startswith("doc_topics.")}
+    weights = ("centroids", "priors", "word_centroids", "doc_word_weight")
+    topics = {k: v for k, v in load_file(path).items() if k not in weights and not k.startswith("doc_topics.")}
     save_file(topics, path)
     old = SAETM.load(tmp_path / "old")
     C, p, _ = fit_mixture(W0, E, n_iter=LEGACY_ROUNDS, smoothing=SMOOTHING)

@@ -67,10 +67,12 @@ def test_the_word_weight_is_checked(fitted_model):
             copy.deepcopy(fitted_model).set_params(clustering__doc_word_weight=bad).retopic(4)
 
 
-def test_the_static_encoder_weighs_words_more():
+def test_the_static_encoder_weighs_words_more_and_images_not_at_all():
     from saetm.encoders.static import StaticEncoder
+    from saetm.encoders.text import TextEncoder
 
     assert docwords.default_weight(StaticEncoder()) == 3.0
+    assert docwords.default_weight(TextEncoder(), "image:efficientnet-lite0") == 0.0
     assert docwords.default_weight(None) == docwords.default_weight(lambda texts: None) == 1.0
 
 

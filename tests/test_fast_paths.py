@@ -23,8 +23,8 @@ from saetm.topics.stage import document_weights
 from saetm.topic_table import print_table, saved_topics
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-WEIGHT_ARRAYS = ("doc_topics.data", "doc_topics.indices", "doc_topics.indptr", "doc_topics.shape", "centroids", "word_centroids",
-                 "priors")
+WEIGHT_ARRAYS = ("doc_topics.data", "doc_topics.indices", "doc_topics.indptr", "doc_topics.shape", "centroids",
+                 "word_centroids", "priors")
 
 
 @pytest.fixture(scope="module")

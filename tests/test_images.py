@@ -276,6 +276,9 @@ def test_cli_fits_an_image_manifest_and_records_the_image_encoder(clipart, clipa
     assert rc == 0
     info = json.loads((out / "model.json").read_text())
     assert info["embedding_name"] == "image:efficientnet-lite0"
+    from saetm.model import SAETM
+
+    assert SAETM.load(out).doc_word_weight_ == 0.0  # an image's words only name the atoms
     assert json.loads((out / "sae" / "sae.json").read_text())["config"]["d_in"] == clipart_embeddings.shape[1]
     assert sp.load_npz(out / "doc_topics.npz").shape == (N_IMAGES, 4)
     # the image paths are kept, so the report shows thumbnails
@@ -316,6 +319,7 @@ def _galleries(page):
 
 
 def test_representative_images_are_each_topics_top_documents(image_model, clipart):
+    assert image_model.doc_word_weight_ == 0.0 and image_model.word_centroids_ is None  # images: no word view
     paths = clipart.extra["images"]
     W = image_model.doc_topics_.toarray()
     every = image_model.get_representative_images(n=6)

@@ -226,7 +226,6 @@ class SAETM(TopicViews, WordLists, LazySAE, SAETMParams):
     def _word_directions(self, docs):
         """ŵ of new documents (:mod:`saetm.topics.docwords`), None when the weights use no words."""
         from saetm.topics import docwords
-
         from saetm.words.vocab import tokenizer
 
         if self.word_centroids_ is None:

@@ -118,8 +118,10 @@ def write_topics(model, directory: Path, fit_id: str | None = None) -> None:
         "n_atoms": np.asarray(t.n_atoms, np.int64),
         "coverage": np.asarray(model.coverage_, np.float32),
         # the s the weights were fitted with, which a later set_params(doc_smoothing) may differ from
-        **({} if model.doc_smoothing_ is None else {"doc_smoothing": np.asarray([model.doc_smoothing_], np.float64),
-                                                    "doc_word_weight": np.asarray([model.doc_word_weight_], np.float64)}),
+        # and the b of the documents' words
+        **({} if model.doc_smoothing_ is None else {
+            "doc_smoothing": np.asarray([model.doc_smoothing_], np.float64),
+            "doc_word_weight": np.asarray([model.doc_word_weight_], np.float64)}),
         **weight_tensors(model),  # read back by load instead of refitting the mixture
     }, metadata=None if fit_id is None else {FIT_ID: fit_id})
     write_json(directory / "topics.json", topics_json(model))

@@ -196,7 +196,7 @@ TABLE: tuple[Setting, ...] = (
       "still cover only the topics its atoms belong to; takes effect at the next fit or retopic"),
     S("clustering.doc_word_weight", "float", None,
       "centroid weights: how much each document's own words count beside its embedding (0: the embedding alone; "
-      "default: the encoder's, 1, or 3 for static)", low=0.0, none_ok=True, flag="--doc-word-weight", metavar="B",
+      "default: the encoder's, 1, or 3 for static, 0 for images)", low=0.0, none_ok=True, flag="--doc-word-weight", metavar="B",
       note="b in exp((cos(embedding, topic centroid) + b cos(IDF-weighted words, topic word centroid)) / t) "
       "(saetm.topics.docwords); takes effect at the next fit or retopic"),
     S("seed", "int", 0, "seed of every random choice (SAE training, clustering): same seed and input, same topics",

@@ -41,14 +41,16 @@ class TopicViews:
 
     def _atoms(self):
         """What stage 3 reads of this model (:class:`saetm.topics.stage.AtomState`)."""
+        from saetm.topics import docwords
         from saetm.topics.stage import AtomState
 
-        from saetm.topics import docwords
-
+        images = (getattr(self, "documents_", None) or {}).get("image") is not None
+        default = docwords.default_weight(getattr(self, "encoder_", None), getattr(self, "embedding_name_", None),
+                                          images=images)
         return AtomState(self.feature_words_, self.feature_prob_, self.theta_, self.atom_embeddings_,
                          self.atom_tree_, getattr(self, "doc_embeddings_", None),
                          docwords.fitted_directions(getattr(self, "doc_words_", None), self.theta_.shape[0], self.seed),
-                         docwords.default_weight(getattr(self, "encoder_", None)), self.seed)
+                         default, self.seed)
 
     # ------------------------------------------------------------ metadata
     def _fitted_column(self, values, key: str, what: str, how: str) -> list:

@@ -104,9 +104,10 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
     may be a :class:`UnitRows` already made of them (e.g. shared with :func:`sharpen`).
     ``words``: the documents' word directions ŵ (:mod:`saetm.topics.docwords`), ``(n_docs, V)``
     CSR, added to the embedding cosines with the weight ``word_weight`` = b; ν starts as the
-    θ-weighted sum of ŵ and follows the posterior as μ does. With more than ``max_docs`` documents (None: no limit), the EM reads a sample of
-    ``max_docs`` of them drawn with ``seed`` (kept in their order), which bounds its time
-    on very large collections; with fewer, ``seed`` plays no part.
+    θ-weighted sum of ŵ and follows the posterior as μ does. With more than ``max_docs``
+    documents (None: no limit), the EM reads a sample of ``max_docs`` of them drawn with
+    ``seed`` (kept in their order), which bounds its time on very large collections; with
+    fewer, ``seed`` plays no part.
     """
     n_iter = ITERATIONS if n_iter is None else int(n_iter)
     if n_iter < 1:
@@ -116,7 +117,9 @@ def fit_mixture(doc_topics, embeddings: np.ndarray, temperature: float = TEMPERA
         raise SaetmError(f"{embeddings.shape[0]} document embeddings for {prior.shape[0]} documents")
     words = _check_words(words, word_weight, prior.shape[0])
     if max_docs is not None and prior.shape[0] > max_docs:
-        rows = np.sort(np.random.default_rng(seed).choice(prior.shape[0], size=int(max_docs), replace=False))
+        from saetm.topics.wordrank import sample_rows  # the documents whose words a model keeps, same seed
+
+        rows = sample_rows(prior.shape[0], max_docs, seed)
         source = embeddings.embeddings if isinstance(embeddings, UnitRows) else embeddings
         prior, embeddings = prior[rows], _Rows(source, rows)
         words = None if words is None else words[rows]
@@ -149,7 +152,7 @@ def _check_words(words, word_weight: float, n_docs: int) -> sp.csr_matrix | None
 
 def _word_centroids(words: sp.csr_matrix, weights: sp.csr_matrix) -> np.ndarray:
     """ν: unit rows of Σ_d W[d, c] ŵ_d, ``(T, V)`` float32."""
-    return unit_rows(np.asarray((words.T @ weights).T.toarray(), dtype=np.float64)).astype(np.float32)
+    return unit_rows(np.asarray((weights.T @ words).toarray(), dtype=np.float64)).astype(np.float32)
 
 
 def _one_blas_thread():
@@ -240,8 +243,9 @@ def _weighted_sum(weights: sp.csr_matrix, units: UnitRows, block: int = 1 << 11)
 class _Blocks:
     """The E-step's inputs in blocks of documents: (p, x̂), p the dense prior over all topics
     ((1 − s)·θ̂ + s/T on rows with topics, float64) and x̂ the block's unit-length embeddings
-    (``units``), and the block's word directions ŵ (``words``; None without). With ``keep``, the priors are made once and kept when they hold at most
-    ``CACHE_BYTES``; otherwise they are made again at every pass, one block at a time."""
+    (``units``), and the block's word directions ŵ (``words``; None without). With ``keep``, the
+    priors are made once and kept when they hold at most ``CACHE_BYTES``; otherwise they are made
+    again at every pass, one block at a time."""
 
     def __init__(self, prior: sp.csr_matrix, units: UnitRows, smoothing: float, block_entries: int = 1 << 20,
                  keep: bool = True, words: sp.csr_matrix | None = None):

@@ -14,10 +14,14 @@ words of (``doc_words_``: all fitted documents, or a seeded sample of
 mixture's EM. A document without vocabulary words (or without words kept, beyond the
 sample) has ŵ = 0: its weights come from its embedding alone.
 
-b defaults to the encoder's :data:`ENCODER_WEIGHT` (``doc_word_weight`` attribute): 1 for
-sentence encoders and given embeddings, 3 for the static encoder, whose embeddings are
+b defaults to the encoder's ``doc_word_weight`` attribute, else :data:`ENCODER_WEIGHT`: 1
+for sentence encoders and given embeddings, 3 for the static encoder, whose embeddings are
 themselves IDF-weighted sums of word pieces and separate documents less well on their
-own. What each value does to the agreement with labels is measured in ``bench/README.md``.
+own, and 0 for images (embeddings named "image:…", as ``saetm fit`` names them, or a model
+holding image paths): an image's words (captions, tags) only name the atoms. (``saetm
+retopic`` does not read the documents: a model fitted in Python with ``images=`` but without
+an ``embedding_name`` "image:…" gets 1 there.) What each value does to the agreement with
+labels is measured in ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -29,9 +33,12 @@ import scipy.sparse as sp
 ENCODER_WEIGHT = 1.0
 
 
-def default_weight(encoder) -> float:
-    """b for ``encoder`` when ``doc_word_weight`` is None: its ``doc_word_weight`` attribute,
-    else :data:`ENCODER_WEIGHT`."""
+def default_weight(encoder, embedding_name: str | None = None, images: bool = False) -> float:
+    """b when ``doc_word_weight`` is None: 0 for images (``images``, or ``embedding_name``
+    starting with "image:"), else ``encoder``'s ``doc_word_weight`` attribute, else
+    :data:`ENCODER_WEIGHT`."""
+    if images or isinstance(embedding_name, str) and embedding_name.startswith("image:"):
+        return 0.0
     return float(getattr(encoder, "doc_word_weight", ENCODER_WEIGHT))
 
 
@@ -42,17 +49,23 @@ def idf_of(doc_words: sp.spmatrix) -> np.ndarray:
     return np.log((1.0 + n) / (1.0 + df)) + 1.0
 
 
-def directions(incidence: sp.spmatrix, idf: np.ndarray) -> sp.csr_matrix:
+def directions(incidence: sp.spmatrix, idf: np.ndarray, block: int = 1 << 16) -> sp.csr_matrix:
     """ŵ: the rows of ``incidence`` (non-zero = the document holds the word) as IDF weights
-    scaled to length 1, ``(n, V)`` float32 CSR (empty rows stay empty)."""
-    m = sp.csr_matrix(incidence, dtype=np.float64, copy=True)
+    scaled to length 1, ``(n, V)`` float32 CSR (empty rows stay empty). One float32 copy of
+    the structure is made; the row lengths come from the incidence itself, and the rows are
+    scaled ``block`` at a time (no second matrix, no temporary the size of all entries)."""
+    m = sp.csr_matrix(incidence, dtype=np.float32, copy=True)
     m.eliminate_zeros()
     m.sum_duplicates()
-    m.data = np.asarray(idf, dtype=np.float64)[m.indices]
-    lengths = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    lengths[lengths == 0] = 1.0
-    m.data /= np.repeat(lengths, np.diff(m.indptr))
-    return sp.csr_matrix(m, dtype=np.float32)
+    idf = np.asarray(idf, dtype=np.float64)
+    ones = sp.csr_matrix((np.ones(m.nnz, np.float32), m.indices, m.indptr), shape=m.shape)
+    lengths = np.sqrt(np.asarray(ones @ idf ** 2).ravel())  # ‖ŵ_d‖² = Σ_{w ∈ d} idf_w²
+    inverse = np.divide(1.0, lengths, out=np.zeros_like(lengths), where=lengths > 0)
+    counts = np.diff(m.indptr)
+    for lo in range(0, m.shape[0], block):
+        a, b = m.indptr[lo], m.indptr[min(lo + block, m.shape[0])]
+        m.data[a:b] = idf[m.indices[a:b]] * np.repeat(inverse[lo:lo + block], counts[lo:lo + block])
+    return m
 
 
 def fitted_directions(doc_words: sp.spmatrix | None, n_docs: int, seed: int) -> sp.csr_matrix | None:
