@@ -306,7 +306,8 @@ class Base:
         if "centroid_rounds" in extra or "mixture_priors" in extra:
             m.doc_topics_, m.topic_centroids_, m.topic_priors_, m.word_centroids_ = topics_stage.document_weights(
                 m.theta_, m.doc_embeddings_, m.atom_topic_, m.n_topics, resolved(m, "clustering"),
-                rounds=extra.get("centroid_rounds"), fit_priors=extra.get("mixture_priors", True))
+                rounds=extra.get("centroid_rounds"), fit_priors=extra.get("mixture_priors", True),
+                words=m._atoms().doc_words, word_weight=m.doc_word_weight_, seed=m.seed)
         if extra.get("atom_space_weights"):
             from saetm.topics import docweights
 

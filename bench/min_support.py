@@ -104,7 +104,8 @@ def nmi_with_smoothing(model, s: float, labels) -> float:
 
     atoms = model._atoms()
     W, _, _, _ = document_weights(atoms.theta, atoms.doc_embeddings, model.atom_topic_, model.n_topics,
-                               resolved(model, "clustering"), smoothing=s)
+                                  resolved(model, "clustering"), smoothing=s, words=atoms.doc_words,
+                                  word_weight=model.doc_word_weight_, seed=model.seed)
     return label_agreement(W, labels)["nmi"]
 
 
