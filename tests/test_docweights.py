@@ -140,6 +140,12 @@ def test_a_large_collection_fits_the_mixture_on_a_seeded_sample(fitted_model):
     np.testing.assert_array_equal(p, p_rows)
     C_units, _, _ = fit_mixture(W0, UnitRows(E, keep=True), n_iter=4, max_docs=n // 3, seed=3)
     np.testing.assert_array_equal(C_units, C)
+    # with the documents' words: the sample takes their rows too (wordrank.sample_rows, the same draw)
+    words = m._atoms().doc_words
+    sampled = fit_mixture(W0, E, n_iter=4, max_docs=n // 3, seed=3, words=words, word_weight=1.0)
+    on_rows = fit_mixture(W0[rows], E[rows], n_iter=4, max_docs=None, words=words[rows], word_weight=1.0)
+    for a, b in zip(sampled, on_rows):
+        np.testing.assert_array_equal(a, b)
     assert np.abs(C - fit_mixture(W0, E, n_iter=4, max_docs=n // 3, seed=4)[0]).max() > 1e-4  # the seed decides
     whole = fit_mixture(W0, E, n_iter=4, max_docs=None)
     for same in (fit_mixture(W0, E, n_iter=4, max_docs=n, seed=5), fit_mixture(W0, E, n_iter=4)):
