@@ -45,6 +45,15 @@ def write_report(lines: list[str], out) -> int:
     return 0
 
 
+def report_command(script: str, argv) -> str:
+    """The command line that made a report, as this process runs: its ``OMP_NUM_THREADS`` and
+    niceness (when set), ``bench/<script>`` and the arguments (``argv``, else ``sys.argv``)."""
+    parts = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
+    parts += [f"nice -n {os.nice(0)}"] if os.nice(0) else []
+    parts += [f"python bench/{script}", *(argv if argv is not None else sys.argv[1:])]
+    return "`" + " ".join(parts) + "`"
+
+
 def kmeans_nmi(X: np.ndarray, labels) -> float:
     from sklearn.cluster import KMeans
     from sklearn.metrics import normalized_mutual_info_score
@@ -96,8 +105,7 @@ def main(argv=None) -> int:
     lines = [
         "# The static encoder against the default one on three corpora",
         "",
-        f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')} python bench/static_corpora.py "
-        f"{' '.join(argv if argv is not None else sys.argv[1:])}` (2 shared CPU cores; load average "
+        f"Command: {report_command('static_corpora.py', argv)} (2 shared CPU cores; load average "
         f"{load_before:.1f} at the start, per row below). T = {args.topics}, shipped SAE of each encoder, "
         "seed 0; half of each corpus held out (seed 0) for the held-out NPMI. Fit seconds: the static rows "
         "include encoding the raw texts, the default rows start from cached embeddings.",

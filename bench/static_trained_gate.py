@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_topics import CorpusData, evaluate  # noqa: E402
-from static_corpora import N_WORDS, write_report  # noqa: E402
+from static_corpora import N_WORDS, report_command, write_report  # noqa: E402
 from static_tokenlearn import vector_folder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,8 +81,7 @@ def main(argv=None) -> int:
     lines = [
         "# Trained static vectors + the MiniLM SAE against today's static encoder (issue 17's gate)",
         "",
-        f"Command: `OMP_NUM_THREADS=1 nice -n 10 python bench/static_trained_gate.py "
-        f"{' '.join(argv if argv is not None else sys.argv[1:])}` (2 shared CPU cores; load average "
+        f"Command: {report_command('static_trained_gate.py', argv)} (2 shared CPU cores; load average "
         f"{load_before:.1f} at the start). Fitted half of each corpus, the other half held out (seed 0). "
         "today: `encoder=\"static\"` with `sae-static`; trained: the trained vectors (float16) with `sae-minilm`. "
         f"Columns at seed {seeds[0]}, then the mean over seeds {seed_txt}. Fit wall seconds include encoding.",

@@ -82,14 +82,16 @@ def saved_or_refitted(arrays: dict, model, topics, smoothing: float, path: Path,
     ``smoothing``, the weight ``word_weight`` of the words and ``rounds`` of the mixture's EM
     (None: its default)."""
     from saetm.components import resolved
+    from saetm.topics.docwords import fitted_directions
     from saetm.topics.stage import document_weights
 
     n_topics = topics.topic_words.shape[0]
+    n_docs = model.theta_.shape[0]
     return (stored_weights(arrays, model, n_topics, path, word_weight)
             or document_weights(model.theta_, getattr(model, "doc_embeddings_", None), topics.atom_topic, n_topics,
                                 resolved(model, "clustering"), rounds=rounds, smoothing=smoothing,
-                                words=model._atoms().doc_words if word_weight else None, word_weight=word_weight,
-                                seed=model.seed))
+                                words=fitted_directions(model.doc_words_, n_docs, model.seed) if word_weight else None,
+                                word_weight=word_weight, seed=model.seed))
 
 
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",

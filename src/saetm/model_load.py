@@ -42,12 +42,6 @@ def _saved_setting(arrays: dict, key: str, check, path: Path, missing: float | N
         raise SaetmError(f"{path} holds an invalid {key} ({e}); the file is corrupt, re-run `saetm fit`") from None
 
 
-def _check_word_weight(x: float) -> float:
-    from saetm.settings import check
-
-    return check("clustering.doc_word_weight", x)
-
-
 def _check_rounds(x: float) -> float:
     if not (x >= 1 and x == int(x)):
         raise SaetmError(f"{x} is not a whole number of rounds")
@@ -58,7 +52,7 @@ def load_model(cls, directory: Path, *, documents: bool = True):
     """``documents=False`` (``saetm retopic``): documents.parquet is checked, not read; no ``documents_``."""
     from saetm.components import coerce
     from saetm.settings import check_params
-    from saetm.topics.stage import TopicResult, check_doc_smoothing, check_prevalence_power
+    from saetm.topics.stage import TopicResult, check_doc_smoothing, check_doc_word_weight, check_prevalence_power
     from saetm.sae.config import read_sae
     from saetm.topics.hierarchy import AtomTree
     from saetm.topics.merge import Topics
@@ -133,7 +127,8 @@ def load_model(cls, directory: Path, *, documents: bool = True):
     # the EM's rounds of weights that were not saved (migrate.py); None: the current default
     rounds = int(_saved_setting(topics, "doc_rounds", _check_rounds, directory / "topics.safetensors", 0)) or None
     # b of the words the weights were fitted with; files without it (saetm < 0.12) fitted them without
-    word_weight = _saved_setting(topics, "doc_word_weight", _check_word_weight, directory / "topics.safetensors", 0.0)
+    word_weight = _saved_setting(topics, "doc_word_weight", check_doc_word_weight, directory / "topics.safetensors",
+                                 0.0)
     W, centroids, priors, word_centroids = saved_or_refitted(
         topics, model, tp, smoothing, directory / "topics.safetensors", rounds=rounds, word_weight=word_weight)
     model._set_topics(TopicResult(tp.atom_topic, tp, W, coverage, centroids, priors,

@@ -52,14 +52,14 @@ def idf_of(doc_words: sp.spmatrix) -> np.ndarray:
 def directions(incidence: sp.spmatrix, idf: np.ndarray, block: int = 1 << 16) -> sp.csr_matrix:
     """ŵ: the rows of ``incidence`` (non-zero = the document holds the word) as IDF weights
     scaled to length 1, ``(n, V)`` float32 CSR (empty rows stay empty). One float32 copy of
-    the structure is made; the row lengths come from the incidence itself, and the rows are
-    scaled ``block`` at a time (no second matrix, no temporary the size of all entries)."""
+    the structure is made; the row lengths come from it as an incidence of ones, and the rows
+    are scaled ``block`` at a time (no second matrix, no temporary the size of all entries)."""
     m = sp.csr_matrix(incidence, dtype=np.float32, copy=True)
     m.eliminate_zeros()
     m.sum_duplicates()
+    m.data.fill(1.0)
     idf = np.asarray(idf, dtype=np.float64)
-    ones = sp.csr_matrix((np.ones(m.nnz, np.float32), m.indices, m.indptr), shape=m.shape)
-    lengths = np.sqrt(np.asarray(ones @ idf ** 2).ravel())  # ‖ŵ_d‖² = Σ_{w ∈ d} idf_w²
+    lengths = np.sqrt(np.asarray(m @ idf ** 2).ravel())  # ‖ŵ_d‖² = Σ_{w ∈ d} idf_w²
     inverse = np.divide(1.0, lengths, out=np.zeros_like(lengths), where=lengths > 0)
     counts = np.diff(m.indptr)
     for lo in range(0, m.shape[0], block):

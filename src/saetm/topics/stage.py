@@ -24,6 +24,13 @@ def check_doc_smoothing(value) -> float:
     return check("clustering.doc_smoothing", value)
 
 
+def check_doc_word_weight(value) -> float | None:
+    """``clustering.doc_word_weight`` as a float ≥ 0 or None, or a one-line SaetmError."""
+    from saetm.settings import check
+
+    return check("clustering.doc_word_weight", value)
+
+
 def check_prevalence_power(value) -> float:
     """``clustering.prevalence_power`` as a float in [0, 1], or a one-line SaetmError."""
     from saetm.settings import check
@@ -162,9 +169,7 @@ def topics_from_labels(atoms: AtomState, atom_topic: np.ndarray, n_topics: int, 
 
 def word_weight_of(clustering, default: float) -> float:
     """b: ``clustering.doc_word_weight`` checked, or ``default`` (the encoder's) when it is None."""
-    from saetm.settings import check
-
-    value = check("clustering.doc_word_weight", clustering.doc_word_weight)  # set_params does not validate
+    value = check_doc_word_weight(clustering.doc_word_weight)  # set_params does not validate
     return float(default) if value is None else value
 
 
