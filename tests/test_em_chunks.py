@@ -31,9 +31,11 @@ def _one_matrix_em(theta, counts, pi, n_iter):
     return em.assemble_feature_words(plan, values), background, history
 
 
-@pytest.mark.parametrize("chunk, memory", [(1 << 22, 0), (50, 0), (7, 0)])
-def test_chunked_em_is_bit_for_bit_the_one_matrix_em(chunk, memory, tmp_path, monkeypatch):
+@pytest.mark.parametrize("chunk, memory, threads", [(1 << 22, 0, 1), (50, 0, 1), (7, 0, 1), (50, 0, 2), (7, 0, 3),
+                                                    (50, 1 << 30, 2)])
+def test_chunked_em_is_bit_for_bit_the_one_matrix_em(chunk, memory, threads, tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr(em_chunks, "THREADS", threads)  # parts of atoms shared among threads: the same sums
     theta, counts = _problem()
     B, p0, history = _one_matrix_em(theta, counts, 0.3, 15)
     fw = fit_feature_words(theta, counts, background_weight=0.3, max_iter=15, tol=0.0, block_pairs=chunk,
@@ -58,3 +60,24 @@ def test_chunks_cover_every_document_once():
     assert not plan.spilled
     kept = em_chunks.build_chunked_plan(theta, counts, chunk_size=37, memory_bytes=1 << 30)
     assert not kept.spilled and sum(hi - lo for lo, hi, *_ in kept) == counts.nnz
+
+
+def test_parts_split_the_atoms_by_pairs_and_threads_follow_omp(monkeypatch):
+    assert em_chunks.atom_parts(np.array([5, 5, 5, 5]), 2) == [(0, 2), (2, 4)]
+    assert em_chunks.atom_parts(np.array([100, 1, 1, 1]), 2) == [(0, 1), (1, 4)]  # one heavy atom alone
+    assert em_chunks.atom_parts(np.array([1, 1]), 5) == [(0, 1), (1, 2)]  # never an empty part
+    theta, counts = _problem(seed=3)
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(em_chunks, "THREADS", threads)
+        plan = em_chunks.build_chunked_plan(theta, counts, chunk_size=60, memory_bytes=1 << 30)
+        assert plan.threads == len(plan.parts) <= threads and plan.parts[0][0] == 0 and plan.parts[-1][1] == 40
+        # every pair lands in the part of its atom's range of the support
+        for _, _, parts in plan:
+            for (a0, a1), (indptr, positions, _) in zip(plan.parts, parts):
+                assert np.all((positions >= plan.row_ptr[a0]) & (positions < plan.row_ptr[a1]))
+        assert sum(len(p[1]) for _, _, parts in plan for p in parts) == em_chunks.count_pairs(theta, counts)
+    monkeypatch.setattr(em_chunks, "THREADS", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert em_chunks.thread_count() == 1  # torchrun sets it per process
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert em_chunks.thread_count() >= 1
