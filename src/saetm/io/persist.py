@@ -111,12 +111,13 @@ def read_tensor_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def csr_to_tensors(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
-    """Flatten a CSR matrix into named arrays (safetensors stores dense arrays only)."""
+    """Flatten a CSR matrix into named arrays (safetensors stores dense arrays only); its
+    indices keep their own integer type (int32 when they fit: no int64 copy at save time)."""
     m = sp.csr_matrix(m)
     return {
         f"{prefix}.data": m.data,
-        f"{prefix}.indices": m.indices.astype(np.int64),
-        f"{prefix}.indptr": m.indptr.astype(np.int64),
+        f"{prefix}.indices": m.indices,
+        f"{prefix}.indptr": m.indptr,
         f"{prefix}.shape": np.asarray(m.shape, dtype=np.int64),
     }
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from saetm._memory import release_freed_memory
 from saetm.errors import SaetmError
 from saetm.words.em_plan import (  # noqa: F401 (part of this module's interface)
     BLOCK_KEYS, BLOCK_PAIRS, EMPlan, SufficientStatistics, build_plan, initial_statistics)
@@ -329,6 +330,7 @@ def fit_feature_words(
                 background_weight=background_weight, max_iter=max_iter, tol=tol, progress=progress)
         finally:
             plan.close()
+            release_freed_memory()  # the threads' heaps keep what they freed: not into the peak of the stages after
     feature_words = assemble_feature_words(plan, values)
     feature_prob = (np.asarray(theta.sum(axis=0)).ravel() / max(n_docs, 1)).astype(np.float32)
     return FeatureWords(feature_words, background.astype(np.float32), feature_prob, history, it, converged,

@@ -211,9 +211,9 @@ def in_order(func, items, threads: int):
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending = deque()
         for item in items:
-            pending.append(pool.submit(func, item))
-            if len(pending) > threads:
+            if len(pending) == threads:
                 yield pending.popleft().result()
+            pending.append(pool.submit(func, item))
         while pending:
             yield pending.popleft().result()
 
