@@ -164,6 +164,13 @@ def test_refuses_to_overwrite_a_model(fitted_dir, corpus_files, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_output_piped_into_a_reader_that_stops_is_not_an_error(fitted_dir):
+    # `saetm topics m | head`: the reader leaves before the output (> 64 kB, a pipe's buffer) is written
+    proc = subprocess.run(f"{sys.executable} -m saetm topics {fitted_dir} --words 2000 --json | head -c 10",
+                          shell=True, capture_output=True, text=True, executable="/bin/bash")
+    assert len(proc.stdout) == 10 and "error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("argv, message", [
     (["fit", "no-such-file.jsonl", "--out", "x"], "no-such-file.jsonl"),
     (["topics", "no-such-dir"], "not a directory"),

@@ -92,6 +92,30 @@ def test_save_load_round_trip(fitted_model, tmp_path, ng_embeddings):
         assert not f.name.endswith(".tmp")
 
 
+def test_sparse_arrays_are_saved_with_their_own_index_type(fitted_model, tmp_path):
+    # int32 indices are written as they are (no int64 copy while saving); files of older
+    # versions hold int64 ones, and both load to the same matrices
+    from safetensors.numpy import load_file, save_file
+
+    fitted_model.save(tmp_path / "m")
+    state = dict(load_file(tmp_path / "m" / "state.safetensors"))
+    assert state["feature_words.indices"].dtype == fitted_model.feature_words_.indices.dtype == np.int32
+    assert state["theta.indptr"].dtype == np.int32
+    for name in [k for k in state if k.endswith((".indices", ".indptr"))]:
+        state[name] = state[name].astype(np.int64)
+    save_file(state, tmp_path / "m" / "state.safetensors", metadata=_metadata(tmp_path / "m" / "state.safetensors"))
+    loaded = SAETM.load(tmp_path / "m")
+    assert (loaded.feature_words_ != fitted_model.feature_words_).nnz == 0
+    assert (loaded.theta_ != fitted_model.theta_).nnz == 0
+
+
+def _metadata(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        return f.metadata()
+
+
 def test_same_seed_same_topics(ng_corpus, ng_embeddings, small_params, fitted_model):
     # cache=False: train the SAE again rather than reuse the cached one
     again = SAETM(n_topics=8, **{**small_params, "cache": False}).fit(ng_corpus.texts, ng_embeddings)

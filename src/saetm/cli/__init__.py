@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from saetm._version import __version__
@@ -169,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"saetm: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of the output left (`saetm topics m | head`): nothing was wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141  # as a shell reports a tool stopped by SIGPIPE
     except OSError as e:  # a file problem no check foresaw: unreadable, vanished, disk full
         if args.debug:
             raise
