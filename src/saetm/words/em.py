@@ -288,8 +288,9 @@ def fit_feature_words(
 
     The pair matrix is held whole up to ``memory_bytes`` (built in blocks of at most
     ``block_pairs`` pairs); a larger one is built for chunks of documents of at most
-    ``block_pairs`` pairs and kept in a temporary file (:mod:`saetm.words.em_chunks`; None:
-    its defaults). Neither changes B or p0.
+    ``block_pairs`` pairs and kept in a temporary file, its E-steps shared among the CPUs
+    (:mod:`saetm.words.em_chunks`; None: its defaults). Neither, nor the number of threads,
+    changes B or p0.
     """
     del seed  # nothing is random
     theta, counts = _check_inputs(theta, counts, background_weight, idf)
