@@ -171,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saetm: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of the output left (`saetm topics m | head`): nothing was wrong
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        try:  # no second error when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout without a file (captured, closed)
+            pass
         return 141  # as a shell reports a tool stopped by SIGPIPE
     except OSError as e:  # a file problem no check foresaw: unreadable, vanished, disk full
         if args.debug:
