@@ -156,21 +156,16 @@ class ChunkedPlan:
         return len(self.words)
 
     def _read(self, spans) -> list:
+        """One chunk's parts from the file (only the reading thread uses it while iterating)."""
         itype = _index_dtype(self.support, self.n_pairs)
-        fd, out = self.file.fileno(), []
+        f, out = self.file, []
         for offset, n_rows, n_pairs in spans:
-            sizes = ((itype, n_rows + 1), (itype, n_pairs), (np.float32, n_pairs))
-            arrays = [np.empty(n, dtype=t) for t, n in sizes]
+            f.seek(offset)
+            arrays = tuple(np.empty(n, dtype=t) for t, n in ((itype, n_rows + 1), (itype, n_pairs), (np.float32, n_pairs)))
             for arr in arrays:
-                view = memoryview(arr).cast("B")
-                done = 0
-                while done < len(view):  # pread may return less than asked
-                    got = os.preadv(fd, [view[done:]], offset + done)
-                    if got <= 0:
-                        raise OSError("the temporary file of the pair matrix ended early")
-                    done += got
-                offset += arr.nbytes
-            out.append(tuple(arrays))
+                if f.readinto(memoryview(arr).cast("B")) != arr.nbytes:
+                    raise OSError("the temporary file of the pair matrix ended early")
+            out.append(arrays)
         return out
 
     def __iter__(self):
