@@ -82,7 +82,9 @@ def thread_count() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         n = os.cpu_count() or 1
     omp = os.environ.get("OMP_NUM_THREADS", "")
-    return max(1, min(n, int(omp))) if omp.isdigit() and int(omp) > 0 else max(1, n)
+    if omp.isdigit() and int(omp) > 0:
+        n = min(n, int(omp))
+    return max(1, n)
 
 
 def document_chunks(theta: sp.csr_matrix, counts: sp.csr_matrix, chunk_pairs: int = CHUNK_PAIRS) -> list[tuple[int, int]]:
@@ -149,11 +151,15 @@ class ChunkedPlan:
     spans: list = field(default_factory=list)  # in the file: per chunk, per part (offset, n_rows, n_pairs)
     file: object = None  # the temporary file, already unlinked: nothing is left behind, even after a kill
     n_pairs: int = 0
-    threads: int = 1
 
     @property
     def support(self) -> int:
         return len(self.words)
+
+    @property
+    def threads(self) -> int:
+        """Threads that share its products: one per part."""
+        return max(1, len(self.parts))
 
     def _read(self, spans) -> list:
         """One chunk's parts from the file (only the reading thread uses it while iterating)."""
@@ -275,7 +281,7 @@ def build_chunked_plan(theta: sp.csr_matrix, counts: sp.csr_matrix, *, chunk_siz
             out.append((indptr.astype(itype), positions, values.astype(np.float32, copy=False)))
         return out
 
-    plan = ChunkedPlan(n_atoms, n_words, row_ptr, support_words, [], parts=parts, n_pairs=total, threads=len(parts))
+    plan = ChunkedPlan(n_atoms, n_words, row_ptr, support_words, [], parts=parts, n_pairs=total)
     f = None
     if total * 8 > memory_bytes:
         fd, path = tempfile.mkstemp(prefix="saetm-em-", suffix=".pairs", dir=tmp_dir)
